@@ -1,0 +1,84 @@
+"""When the hook retries a request, and how long it waits.
+
+The rule that matters most: a job-creating POST is re-sent only when the API cannot have created
+the job — a 429 answer, or a connection that failed before the request left. After a read timeout,
+a dropped connection or a 5xx answer the job may exist, so the POST is not repeated (a duplicate
+job costs money and, for a moderated prompt, risks a ban).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+
+from airflow_provider_midjourney.exceptions import (
+    MidjourneyBusyError,
+    MidjourneyConnectError,
+    MidjourneyServerError,
+    MidjourneyTransportError,
+)
+
+__all__ = ["NO_RETRY", "RetryPolicy"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: at most ``max_attempts`` tries and ``max_seconds`` of waiting in all.
+
+    :param busy_wait: seconds to wait after a 429 (uniform random in the range, the docs' advice).
+    :param backoff_initial: first wait after a 5xx or transport error; doubles each time with
+        full jitter, capped at ``backoff_max``.
+    """
+
+    max_attempts: int = 6
+    max_seconds: float = 300.0
+    busy_wait: tuple[float, float] = (10.0, 30.0)
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        low, high = self.busy_wait
+        if not 0 <= low <= high:
+            raise ValueError("busy_wait must be a (low, high) range with 0 <= low <= high")
+
+    def should_retry(self, exc: BaseException, *, creates_job: bool) -> bool:
+        if isinstance(exc, MidjourneyBusyError | MidjourneyConnectError):
+            return True  # the API has not created anything
+        if creates_job:
+            return False
+        return isinstance(exc, MidjourneyServerError | MidjourneyTransportError)
+
+    def wait_seconds(self, exc: BaseException | None, attempt: int) -> float:
+        if isinstance(exc, MidjourneyBusyError):
+            return random.uniform(*self.busy_wait)
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+        return random.uniform(self.backoff_initial / 2, max(ceiling, self.backoff_initial / 2))
+
+    def tenacity_kwargs(self, *, creates_job: bool, log: logging.Logger, what: str) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` applying this policy."""
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_seconds(exc, state.attempt_number)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            sleep = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s failed (%s); retry %d in %.1f s", what, exc, state.attempt_number, sleep)
+
+        return {
+            "retry": retry_if_exception(lambda exc: self.should_retry(exc, creates_job=creates_job)),
+            "wait": wait,
+            "stop": stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_seconds),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
