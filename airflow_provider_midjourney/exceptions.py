@@ -3,13 +3,26 @@
 Everything derives from :class:`MidjourneyError`, an ``AirflowException``, so a task fails with
 a readable message. HTTP answers map to one subclass per documented status code; the instance
 carries ``status_code`` and the API's ``error`` text. No exception ever carries a token.
+
+Errors that another try cannot fix (bad input, 4xx answers other than 429, a moderated prompt)
+are also ``AirflowFailException``: the task fails at once instead of burning its retries, and a
+moderated prompt is never sent again. 5xx answers, transport errors and 429 stay retryable.
 """
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+try:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+except ImportError:  # Airflow 3.0: the task runner still uses airflow.exceptions
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+    )
 
 __all__ = [
+    "AirflowFailException",
+    "AirflowSensorTimeout",
     "MidjourneyAPIError",
     "MidjourneyAuthError",
     "MidjourneyBusyError",
@@ -19,8 +32,13 @@ __all__ = [
     "MidjourneyError",
     "MidjourneyExpiredError",
     "MidjourneyInvalidRequestError",
+    "MidjourneyJobError",
+    "MidjourneyJobFailedError",
+    "MidjourneyJobModeratedError",
+    "MidjourneyJobTimeoutError",
     "MidjourneyModeratedError",
     "MidjourneyNotFoundError",
+    "MidjourneyPermanentError",
     "MidjourneyServerError",
     "MidjourneySubmitUncertainError",
     "MidjourneySubscriptionError",
@@ -34,7 +52,7 @@ class MidjourneyError(AirflowException):
     """Base class of every error raised by this provider."""
 
 
-class MidjourneyInvalidRequestError(MidjourneyError, ValueError):
+class MidjourneyInvalidRequestError(MidjourneyError, AirflowFailException, ValueError):
     """A request failed local validation; nothing was sent. The message names each bad field."""
 
 
@@ -52,35 +70,39 @@ class MidjourneyAPIError(MidjourneyError):
     hint = ""
 
 
-class MidjourneyValidationError(MidjourneyAPIError):
+class MidjourneyPermanentError(MidjourneyAPIError, AirflowFailException):
+    """An answer another try cannot change: the task fails without retrying."""
+
+
+class MidjourneyValidationError(MidjourneyPermanentError):
     """400, 412 or 413: the API rejected the request's parameters."""
 
 
-class MidjourneyAuthError(MidjourneyAPIError):
+class MidjourneyAuthError(MidjourneyPermanentError):
     """401: the API token is missing or invalid."""
 
     hint = " (check the connection's API token)"
 
 
-class MidjourneySubscriptionError(MidjourneyAPIError):
+class MidjourneySubscriptionError(MidjourneyPermanentError):
     """402: the useapi.net account has no active subscription."""
 
     hint = " (renew the useapi.net subscription)"
 
 
-class MidjourneyNotFoundError(MidjourneyAPIError):
+class MidjourneyNotFoundError(MidjourneyPermanentError):
     """404: the job, parent job or channel does not exist."""
 
 
-class MidjourneyConflictError(MidjourneyAPIError):
+class MidjourneyConflictError(MidjourneyPermanentError):
     """409: e.g. the Discord account is still configured in the v2 API."""
 
 
-class MidjourneyExpiredError(MidjourneyAPIError):
+class MidjourneyExpiredError(MidjourneyPermanentError):
     """410: the job is older than 62 days."""
 
 
-class MidjourneyModeratedError(MidjourneyAPIError):
+class MidjourneyModeratedError(MidjourneyPermanentError):
     """422: the prompt was moderated. Never resubmit it as is: repeats get accounts banned."""
 
 
@@ -88,7 +110,7 @@ class MidjourneyBusyError(MidjourneyAPIError):
     """429: the channel is at its concurrent-job limit. Safe to retry after 10-30 s."""
 
 
-class MidjourneyChannelLockedError(MidjourneyAPIError):
+class MidjourneyChannelLockedError(MidjourneyPermanentError):
     """596: the channel is locked by a moderation message or a CAPTCHA."""
 
     hint = (
@@ -122,6 +144,32 @@ class MidjourneySubmitUncertainError(MidjourneyTransportError):
         self.path = path
         self.reply_ref = reply_ref
         super().__init__(message)
+
+
+class MidjourneyJobError(MidjourneyError):
+    """A job ended without a result. Carries the API's ``error``, ``errorDetails`` and ``code``."""
+
+    def __init__(
+        self, message: str, *, job_id: str, error: str | None = None, error_details: str | None = None,
+        code: int | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.error = error
+        self.error_details = error_details
+        self.code = code
+        super().__init__(message)
+
+
+class MidjourneyJobFailedError(MidjourneyJobError):
+    """The job's status became ``failed`` (including a job cancelled by user)."""
+
+
+class MidjourneyJobModeratedError(MidjourneyJobError, AirflowFailException):
+    """The job was moderated. Not retried: resubmitting a moderated prompt risks an account ban."""
+
+
+class MidjourneyJobTimeoutError(MidjourneyJobError):
+    """The job did not finish before the task's timeout; it was cancelled."""
 
 
 _BY_STATUS: dict[int, type[MidjourneyAPIError]] = {

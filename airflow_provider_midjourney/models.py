@@ -324,6 +324,50 @@ class Job(_Open):
         return dict(self.response.children) if self.response else {}
 
 
+    def to_xcom(self) -> dict[str, Any]:
+        """The task's result: small JSON values only, never the raw Discord message."""
+        result: dict[str, Any] = {
+            "job_id": self.jobid,
+            "status": str(self.status),
+            "verb": str(self.verb),
+            "prompt": self.request.prompt,
+            "image_urls": self.image_urls,
+            "video_urls": self.video_urls,
+            "grid_url": self.grid_url,
+            "buttons": self.buttons,
+            "children": self.children,
+        }
+        if self.verb == Verb.SEED:
+            result["seed"] = self.seed
+        elif self.verb == Verb.DESCRIBE:
+            result["prompts"] = self.prompts
+        elif str(self.verb) in SETTINGS_COMMANDS:
+            result["settings"] = self.settings
+        return result
+
+    def to_event(self) -> dict[str, Any]:
+        """The trigger event for a terminal job (``completed``, ``failed`` or ``moderated``)."""
+        if self.status == JobStatus.COMPLETED:
+            return {"status": "completed", "job_id": self.jobid, "result": self.to_xcom()}
+        return {
+            "status": str(self.status),
+            "job_id": self.jobid,
+            "error": self.error,
+            "error_details": self.errorDetails,
+            "code": self.code,
+            "message": self.outcome_message,
+        }
+
+    @property
+    def outcome_message(self) -> str:
+        """Why a job failed or was moderated, in one line (Midjourney's own words where given)."""
+        details = [d for d in (self.error, self.errorDetails) if d]
+        if self.response:
+            details += [e.description or e.title or "" for e in self.response.embeds if e.description or e.title]
+        text = "; ".join(dict.fromkeys(details)) or "no details given"
+        return f"Midjourney job {self.jobid} {self.status}: {text}"
+
+
 def _urls(items: list[MediaUx]) -> list[str]:
     return [item.url for item in sorted(items, key=lambda item: item.id)]
 

@@ -1,0 +1,517 @@
+"""The hook over real loopback HTTP against the emulator: every endpoint, every error code, retries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airflow_provider_midjourney.exceptions import (
+    MidjourneyAuthError,
+    MidjourneyBusyError,
+    MidjourneyChannelLockedError,
+    MidjourneyConflictError,
+    MidjourneyConnectError,
+    MidjourneyError,
+    MidjourneyExpiredError,
+    MidjourneyInvalidRequestError,
+    MidjourneyNotFoundError,
+    MidjourneyServerError,
+    MidjourneySubmitUncertainError,
+    MidjourneySubscriptionError,
+    MidjourneyTransportError,
+    MidjourneyValidationError,
+)
+from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook, base_url_from_host
+from airflow_provider_midjourney.models import Job, JobStatus
+from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
+from tests.conftest import FAST_RETRY, TOKEN, connection_json
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def wait_done(hook: MidjourneyHook, job: Job, seconds: float = 5.0) -> Job:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = hook.get_job(job.jobid)
+        if job.is_terminal:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"{job.jobid} still {job.status} after {seconds}s")
+
+
+def posts(emulator, endpoint: str):
+    return emulator.requests_to("POST", f"/v3/midjourney/jobs/{endpoint}")
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def test_imagine_then_poll_to_completion(hook, emulator) -> None:
+    job = hook.imagine("a cat in a hat --ar 16:9", reply_ref="ref-1")
+    assert job.status == JobStatus.CREATED and job.verb == "imagine" and job.jobType == "image"
+    [sent] = posts(emulator, "imagine")
+    assert sent.json == {"prompt": "a cat in a hat --ar 16:9", "replyRef": "ref-1", "stream": False}
+    assert sent.authorized and sent.status == 201
+    seen = {job.status}
+    deadline = time.monotonic() + 5
+    while not job.is_terminal and time.monotonic() < deadline:
+        job = hook.get_job(job.jobid)
+        seen.add(job.status)
+        time.sleep(0.01)
+    assert job.status == "completed" and {"progress", "completed"} <= seen
+    assert len(job.image_urls) == 4 and len(set(job.image_urls)) == 4
+    assert all(url.startswith(emulator.cdn_base_url) for url in job.image_urls)
+    assert job.grid_url and job.buttons[:4] == ["U1", "U2", "U3", "U4"]
+    assert job.request.replyRef == "ref-1"
+
+
+def test_button_upscale_runs_once(hook, emulator) -> None:
+    parent = wait_done(hook, hook.imagine("a red fox"))
+    child = hook.button(parent.jobid, "U1")
+    again = hook.button(parent.jobid, "U1")
+    assert again.jobid == child.jobid
+    assert [r.status for r in posts(emulator, "button")] == [201, 200]
+    assert len(emulator.created_jobs("button")) == 1
+    child = wait_done(hook, child)
+    assert child.status == "completed" and child.grid_url
+    assert hook.get_job(parent.jobid).children  # the parent tracks its child
+
+
+def test_button_rejected_by_the_api_for_an_unavailable_button(hook) -> None:
+    parent = wait_done(hook, hook.imagine("a red fox"))
+    upscaled = wait_done(hook, hook.button(parent.jobid, "U2"))
+    with pytest.raises(MidjourneyValidationError) as info:
+        hook.button(upscaled.jobid, "V1")  # an upscaled image has no V1
+    assert info.value.status_code == 400
+
+
+def test_button_on_unknown_or_expired_parent(hook, emulator) -> None:
+    with pytest.raises(MidjourneyNotFoundError, match="Parent job not found"):
+        hook.button("j1111111111111111111i-u1-c1000000000000000001-bot:midjourney", "U1")
+    parent = wait_done(hook, hook.imagine("old"))
+    emulator.expire_job(parent.jobid)
+    with pytest.raises(MidjourneyExpiredError):
+        hook.button(parent.jobid, "U1")
+    with pytest.raises(MidjourneyExpiredError) as info:
+        hook.get_job(parent.jobid)
+    assert info.value.status_code == 410
+
+
+def test_blend_mixes_urls_and_uploads(hook, emulator, tmp_path: Path) -> None:
+    local = tmp_path / "b.png"
+    local.write_bytes(PNG_SIGNATURE + b"x" * 100)
+    job = hook.blend(["https://example.com/1.jpg", local, b"raw-bytes"], dimensions="Portrait")
+    [sent] = posts(emulator, "blend")
+    assert sent.form_fields["imageUrl_1"] == "https://example.com/1.jpg"
+    assert sent.form_fields["imageBlob_2"] == 108 and sent.form_fields["imageBlob_3"] == 9
+    assert sent.form_fields["stream"] == "false" and sent.form_fields["blendDimensions"] == "Portrait"
+    assert job.request.blendDimensions == "Portrait"
+    done = wait_done(hook, job)
+    assert done.status == "completed" and len(done.image_urls) == 4
+
+
+def test_describe_url_and_upload(hook, emulator) -> None:
+    by_url = wait_done(hook, hook.describe("https://example.com/bike.jpg"))
+    assert len(by_url.prompts) == 4 and by_url.jobType is None
+    by_blob = hook.describe(PNG_SIGNATURE + b"pixels")
+    assert by_blob.request.describeUrl == "blob"
+    assert posts(emulator, "describe")[1].form_fields["imageBlob"] == 14
+
+
+def test_seed(hook) -> None:
+    parent = wait_done(hook, hook.imagine("a lighthouse"))
+    seed = wait_done(hook, hook.seed(parent.jobid))
+    assert isinstance(seed.seed, int) and seed.seed > 0
+    assert hook.seed(parent.jobid).jobid == seed.jobid  # execute-once
+
+
+def test_seed_of_an_unfinished_parent_is_refused(hook, emulator) -> None:
+    emulator.never_finish = True
+    parent = hook.imagine("slow")
+    with pytest.raises(MidjourneyValidationError, match="must be \"completed\""):
+        hook.seed(parent.jobid)
+
+
+@pytest.mark.parametrize(
+    ("command", "keys"),
+    [
+        ("settings", {"version", "stylize", "raw", "personalization", "public", "remix", "variability", "turbo", "fast", "relax", "suffix"}),
+        ("info", {"fast", "relax", "turbo"}),
+        ("fast", {"fast", "relax", "turbo"}),
+        ("relax", {"fast", "relax", "turbo"}),
+        ("turbo", {"fast", "relax", "turbo"}),
+        ("remix", {"remix"}),
+        ("variability", {"variability"}),
+    ],
+)
+def test_settings_family(hook, emulator, command: str, keys: set[str]) -> None:
+    job = wait_done(hook, getattr(hook, command)())
+    assert job.verb == command and set(job.settings) == keys
+    assert posts(emulator, command)[0].json == {"stream": False}
+
+
+def test_speed_mode_state_is_kept(hook) -> None:
+    wait_done(hook, hook.turbo())
+    assert wait_done(hook, hook.info()).settings == {"fast": False, "relax": False, "turbo": True}
+    wait_done(hook, hook.relax())
+    assert wait_done(hook, hook.info()).settings["relax"] is True
+
+
+def test_default_channel_comes_from_the_connection(emulator, midjourney_conn, monkeypatch) -> None:
+    channel = next(iter(emulator_accounts(emulator)))
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_CHANNEL", connection_json(emulator.base_url, channel=channel, timeout=5))
+    with MidjourneyHook("mj_channel", retry=FAST_RETRY) as hook:
+        assert hook.connection_settings.timeout == 5.0
+        parent = wait_done(hook, hook.imagine("p"))
+        hook.button(parent.jobid, "U1")
+    assert posts(emulator, "imagine")[0].json["channel"] == channel
+    assert "channel" not in posts(emulator, "button")[0].json  # button jobs run in the parent's channel
+
+
+def emulator_accounts(emulator) -> dict:
+    with MidjourneyHook("midjourney_default", retry=FAST_RETRY) as hook:
+        return hook.list_accounts()
+
+
+def test_list_and_cancel_running_jobs(hook, emulator) -> None:
+    emulator.never_finish = True
+    job = hook.imagine("forever")
+    running = hook.list_jobs()
+    assert running.total == 1 and running.job_ids == [job.jobid]
+    hook.cancel_job(job.jobid)
+    cancelled = hook.get_job(job.jobid)
+    assert cancelled.status == "failed" and cancelled.error == "Job cancelled by user"
+    assert hook.list_jobs().total == 0
+    assert emulator.requests_to("DELETE", "/v3/midjourney/jobs/")[0].status == 204
+    with pytest.raises(MidjourneyNotFoundError):
+        hook.cancel_job("j1111111111111111111i-u1-c1000000000000000001-bot:midjourney")
+
+
+def test_job_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
+    for bad in ["", "../accounts", "j1-u1-c1-bot:midjourney/../../x", "not a job"]:
+        with pytest.raises(MidjourneyInvalidRequestError, match="jobid"):
+            hook.get_job(bad)
+    assert emulator.requests == []
+
+
+def test_bad_input_never_reaches_the_api(hook, emulator) -> None:
+    with pytest.raises(MidjourneyInvalidRequestError, match="prompt"):
+        hook.imagine("x" * 5001)
+    with pytest.raises(MidjourneyInvalidRequestError, match="mask"):
+        hook.button("j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney", "Vary (Region)")
+    with pytest.raises(MidjourneyInvalidRequestError, match="2 to 5"):
+        hook.blend(["https://e.x/1.png"])
+    assert emulator.requests == []
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+def test_accounts_lifecycle(hook, emulator) -> None:
+    discord = "discord-secret-ABCDEFGHIJ"
+    created = hook.create_or_update_account(discord, max_jobs=5, max_image_jobs=4, max_video_jobs=2)
+    assert created.channel and created.maxJobs == 5 and created.discord and discord not in created.discord
+    updated = hook.create_or_update_account(discord, max_jobs=3)
+    assert updated.channel == created.channel and updated.maxJobs == 3
+    assert [r.status for r in emulator.requests_to("POST", "/v3/midjourney/accounts")] == [201, 200]
+    assert all(discord not in repr(r) for r in emulator.requests)
+    assert hook.get_account(created.channel).maxJobs == 3
+    assert created.channel in hook.list_accounts()
+    hook.reset_account(created.channel)
+    hook.delete_account(created.channel)
+    with pytest.raises(MidjourneyNotFoundError):
+        hook.get_account(created.channel)
+    for channel in list(hook.list_accounts()):
+        hook.delete_account(channel)
+    assert hook.list_accounts() == {}  # 404 "no channels configured" reads as empty
+
+
+def test_account_conflict_with_v2(hook) -> None:
+    with pytest.raises(MidjourneyConflictError, match="v2") as info:
+        hook.create_or_update_account("v2-legacy-token")
+    assert info.value.status_code == 409
+
+
+def test_account_limits_are_validated_locally(hook, emulator) -> None:
+    with pytest.raises(MidjourneyInvalidRequestError, match="maxImageJobs"):
+        hook.create_or_update_account("t", max_jobs=2, max_image_jobs=3)
+    assert emulator.requests == []
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_wrong_token_is_401_without_the_token_anywhere(emulator, monkeypatch, caplog) -> None:
+    wrong = "wrong-token-SHOULD-NOT-APPEAR"
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_WRONG", connection_json(emulator.base_url, token=wrong))
+    caplog.set_level(logging.DEBUG)
+    with MidjourneyHook("mj_wrong", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyAuthError) as info:
+        hook.imagine("p")
+    assert info.value.status_code == 401 and info.value.error == "Unauthorized"
+    assert wrong not in str(info.value) and wrong not in repr(info.value) and wrong not in caplog.text
+    assert len(emulator.requests) == 1  # 401 is not retried
+    ok, message = MidjourneyHook("mj_wrong").test_connection()
+    assert not ok and "401" in message and wrong not in message
+
+
+def test_subscription_expired_is_402(hook, emulator) -> None:
+    emulator.subscription_expired = True
+    with pytest.raises(MidjourneySubscriptionError) as info:
+        hook.get_job("j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney")
+    assert info.value.status_code == 402
+    ok, message = hook.test_connection()
+    assert not ok and "402" in message
+
+
+def test_test_connection_ok(hook) -> None:
+    ok, message = hook.test_connection()
+    assert ok and "channel" in message
+
+
+def test_unknown_job_is_404(hook) -> None:
+    with pytest.raises(MidjourneyNotFoundError, match="Job not found"):
+        hook.get_job("j1111111111111111111i-u1-c1000000000000000001-bot:midjourney")
+
+
+def test_channel_locked_596_names_the_fix_and_is_not_retried(hook, emulator) -> None:
+    for channel in emulator_accounts(emulator):
+        emulator.lock_channel(channel)
+    with pytest.raises(MidjourneyChannelLockedError) as info:
+        hook.imagine("p")
+    assert info.value.status_code == 596
+    assert "CAPTCHA" in str(info.value) and "reset" in str(info.value)
+    assert len(posts(emulator, "imagine")) == 1
+    channel = next(iter(hook.list_accounts()))
+    assert hook.get_account(channel).error
+    hook.reset_account(channel)
+    assert hook.imagine("p").status == "created"
+
+
+def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> None:
+    emulator.timings = emulator.timings.__class__(start_after=0.01, progress_after=0.02, complete_after=0.2)
+    policy = RetryPolicy(max_attempts=30, busy_wait=(0.03, 0.05))
+    with MidjourneyHook(midjourney_conn, retry=policy) as hook:
+        for _ in range(3):
+            hook.imagine("fill the channel")
+        job = hook.imagine("waits for a slot")  # 429 until one of the three completes
+    statuses = [r.status for r in posts(emulator, "imagine")]
+    assert statuses[:3] == [201, 201, 201] and statuses[-1] == 201 and 429 in statuses[3:]
+    assert len(emulator.created_jobs("imagine")) == 4 and job.jobid
+
+
+def test_429_gives_up_after_the_policy_bound(emulator, midjourney_conn) -> None:
+    emulator.never_finish = True
+    policy = RetryPolicy(max_attempts=3, busy_wait=(0.01, 0.01))
+    with MidjourneyHook(midjourney_conn, retry=policy) as hook:
+        for _ in range(3):
+            hook.imagine("fill")
+        with pytest.raises(MidjourneyBusyError, match="busy executing 3 image jobs"):
+            hook.imagine("one too many")
+    assert [r.status for r in posts(emulator, "imagine")] == [201, 201, 201, 429, 429, 429]
+
+
+def test_get_retries_5xx_bursts(hook, emulator) -> None:
+    job = hook.imagine("p")
+    emulator.fail_next(3, status=502, path_prefix="/v3/midjourney/jobs/j")
+    assert hook.get_job(job.jobid).jobid == job.jobid
+    assert [r.status for r in emulator.requests_to("GET", "/v3/midjourney/jobs/j")] == [502, 502, 502, 200]
+
+
+def test_get_gives_up_after_max_attempts(hook, emulator) -> None:
+    job = hook.imagine("p")
+    emulator.fail_next(10, status=500, path_prefix="/v3/midjourney/jobs/j")
+    with pytest.raises(MidjourneyServerError) as info:
+        hook.get_job(job.jobid)
+    assert info.value.status_code == 500
+    assert len(emulator.requests_to("GET", "/v3/midjourney/jobs/j")) == FAST_RETRY.max_attempts
+
+
+def test_post_is_not_retried_after_a_5xx(hook, emulator) -> None:
+    emulator.fail_next(1, status=503, path_prefix="/v3/midjourney/jobs/imagine")
+    with pytest.raises(MidjourneyServerError):
+        hook.imagine("p")
+    assert len(posts(emulator, "imagine")) == 1
+
+
+def test_post_429_then_success(hook, emulator) -> None:
+    emulator.fail_next(2, status=429, path_prefix="/v3/midjourney/jobs/imagine")
+    assert hook.imagine("p").status == "created"
+    assert [r.status for r in posts(emulator, "imagine")] == [429, 429, 201]
+    assert len(emulator.created_jobs()) == 1
+
+
+@pytest.mark.parametrize("after_handling", [False, True])
+def test_post_is_not_resent_after_a_dropped_answer(hook, emulator, after_handling: bool) -> None:
+    emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/imagine", after_handling=after_handling)
+    with pytest.raises(MidjourneySubmitUncertainError) as info:
+        hook.imagine("p", reply_ref="task-key-1")
+    assert info.value.reply_ref == "task-key-1" and "not sent again" in str(info.value)
+    assert len(posts(emulator, "imagine")) == 1
+    assert len(emulator.created_jobs()) == (1 if after_handling else 0)
+
+
+def test_post_is_not_resent_after_a_read_timeout(emulator, midjourney_conn) -> None:
+    emulator.latency = 1.0
+    with MidjourneyHook(midjourney_conn, retry=FAST_RETRY, timeout=0.3) as hook:
+        with pytest.raises(MidjourneySubmitUncertainError, match="ReadTimeout"):
+            hook.imagine("slow answer")
+        time.sleep(1.0)
+    assert len(posts(emulator, "imagine")) == 1
+    assert len(emulator.created_jobs()) == 1  # the job exists: a resend would have duplicated it
+
+
+def test_get_is_retried_after_a_dropped_connection(hook, emulator) -> None:
+    job = hook.imagine("p")
+    emulator.drop_next(2, path_prefix="/v3/midjourney/jobs/j")
+    assert hook.get_job(job.jobid).jobid == job.jobid
+    assert len(emulator.requests_to("GET", "/v3/midjourney/jobs/j")) >= 3
+
+
+def test_refused_connection_is_retried_then_reported(monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_DOWN", connection_json(f"http://127.0.0.1:{port}"))
+    calls = []
+    original = httpx.Client.send
+
+    def counting_send(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", counting_send)
+    with MidjourneyHook("mj_down", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyConnectError, match="not sent"):
+        hook.imagine("p")  # even a POST: nothing reached a server
+    assert len(calls) == FAST_RETRY.max_attempts
+
+
+def test_no_retry_policy(emulator, midjourney_conn) -> None:
+    job = MidjourneyHook(midjourney_conn).imagine("p")
+    emulator.fail_next(1, status=500, path_prefix="/v3/midjourney/jobs/j")
+    with MidjourneyHook(midjourney_conn, retry=NO_RETRY) as hook, pytest.raises(MidjourneyServerError):
+        hook.get_job(job.jobid)
+
+
+def test_one_client_per_hook(hook) -> None:
+    client = hook.get_conn()
+    hook.list_accounts()
+    hook.list_jobs()
+    assert hook.get_conn() is client
+    hook.close()
+    assert client.is_closed and hook.get_conn() is not client
+
+
+# -- async --------------------------------------------------------------------------------------
+
+
+async def test_async_job_methods_share_one_client(emulator, midjourney_conn, monkeypatch) -> None:
+    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("async cat")
+    hook = MidjourneyHook(midjourney_conn, retry=FAST_RETRY)
+    if hasattr(MidjourneyHook, "aget_connection"):
+        # Airflow >= 3.1: the coroutine path must never use the blocking connection lookup.
+        monkeypatch.setattr(MidjourneyHook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup")))
+    async with hook:
+        fetched = await hook.aget_job(job.jobid)
+        client = hook._aclient
+        assert fetched.jobid == job.jobid
+        assert (await hook.alist_jobs()).total <= 1
+        assert hook._aclient is client
+    assert client is not None and client.is_closed
+
+
+async def test_async_cancel_and_retry(emulator, midjourney_conn) -> None:
+    emulator.never_finish = True
+    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("to cancel")
+    emulator.fail_next(2, status=500, path_prefix="/v3/midjourney/jobs/j", method="DELETE")
+    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+        await hook.acancel_job(job.jobid)
+        assert (await hook.aget_job(job.jobid)).status == "failed"
+    assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [500, 500, 204]
+
+
+async def test_async_get_drop_is_retried(emulator, midjourney_conn) -> None:
+    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/j")
+    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+        assert (await hook.aget_job(job.jobid)).jobid == job.jobid
+
+
+async def test_async_transport_error_after_bound(emulator, midjourney_conn) -> None:
+    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    emulator.drop_next(10, path_prefix="/v3/midjourney/jobs/j")
+    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+        with pytest.raises(MidjourneyTransportError):
+            await hook.aget_job(job.jobid)
+
+
+# -- CDN ----------------------------------------------------------------------------------------
+
+
+def test_cdn_direct_sends_browser_headers_and_no_token(hook, emulator) -> None:
+    job = wait_done(hook, hook.imagine("p"))
+    images = [hook.fetch_cdn_asset(url) for url in job.image_urls]
+    assert all(image.startswith(PNG_SIGNATURE) for image in images) and len(set(images)) == 4
+    cdn_requests = [r for r in emulator.requests if r.path.startswith("/cdn")]
+    assert len(cdn_requests) == 4 and all(not r.authorized and "Mozilla/" in (r.user_agent or "") for r in cdn_requests)
+    assert hook.fetch_cdn_asset(job.grid_url).startswith(PNG_SIGNATURE)
+
+
+def test_cdn_without_browser_headers_is_refused(hook) -> None:
+    job = wait_done(hook, hook.imagine("p"))
+    assert httpx.get(job.image_urls[0]).status_code == 403
+
+
+def test_cdn_through_the_proxy(hook, emulator) -> None:
+    job = wait_done(hook, hook.imagine("p"))
+    assert hook.fetch_cdn_asset(job.image_urls[1], use_proxy=True).startswith(PNG_SIGNATURE)
+    [proxied] = emulator.requests_to("GET", "/v1/proxy/cdn-midjourney")
+    assert proxied.authorized and proxied.query["cdnUrl"] == job.image_urls[1]
+
+
+def test_cdn_403_raises(hook, emulator) -> None:
+    job = wait_done(hook, hook.imagine("p"))
+    emulator.cdn_forbid_next(1)
+    with pytest.raises(MidjourneyError, match="403"):
+        hook.fetch_cdn_asset(job.image_urls[0])
+    assert hook.fetch_cdn_asset(job.image_urls[0]).startswith(PNG_SIGNATURE)
+
+
+# -- connection ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        (None, None, "https://api.useapi.net"),
+        ("", None, "https://api.useapi.net"),
+        ("api.useapi.net", None, "https://api.useapi.net"),
+        ("http://127.0.0.1:8765", None, "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765/", None, "http://127.0.0.1:8765"),
+        ("127.0.0.1", 8765, "https://127.0.0.1:8765"),
+        ("http://localhost", 9000, "http://localhost:9000"),
+    ],
+)
+def test_base_url_from_host(host, port, expected) -> None:
+    assert base_url_from_host(host, port) == expected
+
+
+def test_bad_host_and_missing_token(monkeypatch) -> None:
+    with pytest.raises(MidjourneyError, match="not an http"):
+        base_url_from_host("ftp://x")
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_NOTOKEN", connection_json("http://127.0.0.1:1", token=""))
+    with pytest.raises(MidjourneyError, match="no API token"):
+        MidjourneyHook("mj_notoken").get_conn()
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_BADTIMEOUT", connection_json("http://127.0.0.1:1", timeout="soon"))
+    with pytest.raises(MidjourneyError, match="timeout"):
+        MidjourneyHook("mj_badtimeout").get_conn()
+
+
+def test_token_stays_out_of_reprs(hook) -> None:
+    assert TOKEN not in repr(hook.connection_settings)
+    assert TOKEN not in repr(hook._auth(hook.connection_settings))
