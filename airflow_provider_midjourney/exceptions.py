@@ -12,17 +12,24 @@ moderated prompt is never sent again. 5xx answers, transport errors and 429 stay
 from __future__ import annotations
 
 try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 except ImportError:  # Airflow 3.0: the task runner still uses airflow.exceptions
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowFailException,
         AirflowSensorTimeout,
+        AirflowSkipException,
     )
 
 __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "MidjourneyAPIError",
     "MidjourneyAuthError",
     "MidjourneyBusyError",

@@ -1,0 +1,3 @@
+from airflow_provider_midjourney.sensors.midjourney import MidjourneyJobSensor
+
+__all__ = ["MidjourneyJobSensor"]

@@ -1,0 +1,102 @@
+"""Wait for a job submitted elsewhere (another task, another system) to finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_midjourney.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    MidjourneyJobError,
+    MidjourneyJobTimeoutError,
+)
+from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.links import MidjourneyImageLink
+from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class MidjourneyJobSensor(BaseSensorOperator):
+    """Succeed with the job's result once it completes; fail if it fails or is moderated.
+
+    Deferrable by default (the same trigger as the operators). ``soft_fail=True`` turns a failed
+    or moderated job, and a timeout, into a skip.
+
+    :param job_id: the v3 job id (templated; e.g. ``imagine.output["job_id"]``).
+    :param poll_interval: seconds between polls (also the poke interval when not deferrable).
+    """
+
+    template_fields: Sequence[str] = ("job_id",)
+    operator_extra_links = (MidjourneyImageLink(),)
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        max_consecutive_errors: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.midjourney_conn_id = midjourney_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_consecutive_errors = max_consecutive_errors
+
+    @cached_property
+    def hook(self) -> MidjourneyHook:
+        return MidjourneyHook(self.midjourney_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        if (done := self.poke(context)) and isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        self.defer(
+            trigger=MidjourneyJobTrigger(
+                job_id=self.job_id,
+                midjourney_conn_id=self.midjourney_conn_id,
+                poll_interval=self.poll_interval,
+                deadline=time.time() + self.timeout,
+                max_consecutive_errors=self.max_consecutive_errors,
+                cancel_on_kill=False,  # the sensor watches a job it does not own
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout) + timedelta(minutes=2),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        job = self.hook.get_job(self.job_id)
+        self.log.info("Job %s: %s%s", job.jobid, job.status, f" {job.progress_percent}%" if job.progress_percent else "")
+        if not job.is_terminal:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._result(job.to_event()))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._result(event)
+
+    def _result(self, event: Any) -> dict[str, Any]:
+        try:
+            return result_from_event(event)
+        except MidjourneyJobError as exc:
+            # Handled here, not only by BaseSensorOperator, because the first poke and the
+            # deferred resume run outside its poke loop.
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"Skipped (soft_fail): {exc}") from exc
+            if isinstance(exc, MidjourneyJobTimeoutError):
+                raise AirflowSensorTimeout(str(exc)) from exc
+            # The watched job is over: trying again cannot change it.
+            raise AirflowFailException(str(exc)) from exc

@@ -1,0 +1,3 @@
+from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+
+__all__ = ["MidjourneyJobTrigger"]

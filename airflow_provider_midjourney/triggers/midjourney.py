@@ -1,0 +1,167 @@
+"""Waiting for a job without holding a worker: the trigger polls ``GET /jobs/<jobid>`` in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_midjourney.exceptions import (
+    MidjourneyAPIError,
+    MidjourneyBusyError,
+    MidjourneyError,
+    MidjourneyJobFailedError,
+    MidjourneyJobModeratedError,
+    MidjourneyJobTimeoutError,
+    MidjourneyServerError,
+    MidjourneyTransportError,
+)
+from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.models import Job, JobStatus
+from airflow_provider_midjourney.retry import NO_RETRY
+
+TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
+
+
+class MidjourneyJobTrigger(BaseTrigger):
+    """Poll one job until it is completed, failed or moderated, then yield exactly one event.
+
+    Polling is read-only, so two copies of the trigger running at once (a triggerer hand-over)
+    do no harm. The deadline is an absolute wall-clock time, so it survives serialisation and a
+    move to another triggerer.
+
+    :param job_id: the v3 job id.
+    :param midjourney_conn_id: the connection; the token is looked up in the triggerer, never
+        serialised with the trigger.
+    :param poll_interval: seconds between polls.
+    :param deadline: epoch seconds after which the trigger yields ``timeout``.
+    :param max_consecutive_errors: transient errors (5xx, dropped connections) tolerated in a row
+        before the trigger gives up with ``error``.
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow >= 3.3).
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        max_consecutive_errors: int = 5,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.midjourney_conn_id = midjourney_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else time.time() + 30 * 60
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.cancel_on_kill = bool(cancel_on_kill)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "midjourney_conn_id": self.midjourney_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> MidjourneyHook:
+        # One request per poll: this loop counts and paces transient errors itself.
+        return MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async with self._hook() as hook:
+            yield TriggerEvent(await self.wait(hook))
+
+    async def wait(self, hook: MidjourneyHook) -> dict[str, Any]:
+        """The polling loop; returns the one event payload."""
+        errors = 0
+        last: Job | None = None
+        last_progress: tuple[str, int | None] | None = None
+        while True:
+            try:
+                job = await hook.aget_job(self.job_id)
+            except TRANSIENT_ERRORS as exc:
+                errors += 1
+                self.log.warning("Polling %s failed (%d/%d): %s", self.job_id, errors, self.max_consecutive_errors, exc)
+                if errors >= self.max_consecutive_errors:
+                    return _error(self.job_id, f"{errors} consecutive errors while polling; last: {exc}")
+            except MidjourneyAPIError as exc:  # 401, 402, 404, 410...: polling again cannot help
+                return _error(self.job_id, str(exc))
+            else:
+                errors = 0
+                last = job
+                progress = (str(job.status), job.progress_percent)
+                if progress != last_progress:
+                    last_progress = progress
+                    self._log_progress(job)
+                if job.is_terminal:
+                    return job.to_event()
+            remaining = self.deadline - time.time()
+            if remaining <= 0:
+                return {
+                    "status": "timeout",
+                    "job_id": self.job_id,
+                    "last_status": str(last.status) if last else None,
+                    "progress_percent": last.progress_percent if last else None,
+                    "message": f"Job {self.job_id} did not finish before its deadline",
+                }
+            await asyncio.sleep(min(self.poll_interval, remaining))
+
+    def _log_progress(self, job: Job) -> None:
+        if job.status == JobStatus.PROGRESS and job.progress_percent is not None:
+            self.log.info("Job %s: progress %d%%", job.jobid, job.progress_percent)
+        else:
+            self.log.info("Job %s: %s", job.jobid, job.status)
+
+    async def on_kill(self) -> None:
+        """Airflow >= 3.3 calls this only when a user kills the deferred task (not on restarts)."""
+        if not self.cancel_on_kill:
+            return
+        async with self._hook() as hook:
+            job = await hook.aget_job(self.job_id)
+            if not job.is_terminal:
+                await hook.acancel_job(self.job_id)
+                self.log.info("Cancelled Midjourney job %s because the task was killed", self.job_id)
+
+
+def _error(job_id: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "job_id": job_id, "message": message}
+
+
+def result_from_event(event: Any) -> dict[str, Any]:
+    """Check a trigger event and turn it into the task's result, or the matching exception."""
+    if not isinstance(event, dict) or not isinstance(event.get("status"), str):
+        raise MidjourneyError(f"Unexpected trigger event: {event!r}")
+    status, job_id = event["status"], str(event.get("job_id", "?"))
+    details: dict[str, Any] = {
+        "job_id": job_id,
+        "error": event.get("error"),
+        "error_details": event.get("error_details"),
+        "code": event.get("code"),
+    }
+    message = str(event.get("message") or f"Midjourney job {job_id} {status}")
+    if status == "completed":
+        result = event.get("result")
+        if not isinstance(result, dict) or result.get("job_id") != job_id:
+            raise MidjourneyError(f"Completed event for {job_id} carries no valid result: {event!r}")
+        return result
+    if status == "moderated":
+        raise MidjourneyJobModeratedError(
+            message + ". The prompt is not resubmitted: repeated moderated prompts get accounts banned.", **details
+        )
+    if status == "failed":
+        raise MidjourneyJobFailedError(message, **details)
+    if status == "timeout":
+        raise MidjourneyJobTimeoutError(message, **details)
+    if status == "error":
+        raise MidjourneyError(message)
+    raise MidjourneyError(f"Unknown trigger event status {status!r} for job {job_id}")
