@@ -157,7 +157,12 @@ class MidjourneyJobError(MidjourneyError):
     """A job ended without a result. Carries the API's ``error``, ``errorDetails`` and ``code``."""
 
     def __init__(
-        self, message: str, *, job_id: str, error: str | None = None, error_details: str | None = None,
+        self,
+        message: str,
+        *,
+        job_id: str,
+        error: str | None = None,
+        error_details: str | None = None,
         code: int | None = None,
     ) -> None:
         self.job_id = job_id

@@ -323,7 +323,6 @@ class Job(_Open):
     def children(self) -> dict[str, Any]:
         return dict(self.response.children) if self.response else {}
 
-
     def to_xcom(self) -> dict[str, Any]:
         """The task's result: small JSON values only, never the raw Discord message."""
         result: dict[str, Any] = {
@@ -683,7 +682,9 @@ def _check_url(value: str | None) -> str | None:
 def _multipart(fields: dict[str, Any], blobs: dict[str, ImageBlob]) -> HttpBody:
     if not blobs:
         return HttpBody(json_body=fields)
-    data = {key: ("true" if value is True else "false" if value is False else str(value)) for key, value in fields.items()}
+    data = {
+        key: ("true" if value is True else "false" if value is False else str(value)) for key, value in fields.items()
+    }
     files = [(key, (blob.filename, blob.content, blob.content_type)) for key, blob in blobs.items()]
     return HttpBody(data=data, files=files)
 

@@ -27,7 +27,9 @@ with DAG(
     tags=["midjourney", "example"],
 ) as dag:
     info = MidjourneySettingsOperator(task_id="info", command="info", poll_interval=POLL_INTERVAL, pool=POOL)
-    settings = MidjourneySettingsOperator(task_id="settings", command="settings", poll_interval=POLL_INTERVAL, pool=POOL)
+    settings = MidjourneySettingsOperator(
+        task_id="settings", command="settings", poll_interval=POLL_INTERVAL, pool=POOL
+    )
     batch = MidjourneyImagineOperator.partial(task_id="batch", pool=POOL, poll_interval=POLL_INTERVAL).expand(
         prompt=[
             "a red fox in fresh snow, watercolor",

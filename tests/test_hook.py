@@ -132,14 +132,29 @@ def test_seed(hook) -> None:
 def test_seed_of_an_unfinished_parent_is_refused(hook, emulator) -> None:
     emulator.never_finish = True
     parent = hook.imagine("slow")
-    with pytest.raises(MidjourneyValidationError, match="must be \"completed\""):
+    with pytest.raises(MidjourneyValidationError, match='must be "completed"'):
         hook.seed(parent.jobid)
 
 
 @pytest.mark.parametrize(
     ("command", "keys"),
     [
-        ("settings", {"version", "stylize", "raw", "personalization", "public", "remix", "variability", "turbo", "fast", "relax", "suffix"}),
+        (
+            "settings",
+            {
+                "version",
+                "stylize",
+                "raw",
+                "personalization",
+                "public",
+                "remix",
+                "variability",
+                "turbo",
+                "fast",
+                "relax",
+                "suffix",
+            },
+        ),
         ("info", {"fast", "relax", "turbo"}),
         ("fast", {"fast", "relax", "turbo"}),
         ("relax", {"fast", "relax", "turbo"}),
@@ -415,7 +430,9 @@ async def test_async_job_methods_share_one_client(emulator, midjourney_conn, mon
     hook = MidjourneyHook(midjourney_conn, retry=FAST_RETRY)
     if hasattr(MidjourneyHook, "aget_connection"):
         # Airflow >= 3.1: the coroutine path must never use the blocking connection lookup.
-        monkeypatch.setattr(MidjourneyHook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup")))
+        monkeypatch.setattr(
+            MidjourneyHook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup"))
+        )
     async with hook:
         fetched = await hook.aget_job(job.jobid)
         client = hook._aclient

@@ -80,7 +80,9 @@ def test_running_jobs_and_accounts_samples() -> None:
 def test_imagine_sample_derived_values() -> None:
     job = completed("post-midjourney-jobs-imagine")
     assert job.is_terminal and job.jobType == "image"
-    assert job.image_urls == [f"https://cdn.midjourney.com/xxxxxxxx-xxxx-xxxx-xxxx-bbd798ffcb5d/0_{i}.jpeg" for i in range(4)]
+    assert job.image_urls == [
+        f"https://cdn.midjourney.com/xxxxxxxx-xxxx-xxxx-xxxx-bbd798ffcb5d/0_{i}.jpeg" for i in range(4)
+    ]
     assert job.grid_url and job.grid_url.endswith("bbd798ffcb5d.png")
     assert job.buttons == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
     assert job.seed is None and job.prompts == [] and job.settings == {} and job.video_urls == []
@@ -109,8 +111,12 @@ def test_describe_prompts_come_from_the_embed() -> None:
 
 
 def test_describe_prompts_fall_back_to_content() -> None:
-    data = {"jobid": JOB_ID, "verb": "describe", "status": "completed",
-            "response": {"content": "1⃣ one\n\n2⃣ two\n\n3⃣ three\n\n4⃣ four"}}
+    data = {
+        "jobid": JOB_ID,
+        "verb": "describe",
+        "status": "completed",
+        "response": {"content": "1⃣ one\n\n2⃣ two\n\n3⃣ three\n\n4⃣ four"},
+    }
     assert Job.model_validate(data).prompts == ["one", "two", "three", "four"]
 
 
@@ -150,8 +156,13 @@ def test_progress_samples_rise_and_are_not_terminal() -> None:
 
 def test_unknown_status_verb_and_button_are_tolerated_but_not_terminal() -> None:
     job = Job.model_validate(
-        {"jobid": JOB_ID, "verb": "dream", "status": "queued_elsewhere", "brandNew": {"x": 1},
-         "response": {"buttons": ["U1", "Hyper Zoom"], "newField": 3}}
+        {
+            "jobid": JOB_ID,
+            "verb": "dream",
+            "status": "queued_elsewhere",
+            "brandNew": {"x": 1},
+            "response": {"buttons": ["U1", "Hyper Zoom"], "newField": 3},
+        }
     )
     assert job.verb == "dream" and not job.verb.is_known
     assert job.status == "queued_elsewhere" and not job.is_terminal
@@ -184,13 +195,23 @@ def test_imagine_prompt_rules() -> None:
 
 
 def test_reply_fields() -> None:
-    ok = ImagineRequest.build(prompt="p", reply_url="https://x/" + "a" * 1000, reply_ref="r" * 1024, reply_level="minimal")
+    ok = ImagineRequest.build(
+        prompt="p", reply_url="https://x/" + "a" * 1000, reply_ref="r" * 1024, reply_level="minimal"
+    )
     assert ok.http_body().json_body == {
-        "prompt": "p", "replyUrl": ok.reply_url, "replyRef": "r" * 1024, "replyLevel": "minimal", "stream": False,
+        "prompt": "p",
+        "replyUrl": ok.reply_url,
+        "replyRef": "r" * 1024,
+        "replyLevel": "minimal",
+        "stream": False,
     }
-    rejects(lambda: ImagineRequest.build(prompt="p", reply_url="https://x/" + "a" * 1020), "replyUrl (reply_url)", "1024")
+    rejects(
+        lambda: ImagineRequest.build(prompt="p", reply_url="https://x/" + "a" * 1020), "replyUrl (reply_url)", "1024"
+    )
     rejects(lambda: ImagineRequest.build(prompt="p", reply_ref="r" * 1025), "replyRef (reply_ref)", "1024")
-    rejects(lambda: ImagineRequest.build(prompt="p", reply_level="loud"), "replyLevel", "'all', 'standard' or 'minimal'")
+    rejects(
+        lambda: ImagineRequest.build(prompt="p", reply_level="loud"), "replyLevel", "'all', 'standard' or 'minimal'"
+    )
     rejects(lambda: ImagineRequest.build(prompt="p", reply_url="ftp://x"), "replyUrl", "http(s)")
     rejects(lambda: ImagineRequest.build(prompt="p", channel="general"), "channel", "digits")
 
@@ -207,10 +228,15 @@ def test_button_rules() -> None:
     rejects(lambda: ButtonRequest.build(job_id="", button="U1"), "jobId")
     rejects(lambda: ButtonRequest.build(job_id="../accounts", button="U1"), "jobId", "v3 job id")
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="U5"), "button 'U5'", "allow_unknown_button")
-    assert ButtonRequest.build(job_id=JOB_ID, button="U5", allow_unknown_button=True).http_body().json_body["button"] == "U5"
+    assert (
+        ButtonRequest.build(job_id=JOB_ID, button="U5", allow_unknown_button=True).http_body().json_body["button"]
+        == "U5"
+    )
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="Vary (Region)"), "mask is required")
     assert ButtonRequest.build(job_id=JOB_ID, button="Vary (Region)", mask="iVBOR", prompt="a hat").mask
-    rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="U1", mask="iVBOR"), "mask is only used by 'Vary (Region)'")
+    rejects(
+        lambda: ButtonRequest.build(job_id=JOB_ID, button="U1", mask="iVBOR"), "mask is only used by 'Vary (Region)'"
+    )
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="Custom Zoom"), "prompt is required", "Custom Zoom")
     assert ButtonRequest.build(job_id=JOB_ID, button="Custom Zoom", prompt="cat --zoom 1.8").prompt
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="U2", prompt="x"), "prompt is not accepted by 'U2'")
@@ -234,11 +260,21 @@ def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
     image.write_bytes(b"\x89PNG fake")
     request = BlendRequest.from_images(["https://e.x/1.jpg", image, b"raw"], blend_dimensions="Portrait")
     body = request.http_body()
-    assert body.json_body is None and body.data == {"imageUrl_1": "https://e.x/1.jpg", "blendDimensions": "Portrait", "stream": "false"}
+    assert body.json_body is None and body.data == {
+        "imageUrl_1": "https://e.x/1.jpg",
+        "blendDimensions": "Portrait",
+        "stream": "false",
+    }
     assert [(name, f[0], f[2]) for name, f in body.files or []] == [
-        ("imageBlob_2", "a.png", "image/png"), ("imageBlob_3", "image.png", "application/octet-stream")]
+        ("imageBlob_2", "a.png", "image/png"),
+        ("imageBlob_3", "image.png", "application/octet-stream"),
+    ]
     urls_only = BlendRequest.from_images(["https://e.x/1.jpg", "https://e.x/2.jpg"]).http_body()
-    assert urls_only.json_body == {"imageUrl_1": "https://e.x/1.jpg", "imageUrl_2": "https://e.x/2.jpg", "stream": False}
+    assert urls_only.json_body == {
+        "imageUrl_1": "https://e.x/1.jpg",
+        "imageUrl_2": "https://e.x/2.jpg",
+        "stream": False,
+    }
 
 
 def test_blend_rules(tmp_path: Path) -> None:
@@ -247,8 +283,10 @@ def test_blend_rules(tmp_path: Path) -> None:
     rejects(lambda: BlendRequest.from_images([url] * 6), "images", "2 to 5", "got 6")
     rejects(lambda: BlendRequest.from_images(url), "images", "list")
     rejects(lambda: BlendRequest.from_images([url, url], blend_dimensions="Round"), "blendDimensions", "Portrait")
-    rejects(lambda: BlendRequest.build(image_url_1=url, image_blob_1=ImageBlob(content=b"x"), image_url_2=url),
-            "imageUrl_1 or imageBlob_1, not both")
+    rejects(
+        lambda: BlendRequest.build(image_url_1=url, image_blob_1=ImageBlob(content=b"x"), image_url_2=url),
+        "imageUrl_1 or imageBlob_1, not both",
+    )
     rejects(lambda: BlendRequest.build(image_url_1=url, image_url_3=url), "positions 1..2")
     rejects(lambda: BlendRequest.from_images([url, tmp_path / "missing.png"]), "images[1]", "no such local file")
     rejects(lambda: BlendRequest.from_images([url, "ftp://x/y.png"]), "images[1]", "no such local file")
@@ -260,11 +298,15 @@ def test_blend_rules(tmp_path: Path) -> None:
 
 def test_describe_rules(tmp_path: Path) -> None:
     assert DescribeRequest.from_image("https://e.x/1.jpg").http_body().json_body == {
-        "imageUrl": "https://e.x/1.jpg", "stream": False}
+        "imageUrl": "https://e.x/1.jpg",
+        "stream": False,
+    }
     blob = DescribeRequest.from_image(b"bytes").http_body()
     assert blob.data == {"stream": "false"} and blob.files and blob.files[0][0] == "imageBlob"
     rejects(lambda: DescribeRequest.build(), "exactly one of imageUrl")
-    rejects(lambda: DescribeRequest.build(image_url="https://e.x/1.jpg", image_blob=ImageBlob(content=b"x")), "exactly one")
+    rejects(
+        lambda: DescribeRequest.build(image_url="https://e.x/1.jpg", image_blob=ImageBlob(content=b"x")), "exactly one"
+    )
     rejects(lambda: DescribeRequest.build(image_url="file:///etc/passwd"), "imageUrl", "http(s)")
     rejects(lambda: DescribeRequest.from_image(b"0" * (10 * 1024 * 1024 + 1)), "image", "10 MB")
     rejects(lambda: DescribeRequest.from_image(tmp_path), "image", "no such local file")
@@ -281,13 +323,23 @@ def test_settings_commands() -> None:
 def test_account_rules() -> None:
     ok = AccountRequest.build(discord="secret-discord-token", max_jobs=15, max_image_jobs=12, max_video_jobs=3)
     assert "secret-discord-token" not in repr(ok) and "secret-discord-token" not in str(ok.model_dump())
-    assert ok.http_body().json_body == {"discord": "secret-discord-token", "maxJobs": 15, "maxImageJobs": 12, "maxVideoJobs": 3}
+    assert ok.http_body().json_body == {
+        "discord": "secret-discord-token",
+        "maxJobs": 15,
+        "maxImageJobs": 12,
+        "maxVideoJobs": 3,
+    }
     rejects(lambda: AccountRequest.build(discord=""), "discord", "required")
     rejects(lambda: AccountRequest.build(discord="t", max_jobs=0), "maxJobs (max_jobs)", "greater than or equal to 1")
     rejects(lambda: AccountRequest.build(discord="t", max_jobs=16), "maxJobs", "less than or equal to 15")
     rejects(lambda: AccountRequest.build(discord="t", max_jobs=15, max_image_jobs=13), "maxImageJobs", "12")
     rejects(lambda: AccountRequest.build(discord="t", max_jobs=15, max_video_jobs=0), "maxVideoJobs", "1")
-    rejects(lambda: AccountRequest.build(discord="t", max_jobs=4, max_image_jobs=5), "maxImageJobs (5) must be at most maxJobs (4)")
+    rejects(
+        lambda: AccountRequest.build(discord="t", max_jobs=4, max_image_jobs=5),
+        "maxImageJobs (5) must be at most maxJobs (4)",
+    )
     rejects(lambda: AccountRequest.build(discord="t", max_video_jobs=4), "maxVideoJobs (4) must be at most maxJobs (3)")
-    msg = rejects(lambda: AccountRequest.build(discord="secret-discord-token", reply_url="h" * 2049), "replyUrl", "2048")
+    msg = rejects(
+        lambda: AccountRequest.build(discord="secret-discord-token", reply_url="h" * 2049), "replyUrl", "2048"
+    )
     assert "secret-discord-token" not in msg

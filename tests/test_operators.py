@@ -120,34 +120,46 @@ def test_example_preflight_through_a_pool(emulator) -> None:
 
 
 def test_non_deferrable_mode_polls_in_the_worker(emulator) -> None:
-    dr = run_dag("non_deferrable", """
+    dr = run_dag(
+        "non_deferrable",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="worker side", deferrable=False, poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "success"}
     assert len(xcom(dr, "imagine")["image_urls"]) == 4
 
 
 def test_moderated_prompt_fails_without_retry(emulator) -> None:
-    dr = run_dag("moderated", """
+    dr = run_dag(
+        "moderated",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3,
                                   retry_delay=timedelta(0), poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "failed"}
     assert len(emulator.requests_to("POST", "/v3/midjourney/jobs/imagine")) == 1
 
 
 def test_failed_job_fails_the_task(emulator) -> None:
-    dr = run_dag("failed_job", """
+    dr = run_dag(
+        "failed_job",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="explode please", poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "failed"}
 
 
 def test_timeout_cancels_the_job(emulator) -> None:
     emulator.never_finish = True
-    dr = run_dag("timeout", """
+    dr = run_dag(
+        "timeout",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="takes forever", timeout=0.5, poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "failed"}
     [job] = emulator.created_jobs("imagine")
     assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [204]
@@ -155,23 +167,29 @@ def test_timeout_cancels_the_job(emulator) -> None:
 
 
 def test_invalid_input_fails_before_any_request(emulator) -> None:
-    dr = run_dag("invalid", """
+    dr = run_dag(
+        "invalid",
+        """
         MidjourneyButtonOperator(task_id="button", job_id="not-a-job-id", button="U9", retries=2,
                                  retry_delay=timedelta(0))
-    """)
+    """,
+    )
     assert task_states(dr) == {"button": "failed"}
     assert emulator.requests == []
 
 
 def test_upscaling_twice_is_success(emulator) -> None:
-    dr = run_dag("upscale_twice", """
+    dr = run_dag(
+        "upscale_twice",
+        """
         imagine = MidjourneyImagineOperator(task_id="imagine", prompt="fox", poll_interval=0.05)
         first = MidjourneyButtonOperator(task_id="first", job_id=imagine.output["job_id"], button="U1",
                                          poll_interval=0.05)
         second = MidjourneyButtonOperator(task_id="second", job_id=imagine.output["job_id"], button="U1",
                                           poll_interval=0.05)
         imagine >> first >> second
-    """)
+    """,
+    )
     assert set(task_states(dr).values()) == {"success"}
     assert xcom(dr, "first")["job_id"] == xcom(dr, "second")["job_id"]
     assert [r.status for r in emulator.requests_to("POST", "/v3/midjourney/jobs/button")] == [201, 200]
@@ -180,10 +198,13 @@ def test_upscaling_twice_is_success(emulator) -> None:
 def test_retry_after_polling_errors_reattaches(emulator) -> None:
     emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=1.0)
     emulator.fail_next(3, status=502, path_prefix="/v3/midjourney/jobs/j", method="GET")
-    dr = run_dag("retry_polling", """
+    dr = run_dag(
+        "retry_polling",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="reattach me", retries=1, retry_delay=timedelta(0),
                                   poll_interval=0.05, max_consecutive_errors=2)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "success"}
     assert len(emulator.requests_to("POST", "/v3/midjourney/jobs/imagine")) == 1
     assert len(emulator.created_jobs()) == 1
@@ -192,10 +213,13 @@ def test_retry_after_polling_errors_reattaches(emulator) -> None:
 def test_retry_after_a_lost_creation_answer_finds_the_job_by_reply_ref(emulator) -> None:
     emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=1.0)
     emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/imagine", after_handling=True)
-    dr = run_dag("retry_lost_answer", """
+    dr = run_dag(
+        "retry_lost_answer",
+        """
         MidjourneyImagineOperator(task_id="imagine", prompt="answer lost", retries=1, retry_delay=timedelta(0),
                                   poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"imagine": "success"}
     assert len(emulator.created_jobs()) == 1
     [job] = emulator.created_jobs()
@@ -203,24 +227,30 @@ def test_retry_after_a_lost_creation_answer_finds_the_job_by_reply_ref(emulator)
 
 
 def test_wait_for_completion_false_then_sensor(emulator) -> None:
-    dr = run_dag("submit_then_sense", """
+    dr = run_dag(
+        "submit_then_sense",
+        """
         submit = MidjourneyImagineOperator(task_id="submit", prompt="sensed", wait_for_completion=False)
         sense = MidjourneyJobSensor(task_id="sense", job_id=submit.output["job_id"], poll_interval=0.05)
         poke = MidjourneyJobSensor(task_id="poke", job_id=submit.output["job_id"], deferrable=False,
                                    poll_interval=0.05)
         submit >> [sense, poke]
-    """)
+    """,
+    )
     assert set(task_states(dr).values()) == {"success"}
     assert xcom(dr, "submit")["status"] == "created"
     assert len(xcom(dr, "sense")["image_urls"]) == 4 and xcom(dr, "poke") == xcom(dr, "sense")
 
 
 def test_sensor_soft_fail_skips_on_a_moderated_job(emulator) -> None:
-    dr = run_dag("sensor_soft_fail", """
+    dr = run_dag(
+        "sensor_soft_fail",
+        """
         submit = MidjourneyImagineOperator(task_id="submit", prompt="forbidden thing", wait_for_completion=False)
         MidjourneyJobSensor(task_id="sense", job_id=submit.output["job_id"], poll_interval=0.05, soft_fail=True)
         MidjourneyJobSensor(task_id="strict", job_id=submit.output["job_id"], poll_interval=0.05)
-    """)
+    """,
+    )
     assert task_states(dr) == {"submit": "success", "sense": "skipped", "strict": "failed"}
 
 
@@ -296,10 +326,16 @@ def _result_event(job_id: str = JOB_ID) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event", "error", "fragment"),
     [
-        ({"status": "failed", "job_id": JOB_ID, "error": "boom", "message": "Midjourney job x failed: boom"},
-         MidjourneyJobFailedError, "boom"),
-        ({"status": "moderated", "job_id": JOB_ID, "message": "Midjourney job x moderated: banned word"},
-         MidjourneyJobModeratedError, "not resubmitted"),
+        (
+            {"status": "failed", "job_id": JOB_ID, "error": "boom", "message": "Midjourney job x failed: boom"},
+            MidjourneyJobFailedError,
+            "boom",
+        ),
+        (
+            {"status": "moderated", "job_id": JOB_ID, "message": "Midjourney job x moderated: banned word"},
+            MidjourneyJobModeratedError,
+            "not resubmitted",
+        ),
         ({"status": "error", "job_id": JOB_ID, "message": "5 consecutive errors"}, MidjourneyError, "consecutive"),
         ({"status": "exploded", "job_id": JOB_ID}, MidjourneyError, "Unknown trigger event status 'exploded'"),
         (None, MidjourneyError, "Unexpected trigger event"),
@@ -364,7 +400,9 @@ def test_operator_argument_checks() -> None:
 
 
 def test_template_fields_cover_every_user_argument() -> None:
-    assert {"prompt", "channel", "reply_url", "reply_ref", "reply_level"} <= set(MidjourneyImagineOperator.template_fields)
+    assert {"prompt", "channel", "reply_url", "reply_ref", "reply_level"} <= set(
+        MidjourneyImagineOperator.template_fields
+    )
     assert {"job_id", "button", "prompt", "mask"} <= set(MidjourneyButtonOperator.template_fields)
     assert {"images", "dimensions"} <= set(MidjourneyBlendOperator.template_fields)
     assert "image" in MidjourneyDescribeOperator.template_fields
@@ -465,17 +503,33 @@ def test_trigger_on_kill_cancels_a_running_job(emulator, hook) -> None:
 
 
 def test_extra_link_points_at_the_grid() -> None:
-    from unittest import mock
-
     from airflow_provider_midjourney.links import MidjourneyImageLink
 
-    with mock.patch("airflow_provider_midjourney.links.BaseXCom.get_value") as get_value:
-        get_value.return_value = {"grid_url": "https://cdn/grid.png", "image_urls": ["https://cdn/1.png"]}
-        assert MidjourneyImageLink().get_link(None, ti_key=object()) == "https://cdn/grid.png"
-        get_value.return_value = {"grid_url": None, "image_urls": ["https://cdn/1.png"]}
-        assert MidjourneyImageLink().get_link(None, ti_key=object()) == "https://cdn/1.png"
-        get_value.return_value = None
-        assert MidjourneyImageLink().get_link(None, ti_key=object()) == ""
+    op = MidjourneyImagineOperator(task_id="t", prompt="p")
+    link = MidjourneyImageLink()
+    assert link.get_link(op, ti_key=None) == ""  # only deferred so far
+    op.execute_complete(
+        {},
+        {
+            "status": "completed",
+            "job_id": JOB_ID,
+            "result": {"job_id": JOB_ID, "grid_url": "https://cdn/grid.png", "image_urls": ["u1"]},
+        },
+    )
+    assert link.get_link(op, ti_key=None) == "https://cdn/grid.png"
+    op.midjourney_result = {"job_id": JOB_ID, "grid_url": None, "image_urls": [], "video_urls": ["v.mp4"]}
+    assert link.get_link(op, ti_key=None) == "v.mp4"
+
+
+def test_extra_link_is_stored_for_the_ui(emulator) -> None:
+    dr = run_dag(
+        "extra_link",
+        """
+        MidjourneyImagineOperator(task_id="imagine", prompt="linked", poll_interval=0.05)
+    """,
+    )
+    grid = xcom(dr, "imagine")["grid_url"]
+    assert grid and xcom(dr, "imagine", key="_link_MidjourneyImageLink") == grid
 
 
 def test_hook_is_per_operator() -> None:

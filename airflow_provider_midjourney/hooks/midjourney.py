@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -56,7 +55,8 @@ DEFAULT_TIMEOUT = 30.0
 # User-Agent. These are the headers the vendor's docs show.
 BROWSER_HEADERS = {
     "User-Agent": (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36"
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/139.0.0.0 Safari/537.36"
     ),
     "Accept": "*/*",
     "Accept-Encoding": "gzip, deflate, br",
@@ -284,10 +284,14 @@ class MidjourneyHook(BaseHook):
     ) -> httpx.Response:
         """Send one API request with the retry policy; return the successful response."""
         client, settings = self.get_conn(), self.connection_settings
-        for attempt in Retrying(**self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")):
+        for attempt in Retrying(
+            **self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")
+        ):
             with attempt:
                 try:
-                    response = client.request(method, path, params=params, auth=self._auth(settings), **_body_kwargs(body))
+                    response = client.request(
+                        method, path, params=params, auth=self._auth(settings), **_body_kwargs(body)
+                    )
                 except httpx.TransportError as exc:
                     raise _transport_error(exc, method, path, creates_job, reply_ref) from None
                 _raise_for_status(response, method, path, settings.token)
@@ -311,7 +315,11 @@ class MidjourneyHook(BaseHook):
     # -- jobs ---------------------------------------------------------------------------------
 
     def _with_default_channel(self, request: JobOptions) -> JobOptions:
-        if request.channel is None and self.connection_settings.channel and not isinstance(request, ButtonRequest | SeedRequest):
+        if (
+            request.channel is None
+            and self.connection_settings.channel
+            and not isinstance(request, ButtonRequest | SeedRequest)
+        ):
             # Button and seed jobs always run in the parent's channel, so no default is sent.
             return request.model_copy(update={"channel": self.connection_settings.channel})
         return request

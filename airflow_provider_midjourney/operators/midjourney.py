@@ -120,6 +120,7 @@ class MidjourneyBaseOperator(BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.max_consecutive_errors = max_consecutive_errors
         self.submitted_job_id: str | None = None
+        self.midjourney_result: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> MidjourneyHook:
@@ -185,7 +186,8 @@ class MidjourneyBaseOperator(BaseOperator):
     def _finish(self, event: Any) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("status") == "timeout" and self.submitted_job_id:
             self._cancel(self.submitted_job_id, why="it did not finish within the task's timeout")
-        return result_from_event(event)
+        self.midjourney_result = result_from_event(event)
+        return self.midjourney_result
 
     def _cancel(self, job_id: str, why: str) -> None:
         try:

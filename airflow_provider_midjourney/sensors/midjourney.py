@@ -80,7 +80,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         job = self.hook.get_job(self.job_id)
-        self.log.info("Job %s: %s%s", job.jobid, job.status, f" {job.progress_percent}%" if job.progress_percent else "")
+        self.log.info(
+            "Job %s: %s%s", job.jobid, job.status, f" {job.progress_percent}%" if job.progress_percent else ""
+        )
         if not job.is_terminal:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._result(job.to_event()))
@@ -90,7 +92,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     def _result(self, event: Any) -> dict[str, Any]:
         try:
-            return result_from_event(event)
+            self.midjourney_result: dict[str, Any] | None = result_from_event(event)
+            return self.midjourney_result
         except MidjourneyJobError as exc:
             # Handled here, not only by BaseSensorOperator, because the first poke and the
             # deferred resume run outside its poke loop.

@@ -1,0 +1,112 @@
+"""Run the ``midjourney_imagine_upscale`` example DAG end to end and print what it made.
+
+    python -m airflow_provider_midjourney.demo            # against the embedded emulator
+    MIDJOURNEY_API_TOKEN=... python -m airflow_provider_midjourney.demo   # against api.useapi.net
+
+It uses a throwaway AIRFLOW_HOME (SQLite) and ``dag.test()``, which runs the deferred trigger
+in-process, so nothing else has to be running. ``MIDJOURNEY_BASE_URL`` overrides the API URL,
+``MIDJOURNEY_PROMPT`` the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = "midjourney_imagine_upscale"
+
+
+def _example_source() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "example_dags" / f"{EXAMPLE}.py", here / "example_dags" / f"{EXAMPLE}.py"):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(f"{EXAMPLE}.py not found next to the package; run the demo from a clone of the repository")
+
+
+def _xcom(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value", map_index=map_index)
+            .one_or_none()
+        )
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def main() -> int:
+    home = Path(tempfile.mkdtemp(prefix="midjourney-demo-"))
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(_example_source(), dags / f"{EXAMPLE}.py")
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
+        }
+    )
+    token = os.environ.get("MIDJOURNEY_API_TOKEN")
+    with ExitStack() as stack:
+        if token:
+            base_url = os.environ.get("MIDJOURNEY_BASE_URL", "https://api.useapi.net")
+            print(f"Using the real API at {base_url}")
+        else:
+            from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
+
+            token = "demo-token"
+            emulator = stack.enter_context(
+                MidjourneyEmulator(
+                    token=token, timings=JobTimings(start_after=0.2, progress_after=0.5, complete_after=2.0)
+                )
+            )
+            base_url = emulator.base_url
+            os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.5")
+            print(f"No MIDJOURNEY_API_TOKEN: using the embedded emulator at {base_url}")
+        os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(
+            {"conn_type": "midjourney", "host": base_url, "password": token}
+        )
+        return _run()
+
+
+def _run() -> int:
+    import importlib.util
+
+    from airflow.utils import db
+
+    db.initdb()
+    path = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{EXAMPLE}.py"
+    spec = importlib.util.spec_from_file_location("demo_dag", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run_conf = {"prompt": os.environ["MIDJOURNEY_PROMPT"]} if os.environ.get("MIDJOURNEY_PROMPT") else None
+    dag_run = module.dag.test(run_conf=run_conf)
+    print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
+    imagine = _xcom(EXAMPLE, dag_run.run_id, "imagine")
+    if imagine:
+        print(f"imagine  job {imagine['job_id']}  grid {imagine['grid_url']}")
+        for url in imagine["image_urls"]:
+            print(f"         image {url}")
+    for index in range(4):
+        upscale = _xcom(EXAMPLE, dag_run.run_id, "upscale", map_index=index)
+        if upscale:
+            print(f"U{index + 1}       job {upscale['job_id']}  image {(upscale['image_urls'] or [None])[0]}")
+    seed = _xcom(EXAMPLE, dag_run.run_id, "seed")
+    if seed:
+        print(f"seed     job {seed['job_id']}  seed {seed['seed']}")
+    return 0 if str(dag_run.state) == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The public :class:`MidjourneyEmulator` (FastAPI/uvicorn are only imported by ``start()``)."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_midjourney.testing.models import EmulatorKnobs, JobTimings, RecordedRequest
+from airflow_provider_midjourney.testing.state import EmulatorState
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.testing.server import ServerThread
+
+
+class MidjourneyEmulator(EmulatorKnobs):
+    """A local stand-in for api.useapi.net's Midjourney API v3, served over real loopback HTTP.
+
+    Knobs (``timings``, ``moderation_words``, ``fail_next`` ...) come from :class:`EmulatorKnobs`.
+    ``latency`` applies to API routes (``/v3/``, ``/v1/``), never to the ``/cdn/`` route.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str | None = "emulator-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        channels: int | list[str] = 1,
+        max_jobs: int = 3,
+        max_image_jobs: int = 3,
+        max_video_jobs: int = 3,
+        timings: JobTimings | None = None,
+        seed: int = 0,
+        public_url: str | None = None,
+    ) -> None:
+        super().__init__(timings, seed)
+        self.token = token
+        self.host = host
+        self.port = port
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self.state = EmulatorState(self, channels, max_jobs, max_image_jobs, max_video_jobs, seed)
+        self._requests: list[RecordedRequest] = []
+        self._requests_lock = threading.Lock()
+        self._server: ServerThread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> MidjourneyEmulator:
+        if self._server is not None:
+            return self
+        from airflow_provider_midjourney.testing.app import create_app
+        from airflow_provider_midjourney.testing.server import ServerThread
+
+        self.state.closing = False
+        server = ServerThread(create_app(self), self.host, self.port)
+        self.port = server.port
+        self._server = server
+        self.state.cdn_base = self.cdn_base_url
+        try:
+            server.start()
+        except BaseException:
+            self._server = None
+            raise
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            self.state.closing = True
+            server.stop()
+
+    def __enter__(self) -> MidjourneyEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash); the port is known once started."""
+        if self._public_url:
+            return self._public_url
+        if self._server is None and self.port == 0:
+            raise RuntimeError("start() the emulator first: its port is not chosen yet")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def cdn_base_url(self) -> str:
+        """Base of the emulator's CDN route: ``imageUx`` URLs look like ``{this}/<uuid>/0_0.png``."""
+        return f"{self.base_url}/cdn"
+
+    # -- observation -----------------------------------------------------------------------
+    def _record(self, request: RecordedRequest) -> None:
+        with self._requests_lock:
+            self._requests.append(request)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order (a copy of the list)."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method.upper() == method.upper() and r.path.startswith(path_prefix)]
+
+    @property
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """jobid -> the job JSON as ``GET /jobs/<jobid>`` returns it now (expired ones too)."""
+        return {snap["jobid"]: snap for snap in self.state.snapshots()}
+
+    def created_jobs(self, verb: str | None = None) -> list[dict[str, Any]]:
+        """Current snapshots of the jobs created (201), in creation order."""
+        return self.state.snapshots(verb)
+
+    # -- control ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget jobs and requests, restore accounts and knobs; the server keeps running."""
+        self.state.reset()
+        self.reset_knobs()
+        with self._requests_lock:
+            self._requests.clear()
+
+    def lock_channel(self, channel: str, error: str = "Pending mod message") -> None:
+        """Jobs routed to ``channel`` answer 596 until ``POST /accounts/reset/<channel>``."""
+        self.state.lock_channel(channel, error)
+
+    def expire_job(self, jobid: str) -> None:
+        """The job answers 410 from now on (also when used as a parent)."""
+        self.state.expire(jobid)
+
+    def complete_job(self, jobid: str) -> None:
+        """Force the job to ``completed`` now (no-op when it already is)."""
+        self.state.force_complete(jobid)
+
+    @property
+    def channels(self) -> list[str]:
+        """Currently configured channel ids."""
+        return list(self.state.account_views())

@@ -1,0 +1,216 @@
+"""Outermost raw ASGI middleware: records requests, injects faults, checks the API token.
+
+It sits *outside* FastAPI so that ``send`` is uvicorn's own bound method, whose protocol cycle
+holds the TCP transport: that is how ``drop_next`` closes a connection without any answer.
+Order for every request: parse + record, drop (before handling), latency (API routes only),
+``fail_next``, ``failure_rate`` (API only), 401, 402 (API only), then the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers, UploadFile
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airflow_provider_midjourney.testing.jobs import (
+    ALL_LOCKED,
+    SUBSCRIPTION_EXPIRED,
+    redact,
+)
+from airflow_provider_midjourney.testing.models import BlobField, ParsedBody, RecordedRequest
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
+
+BODY_SCOPE_KEY = "midjourney_emulator.body"
+API_PREFIXES = ("/v3/", "/v1/")
+_STATUS_TEXT = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def parse_body(scope: Scope, body: bytes, receive: Receive) -> ParsedBody:
+    """JSON object, multipart or urlencoded form into a flat dict (files become BlobField)."""
+    ctype = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+    if not body.strip():
+        return ParsedBody()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        params: dict[str, Any] = {}
+        try:
+            form = await Request(scope, _replay(body, receive)).form(max_part_size=11 * 2**20)
+        except Exception:
+            return ParsedBody(error="Invalid form data", form=True, empty=False)
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                size = value.size if value.size is not None else len(await value.read())
+                params[key] = BlobField(size, value.filename, value.content_type)
+            else:
+                params[key] = value
+        await form.close()
+        return ParsedBody(params, form=True, empty=False)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ParsedBody(error="Invalid JSON body", empty=False)
+    if not isinstance(data, dict):
+        return ParsedBody(error="Request body must be a JSON object", empty=False)
+    return ParsedBody(data, empty=False)
+
+
+def _redacted(params: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(params.get("discord"), str):
+        return {**params, "discord": redact(params["discord"])}
+    return params
+
+
+def _abort(send: Send) -> None:
+    """Close the TCP connection under uvicorn's ``send`` without writing an HTTP answer."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise RuntimeError("drop_next needs the emulator's own uvicorn server")
+    transport.abort()
+    cycle.disconnected = True  # type: ignore[union-attr]  # uvicorn: no 500, no error log
+
+
+class EmulatorMiddleware:
+    def __init__(self, app: ASGIApp, emulator: MidjourneyEmulator) -> None:
+        self.app = app
+        self.emu = emulator
+
+    def _authorized(self, headers: Headers) -> bool:
+        if self.emu.token is None:
+            return True
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.emu.token)
+
+    def _error_text(self, status: int) -> str:
+        if status == 402:
+            return SUBSCRIPTION_EXPIRED
+        if status == 596:
+            return ALL_LOCKED.format(n=max(1, len(self.emu.state.accounts)))
+        return _STATUS_TEXT.get(status, f"Emulated failure ({status})")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        headers = Headers(scope=scope)
+        arrived = time.monotonic()
+        body = await _read_body(receive)
+        if body is None:
+            return
+        parsed = await parse_body(scope, body, receive)
+        fields = _redacted(parsed.params)
+        form_fields: dict[str, str | int] = {}
+        if parsed.form:  # files are recorded by their size in bytes
+            form_fields = {k: v.size if isinstance(v, BlobField) else str(v) for k, v in fields.items()}
+        record = RecordedRequest(
+            method=method,
+            path=path,
+            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+            status=0,
+            json=None if parsed.form or parsed.empty or parsed.error else fields,
+            form_fields=form_fields,
+            user_agent=headers.get("user-agent"),
+            authorized=self._authorized(headers),
+            time=arrived,
+        )
+        self.emu._record(record)
+        scope[BODY_SCOPE_KEY] = parsed
+
+        drop = self.emu.take_drop(method, path)
+        if drop is not None and not drop.after_handling:
+            record.dropped = True
+            _abort(send)
+            return
+        dropping = drop is not None
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = int(message["status"])
+                if dropping:
+                    record.dropped = True
+                    _abort(send)
+            if not dropping:
+                await send(message)
+
+        await self._dispatch(scope, _replay(body, receive), recording_send, record)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send, record: RecordedRequest) -> None:
+        path: str = scope["path"]
+        api = path.startswith(API_PREFIXES)
+        if api and self.emu.latency > 0:
+            await asyncio.sleep(self.emu.latency)
+        rule = self.emu.take_fail(scope["method"], path)
+        status = 0
+        if rule is not None:
+            status = rule.status
+            message = rule.error or self._error_text(status)
+        elif api and self.emu.roll_failure():
+            status, message = 500, self._error_text(500)
+        elif api and not record.authorized:
+            status, message = 401, "Unauthorized"
+        elif api and self.emu.subscription_expired:
+            status, message = 402, SUBSCRIPTION_EXPIRED
+        if not status:
+            await self.app(scope, receive, send)
+            return
+        payload: dict[str, Any] = {"error": message}
+        if path.startswith("/v1/"):
+            payload["code"] = status
+        data = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": data, "more_body": False})
