@@ -5,6 +5,7 @@ OLDEST_AIRFLOW ?= 3.0.6
 VENV := .venvs/airflow-$(AIRFLOW_VERSION)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 
 .PHONY: test test-all lint tests venv demo emulator clean
 
@@ -16,10 +17,10 @@ test-all:  ## the whole suite on the newest and on the oldest supported Airflow
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	$(BIN)/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $@
 
 lint: venv
@@ -34,3 +35,6 @@ emulator: venv  ## run the API emulator on http://127.0.0.1:8765
 
 clean:
 	rm -rf .venvs .pytest_cache .mypy_cache .ruff_cache
+
+demo: venv  ## run midjourney_imagine_upscale end to end (emulator, or the real API with MIDJOURNEY_API_TOKEN)
+	$(BIN)/python -m airflow_provider_midjourney.demo

@@ -195,8 +195,9 @@ def test_upscaling_twice_is_success(emulator) -> None:
     assert [r.status for r in emulator.requests_to("POST", "/v3/midjourney/jobs/button")] == [201, 200]
 
 
-def test_retry_after_polling_errors_reattaches(emulator) -> None:
-    emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=1.0)
+def test_retry_after_polling_errors_reattaches(emulator, capfd) -> None:
+    # Long enough to be still running when the retry looks (Airflow < 3.3 finds running jobs only).
+    emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=4.0)
     emulator.fail_next(3, status=502, path_prefix="/v3/midjourney/jobs/j", method="GET")
     dr = run_dag(
         "retry_polling",
@@ -211,7 +212,8 @@ def test_retry_after_polling_errors_reattaches(emulator) -> None:
 
 
 def test_retry_after_a_lost_creation_answer_finds_the_job_by_reply_ref(emulator) -> None:
-    emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=1.0)
+    # Long enough to be still running when the retry looks (Airflow < 3.3 finds running jobs only).
+    emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=4.0)
     emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/imagine", after_handling=True)
     dr = run_dag(
         "retry_lost_answer",
@@ -289,7 +291,7 @@ def test_execute_defers_with_the_right_trigger(emulator) -> None:
     [job] = emulator.created_jobs("imagine")
     assert isinstance(trigger, MidjourneyJobTrigger) and trigger.job_id == job["jobid"]
     assert trigger.poll_interval == 2 and started + 590 < trigger.deadline < time.time() + 601
-    assert info.value.method_name == "execute_complete"
+    assert info.value.method_name == "execute_complete" and trigger.try_number == 1
     assert info.value.timeout > timedelta(minutes=10)
     # the id is persisted before deferring
     assert store["midjourney_job_id"] == job["jobid"] and ctx["ti"].xcoms["job_id"] == job["jobid"]
@@ -346,7 +348,18 @@ def _result_event(job_id: str = JOB_ID) -> dict[str, Any]:
 def test_execute_complete_branches(event, error, fragment) -> None:
     op = MidjourneyImagineOperator(task_id="t", prompt="p")
     with pytest.raises(error, match=fragment):
-        op.execute_complete({}, event)
+        op.execute_complete({"ti": _TI()}, event)
+
+
+def test_a_stale_event_from_an_earlier_try_reruns_execute(emulator, hook) -> None:
+    job = hook.imagine("resumed with a stale event")
+    emulator.complete_job(job.jobid)
+    ti = _TI()
+    ti.try_number = 2
+    op = MidjourneyImagineOperator(task_id="t", prompt="resumed with a stale event")
+    stale = {"status": "error", "job_id": job.jobid, "message": "2 consecutive errors", "try_number": 1}
+    result = op.execute_complete({"ti": ti, "task_state_store": _Store(midjourney_job_id=job.jobid)}, stale)
+    assert result["status"] == "completed" and len(emulator.created_jobs()) == 1
 
 
 def test_execute_complete_success() -> None:

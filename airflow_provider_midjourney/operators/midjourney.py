@@ -157,6 +157,7 @@ class MidjourneyBaseOperator(BaseOperator):
             deadline=time.time() + self.timeout,
             max_consecutive_errors=self.max_consecutive_errors,
             cancel_on_kill=self.cancel_on_kill,
+            try_number=getattr(context["ti"], "try_number", None),
         )
         if self.deferrable:
             self.defer(
@@ -168,6 +169,13 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: its one event decides the task's outcome."""
+        try_number = getattr(context.get("ti"), "try_number", None)
+        deferred_in_try = event.get("try_number") if isinstance(event, dict) else None
+        if deferred_in_try is not None and try_number is not None and deferred_in_try != try_number:
+            # Airflow 3.0 can resume a *retry* with the previous try's event: start afresh instead
+            # (execute reattaches to the same job, so nothing is submitted twice).
+            self.log.info("Event belongs to try %s, this is try %s: re-running", deferred_in_try, try_number)
+            return self.execute(context)
         if isinstance(event, dict) and event.get("job_id"):
             self.submitted_job_id = str(event["job_id"])
         return self._finish(event)

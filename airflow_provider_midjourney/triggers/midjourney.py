@@ -41,6 +41,8 @@ class MidjourneyJobTrigger(BaseTrigger):
     :param max_consecutive_errors: transient errors (5xx, dropped connections) tolerated in a row
         before the trigger gives up with ``error``.
     :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow >= 3.3).
+    :param try_number: the deferring task's try, echoed in the event so a later try can tell a
+        stale event (Airflow 3.0 may resume a retry with the previous try's event) from its own.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class MidjourneyJobTrigger(BaseTrigger):
         deadline: float | None = None,
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -59,6 +62,7 @@ class MidjourneyJobTrigger(BaseTrigger):
         self.deadline = float(deadline) if deadline is not None else time.time() + 30 * 60
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.try_number = try_number
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,6 +74,7 @@ class MidjourneyJobTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "cancel_on_kill": self.cancel_on_kill,
+                "try_number": self.try_number,
             },
         )
 
@@ -79,7 +84,8 @@ class MidjourneyJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async with self._hook() as hook:
-            yield TriggerEvent(await self.wait(hook))
+            event = await self.wait(hook)
+        yield TriggerEvent({**event, "try_number": self.try_number})
 
     async def wait(self, hook: MidjourneyHook) -> dict[str, Any]:
         """The polling loop; returns the one event payload."""
