@@ -38,3 +38,6 @@ clean:
 
 demo: venv  ## run midjourney_imagine_upscale end to end (emulator, or the real API with MIDJOURNEY_API_TOKEN)
 	$(BIN)/python -m airflow_provider_midjourney.demo
+
+e2e: venv  ## a real Airflow stack (scheduler, triggerer, dag-processor, api-server) + fault scenarios
+	$(BIN)/python -m pytest tests/e2e -m e2e -p no:randomly -rA $(PYTEST_ARGS)

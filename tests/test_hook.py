@@ -299,6 +299,8 @@ def test_channel_locked_596_names_the_fix_and_is_not_retried(hook, emulator) -> 
         hook.imagine("p")
     assert info.value.status_code == 596
     assert "CAPTCHA" in str(info.value) and "reset" in str(info.value)
+    channel = next(iter(emulator.channels))
+    assert f"channel {channel}: Pending mod message" in str(info.value)
     assert len(posts(emulator, "imagine")) == 1
     channel = next(iter(hook.list_accounts()))
     assert hook.get_account(channel).error

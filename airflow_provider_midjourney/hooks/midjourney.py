@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
+    MidjourneyChannelLockedError,
     MidjourneyConnectError,
     MidjourneyError,
     MidjourneyNotFoundError,
@@ -333,15 +334,30 @@ class MidjourneyHook(BaseHook):
         :class:`~airflow_provider_midjourney.exceptions.MidjourneyServerError`.
         """
         request = self._with_default_channel(request)
-        response = self._request(
-            "POST", request.path, body=request.http_body(), creates_job=True, reply_ref=request.reply_ref
-        )
+        try:
+            response = self._request(
+                "POST", request.path, body=request.http_body(), creates_job=True, reply_ref=request.reply_ref
+            )
+        except MidjourneyChannelLockedError as exc:
+            error = f"{exc.error} [{self._locked_channels_note()}]"
+            raise MidjourneyChannelLockedError(exc.status_code, error, method=exc.method, path=exc.path) from None
         job = Job.model_validate(response.json())
         if response.status_code == 200:
             self.log.info("%s was already executed: reusing its existing job %s", request.path, job.jobid)
         else:
             self.log.info("Created Midjourney %s job %s", job.verb, job.jobid)
         return job
+
+    def _locked_channels_note(self) -> str:
+        """Which channels are locked and why (best effort: the 596 answer does not always say)."""
+        try:
+            locked = {c: a.error for c, a in self.list_accounts().items() if a.error}
+        except MidjourneyError as exc:
+            return f"Could not list the channels to name the locked one: {exc}"
+        if not locked:
+            return "GET /v3/midjourney/accounts shows no channel error any more: the lock may have cleared."
+        named = "; ".join(f"channel {channel}: {error}" for channel, error in locked.items())
+        return f"Locked: {named}. After resolving it in Discord: MidjourneyHook().reset_account('<channel>')."
 
     def imagine(
         self,
@@ -587,6 +603,23 @@ class MidjourneyHook(BaseHook):
     def is_midjourney_cdn_url(url: str) -> bool:
         return url.startswith(CDN_PREFIX)
 
+    # -- streamed downloads (MidjourneyDownloadOperator) ---------------------------------------
+
+    @contextlib.contextmanager
+    def open_cdn_download(
+        self, url: str, *, use_proxy: bool = False, chunk_size: int = 256 * 1024
+    ) -> Iterator[tuple[httpx.Headers, Iterator[bytes]]]:
+        """Open a CDN asset for a streamed download: its response headers and its body in chunks.
+
+        The request is :meth:`stream_cdn_asset`'s (directly: browser headers and never the API
+        token; ``use_proxy``: through ``GET /v1/proxy/cdn-midjourney`` with the token; error
+        statuses raise the usual exceptions). A connection lost while the body arrives raises
+        :class:`~airflow_provider_midjourney.exceptions.MidjourneyTransportError`, so callers
+        never see an httpx exception. Call :meth:`get_conn` first when threads share the hook.
+        """
+        with self.stream_cdn_asset(url, use_proxy=use_proxy) as response:
+            yield response.headers, _body_chunks(response, chunk_size)
+
 
 def _body_kwargs(body: HttpBody | None) -> dict[str, Any]:
     if body is None:
@@ -640,3 +673,12 @@ def _transport_error(
             reply_ref=reply_ref,
         )
     return MidjourneyTransportError(f"{method} {path} failed: {reason}")
+
+
+def _body_chunks(response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
+    """The decoded body of a streamed response; transport failures become MidjourneyTransportError."""
+    try:
+        yield from response.iter_bytes(chunk_size)
+    except httpx.RequestError as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise MidjourneyTransportError(f"GET {response.request.url.path} broke off in the body: {reason}") from None

@@ -40,6 +40,7 @@ from airflow_provider_midjourney.models import (
     SettingsCommand,
     SettingsRequest,
 )
+from airflow_provider_midjourney.retry import RetryPolicy
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class MidjourneyBaseOperator(BaseOperator):
     :param timeout: total wait for the job (seconds or timedelta); on expiry the job is cancelled.
     :param cancel_on_kill: cancel the job when the task is killed.
     :param max_consecutive_errors: transient polling errors tolerated in a row.
+    :param retry: the hook's HTTP retry policy (429 waits, backoff); default: the documented advice.
     """
 
     template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level")
@@ -101,6 +103,7 @@ class MidjourneyBaseOperator(BaseOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
         max_consecutive_errors: int = 5,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -119,12 +122,13 @@ class MidjourneyBaseOperator(BaseOperator):
         self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
         self.max_consecutive_errors = max_consecutive_errors
+        self.retry = retry
         self.submitted_job_id: str | None = None
         self.midjourney_result: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> MidjourneyHook:
-        return MidjourneyHook(self.midjourney_conn_id)
+        return MidjourneyHook(self.midjourney_conn_id, retry=self.retry)
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
         """The validated request; ``options`` holds channel and reply fields."""

@@ -131,6 +131,22 @@ class MidjourneyEmulator(EmulatorKnobs):
         """Jobs routed to ``channel`` answer 596 until ``POST /accounts/reset/<channel>``."""
         self.state.lock_channel(channel, error)
 
+    def unlock_channel(self, channel: str) -> None:
+        """What ``POST /accounts/reset/<channel>`` does."""
+        self.state.reset_channel(channel)
+
+    def set_channel_limits(
+        self,
+        channel: str,
+        *,
+        max_jobs: int | None = None,
+        max_image_jobs: int | None = None,
+        max_video_jobs: int | None = None,
+    ) -> None:
+        """Change a channel's concurrent-job limits (e.g. 1 to provoke 429 answers)."""
+        limits = {"max_jobs": max_jobs, "max_image_jobs": max_image_jobs, "max_video_jobs": max_video_jobs}
+        self.state.set_limits(channel, {k: v for k, v in limits.items() if v is not None})
+
     def expire_job(self, jobid: str) -> None:
         """The job answers 410 from now on (also when used as a parent)."""
         self.state.expire(jobid)

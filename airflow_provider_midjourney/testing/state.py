@@ -431,6 +431,12 @@ class EmulatorState:
         with self._lock:
             self.accounts[channel].error = error
 
+    def set_limits(self, channel: str, limits: dict[str, int]) -> None:
+        with self._lock:
+            account = self.accounts[channel]
+            for name, value in limits.items():
+                setattr(account, name, value)
+
     def reset_channel(self, channel: str) -> bool:
         with self._lock:
             account = self.accounts.get(channel)
