@@ -40,7 +40,7 @@ from airflow_provider_midjourney.models import (
     SettingsCommand,
     SettingsRequest,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""
-        hook = MidjourneyHook(self.midjourney_conn_id, retry=trigger._hook().retry)
+        hook = MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
         hook.connection_settings  # noqa: B018 - resolve the connection synchronously, outside the loop
 
         async def wait() -> dict[str, Any]:
