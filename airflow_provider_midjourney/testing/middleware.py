@@ -2,8 +2,9 @@
 
 It sits *outside* FastAPI so that ``send`` is uvicorn's own bound method, whose protocol cycle
 holds the TCP transport: that is how ``drop_next`` closes a connection without any answer.
-Order for every request: parse + record, drop (before handling), latency (API routes only),
-``fail_next``, ``failure_rate`` (API only), 401, 402 (API only), then the app.
+Order for every request: parse + record, drop (before handling), latency (API routes only;
+``cdn_latency`` for the CDN route), ``fail_next``, ``failure_rate`` (API only), 401, 402 (API
+only), then the app. ``cdn_truncate_next`` cuts a CDN answer after half of its body.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 BODY_SCOPE_KEY = "midjourney_emulator.body"
 API_PREFIXES = ("/v3/", "/v1/")
+CDN_PREFIX = "/cdn/"
 _STATUS_TEXT = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -115,6 +117,16 @@ def _abort(send: Send) -> None:
     cycle.disconnected = True  # type: ignore[union-attr]  # uvicorn: no 500, no error log
 
 
+def _close(send: Send) -> None:
+    """Close the TCP connection under uvicorn's ``send`` after flushing what was written (a FIN)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise RuntimeError("cdn_truncate_next needs the emulator's own uvicorn server")
+    transport.close()
+    cycle.disconnected = True  # type: ignore[union-attr]
+
+
 class EmulatorMiddleware:
     def __init__(self, app: ASGIApp, emulator: MidjourneyEmulator) -> None:
         self.app = app
@@ -168,13 +180,23 @@ class EmulatorMiddleware:
             _abort(send)
             return
         dropping = drop is not None
+        truncate = not dropping and path.startswith(CDN_PREFIX) and self.emu.take_cdn_truncate()
 
         async def recording_send(message: Message) -> None:
+            nonlocal truncate
             if message["type"] == "http.response.start":
                 record.status = int(message["status"])
+                truncate = truncate and record.status == 200
                 if dropping:
                     record.dropped = True
                     _abort(send)
+            if truncate and message["type"] == "http.response.body":
+                if not record.dropped:  # half the body, then the connection closes
+                    record.dropped = True
+                    body = message.get("body", b"")
+                    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+                    _close(send)
+                return
             if not dropping:
                 await send(message)
 
@@ -185,6 +207,8 @@ class EmulatorMiddleware:
         api = path.startswith(API_PREFIXES)
         if api and self.emu.latency > 0:
             await asyncio.sleep(self.emu.latency)
+        elif path.startswith(CDN_PREFIX) and (delay := self.emu.cdn_delay(path)) > 0:
+            await asyncio.sleep(delay)
         rule = self.emu.take_fail(scope["method"], path)
         status = 0
         if rule is not None:

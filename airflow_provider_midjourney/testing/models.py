@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ class EmulatorKnobs:
         self._fail_rules: list[FaultRule] = []
         self._drop_rules: list[FaultRule] = []
         self._cdn_forbid = 0
+        self.cdn_latency: float | tuple[float, float] = 0.0
+        self._cdn_truncate = 0
 
     def reset_knobs(self) -> None:
         """Restore every knob to its default and forget pending fault rules."""
@@ -101,6 +104,8 @@ class EmulatorKnobs:
             self._fail_rules.clear()
             self._drop_rules.clear()
             self._cdn_forbid = 0
+            self.cdn_latency = 0.0
+            self._cdn_truncate = 0
 
     def fail_next(
         self,
@@ -133,7 +138,36 @@ class EmulatorKnobs:
         with self._knob_lock:
             self._cdn_forbid += n
 
+    def cdn_truncate_next(self, n: int) -> None:
+        """The next ``n`` successful CDN answers send their headers and half the body, then close.
+
+        The client sees a connection lost in the middle of the body (a download cut short).
+        """
+        with self._knob_lock:
+            self._cdn_truncate += n
+
     # -- consumed by the middleware -------------------------------------------------------
+    def cdn_delay(self, path: str) -> float:
+        """Seconds to wait before answering a CDN request for ``path`` (``cdn_latency``).
+
+        A float applies to every CDN request; a ``(low, high)`` range gives each asset path its
+        own fixed delay in that range (from a hash of the path), so one image always takes the
+        same time and the images of a grid differ.
+        """
+        latency = self.cdn_latency
+        if isinstance(latency, tuple):
+            low, high = latency
+            fraction = int.from_bytes(hashlib.sha256(path.encode()).digest()[:4], "big") / 2**32
+            return low + (high - low) * fraction
+        return float(latency)
+
+    def take_cdn_truncate(self) -> bool:
+        with self._knob_lock:
+            if self._cdn_truncate > 0:
+                self._cdn_truncate -= 1
+                return True
+            return False
+
     def take_drop(self, method: str, path: str) -> FaultRule | None:
         return self._take(self._drop_rules, method, path)
 
