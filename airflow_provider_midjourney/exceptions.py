@@ -36,6 +36,8 @@ __all__ = [
     "MidjourneyChannelLockedError",
     "MidjourneyConflictError",
     "MidjourneyConnectError",
+    "MidjourneyContentTypeError",
+    "MidjourneyDownloadError",
     "MidjourneyError",
     "MidjourneyExpiredError",
     "MidjourneyInvalidRequestError",
@@ -182,6 +184,18 @@ class MidjourneyJobModeratedError(MidjourneyJobError, AirflowFailException):
 
 class MidjourneyJobTimeoutError(MidjourneyJobError):
     """The job did not finish before the task's timeout; it was cancelled."""
+
+
+class MidjourneyDownloadError(MidjourneyError):
+    """One or more result files could not be stored. Files already stored stay; a rerun skips them."""
+
+
+class MidjourneyContentTypeError(MidjourneyDownloadError):
+    """A URL answered with something other than an image or a video (an HTML error page...)."""
+
+    def __init__(self, message: str, *, content_type: str) -> None:
+        self.content_type = content_type
+        super().__init__(message)
 
 
 _BY_STATUS: dict[int, type[MidjourneyAPIError]] = {

@@ -51,7 +51,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.hooks.midjourney"]}],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.operators.midjourney"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{PACKAGE}.operators.midjourney", f"{PACKAGE}.operators.download"],
+            }
+        ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors.midjourney"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink"],

@@ -1,5 +1,6 @@
 """Operators for Midjourney jobs (useapi.net API v3)."""
 
+from airflow_provider_midjourney.operators.download import MidjourneyDownloadOperator
 from airflow_provider_midjourney.operators.midjourney import (
     MidjourneyBaseOperator,
     MidjourneyBlendOperator,
@@ -15,6 +16,7 @@ __all__ = [
     "MidjourneyBlendOperator",
     "MidjourneyButtonOperator",
     "MidjourneyDescribeOperator",
+    "MidjourneyDownloadOperator",
     "MidjourneyImagineOperator",
     "MidjourneySeedOperator",
     "MidjourneySettingsOperator",
