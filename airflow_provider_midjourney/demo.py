@@ -5,7 +5,8 @@
 
 It uses a throwaway AIRFLOW_HOME (SQLite) and ``dag.test()``, which runs the deferred trigger
 in-process, so nothing else has to be running. ``MIDJOURNEY_BASE_URL`` overrides the API URL,
-``MIDJOURNEY_PROMPT`` the prompt.
+``MIDJOURNEY_PROMPT`` the prompt, ``MIDJOURNEY_DESTINATION`` where the images are stored (default:
+``<that AIRFLOW_HOME>/midjourney/<date>/``, printed at the end with the contact sheet).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -30,14 +32,42 @@ def _example_source() -> Path:
     raise SystemExit(f"{EXAMPLE}.py not found next to the package; run the demo from a clone of the repository")
 
 
-def _xcom(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+def register_assets_for_dag_test(dag: Any) -> None:
+    """Register the DAG's assets before ``dag.test()`` on Airflow 3.0 (a no-op on 3.1 and later).
+
+    Airflow 3.0's ``dag.test()`` does not register them, so a task with an ``Asset`` outlet (the
+    download step) fails as "inactive" (apache/airflow#51644); a real deployment's DAG processor
+    registers them when it parses the file.
+    """
+    from airflow import __version__ as airflow_version
+
+    major, minor = (int(part) for part in airflow_version.split(".")[:2])
+    if (major, minor) >= (3, 1) or not any(task.outlets or task.inlets for task in dag.tasks):
+        return
+    from airflow.dag_processing.collection import AssetModelOperation
+    from airflow.serialization.serialized_objects import SerializedDAG
+    from airflow.utils.session import create_session
+
+    scheduler_dag = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
+    with create_session() as session:
+        operation = AssetModelOperation.collect({scheduler_dag.dag_id: scheduler_dag})
+        assets = operation.sync_assets(session=session)
+        session.flush()
+        operation.activate_assets_if_possible(assets.values(), session=session)
+
+
+def _local(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+def _xcom(dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         row = (
             session.query(XComModel)
-            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value", map_index=map_index)
+            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key, map_index=map_index)
             .one_or_none()
         )
         return XComModel.deserialize_value(row) if row is not None else None
@@ -91,7 +121,10 @@ def _run() -> int:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     run_conf = {"prompt": os.environ["MIDJOURNEY_PROMPT"]} if os.environ.get("MIDJOURNEY_PROMPT") else None
+    register_assets_for_dag_test(module.dag)
+    started = time.monotonic()
     dag_run = module.dag.test(run_conf=run_conf)
+    elapsed = time.monotonic() - started
     print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
     imagine = _xcom(EXAMPLE, dag_run.run_id, "imagine")
     if imagine:
@@ -105,6 +138,17 @@ def _run() -> int:
     seed = _xcom(EXAMPLE, dag_run.run_id, "seed")
     if seed:
         print(f"seed     job {seed['job_id']}  seed {seed['seed']}")
+    stored = _xcom(EXAMPLE, dag_run.run_id, "download")
+    if stored:
+        download = dag_run.get_task_instance("download")
+        took = (download.end_date - download.start_date).total_seconds() if download and download.end_date else 0.0
+        print(f"\nStored {len(stored)} file(s); the download task took {took:.2f} s (the DAG run {elapsed:.1f} s):")
+        for item in stored:
+            note = "  (already there)" if item.get("skipped") else ""
+            print(f"  {_local(item['uri'])}  {item['size']} bytes{note}")
+    sheet = _xcom(EXAMPLE, dag_run.run_id, "download", key="contact_sheet")
+    if sheet:
+        print(f"Contact sheet: {_local(sheet)}")
     return 0 if str(dag_run.state) == "success" else 1
 
 

@@ -19,6 +19,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.05")
 
+from airflow_provider_midjourney.demo import register_assets_for_dag_test  # noqa: E402
 from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook  # noqa: E402
 from airflow_provider_midjourney.retry import RetryPolicy  # noqa: E402
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator  # noqa: E402
@@ -93,7 +94,9 @@ def load_dag(path: Path, dag_id: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
-    return next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id and hasattr(v, "test"))
+    dag = next(v for v in vars(module).values() if getattr(v, "dag_id", None) == dag_id and hasattr(v, "test"))
+    register_assets_for_dag_test(dag)  # Airflow 3.0: dag.test() does not register Asset outlets
+    return dag
 
 
 def example_dag(dag_id: str):

@@ -78,7 +78,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db", "midjourney_conn")
 
 def test_example_imagine_upscale(emulator) -> None:
     dr = example_dag("midjourney_imagine_upscale").test()
-    assert set(task_states(dr).values()) == {"success"} and len(task_states(dr)) == 6
+    assert set(task_states(dr).values()) == {"success"} and len(task_states(dr)) == 7  # ... and download
     imagine = xcom(dr, "imagine")
     assert imagine["status"] == "completed" and len(imagine["image_urls"]) == 4 and imagine["grid_url"]
     assert xcom(dr, "imagine", key="job_id") == imagine["job_id"]
