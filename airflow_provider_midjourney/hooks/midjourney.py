@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from airflow.sdk.log import mask_secret
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_midjourney.exceptions import (
@@ -172,7 +171,6 @@ class MidjourneyHook(BaseHook):
             raise MidjourneyError(
                 f"Connection {self.midjourney_conn_id!r} has no API token: put the useapi.net token in its password"
             )
-        mask_secret(conn.password)
         extra = conn.extra_dejson or {}
         timeout = self._timeout_override or extra.get("timeout") or DEFAULT_TIMEOUT
         try:
@@ -549,7 +547,6 @@ class MidjourneyHook(BaseHook):
         Keep ``max_jobs`` at or below the Midjourney plan's concurrent-job limit (3 on
         Basic/Standard, 12-15 on Pro/Mega); a higher value makes the API misbehave.
         """
-        mask_secret(discord)  # Airflow redacts it from every log line from now on
         request = AccountRequest.build(
             discord=discord,
             max_jobs=max_jobs,
