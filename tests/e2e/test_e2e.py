@@ -49,7 +49,7 @@ def stack(emulator: MidjourneyEmulator, tmp_path_factory: pytest.TempPathFactory
         {
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
             "MIDJOURNEY_POLL_INTERVAL": "1",
-            "MIDJOURNEY_DOWNLOAD_DIR": str(home / "pictures"),
+            "MIDJOURNEY_DESTINATION": f"file://{home / 'pictures'}",
         },
     )
     try:
@@ -96,11 +96,13 @@ def test_imagine_upscale_end_to_end(stack: AirflowStack, emulator: MidjourneyEmu
     wait_states(stack, "midjourney_imagine_upscale", run_id, {"deferred"}, 1, 120)
     assert stack.wait_run("midjourney_imagine_upscale", run_id, 240) == "success"
     created = emulator.created_jobs()[before:]
-    assert [j["verb"] for j in created].count("imagine") == 1 and len(created) == 6
+    assert [j["verb"] for j in created].count("imagine") == 1 and len(created) == 6  # + 4 U + seed
     # The triggerer process wrote the trigger's progress lines (its own log file per task try).
     trigger_logs = [p.read_text() for p in stack.logs.rglob("*.trigger.*.log")]
     assert any("progress" in text for text in trigger_logs)
-    pictures = sorted((stack.home / "pictures").rglob("*.png")) if (stack.home / "pictures").exists() else []
+    pictures = sorted((stack.home / "pictures").rglob("*.png"))
+    assert len(pictures) == 4 and all(p.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in pictures)
+    assert len(list((stack.home / "pictures").rglob("index.html"))) == 1
     record(
         "main job: imagine → U1..U4 → seed",
         f"deferred in the triggerer, {len(pictures)} PNG files on disk",
