@@ -79,8 +79,9 @@ class MidjourneyJobTrigger(BaseTrigger):
         )
 
     def _hook(self) -> MidjourneyHook:
-        # One request per poll: this loop counts and paces transient errors itself.
-        return MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY)
+        # One request per poll: this loop counts and paces transient errors itself. All triggers of
+        # a triggerer share one pooled HTTP client (see MidjourneyHook's shared_async_client).
+        return MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY, shared_async_client=True)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async with self._hook() as hook:
@@ -90,8 +91,7 @@ class MidjourneyJobTrigger(BaseTrigger):
     async def wait(self, hook: MidjourneyHook) -> dict[str, Any]:
         """The polling loop; returns the one event payload."""
         errors = 0
-        last: Job | None = None
-        last_progress: tuple[str, int | None] | None = None
+        last_progress: tuple[str, int | None] | None = None  # (status, percent) of the last answer
         while True:
             try:
                 job = await hook.aget_job(self.job_id)
@@ -104,20 +104,22 @@ class MidjourneyJobTrigger(BaseTrigger):
                 return _error(self.job_id, str(exc))
             else:
                 errors = 0
-                last = job
                 progress = (str(job.status), job.progress_percent)
                 if progress != last_progress:
                     last_progress = progress
                     self._log_progress(job)
                 if job.is_terminal:
                     return job.to_event()
+                # Nothing of an answer is kept while sleeping: a waiting trigger stays small, and
+                # the garbage collector of a triggerer with thousands of them has less to walk.
+                del job
             remaining = self.deadline - time.time()
             if remaining <= 0:
                 return {
                     "status": "timeout",
                     "job_id": self.job_id,
-                    "last_status": str(last.status) if last else None,
-                    "progress_percent": last.progress_percent if last else None,
+                    "last_status": last_progress[0] if last_progress else None,
+                    "progress_percent": last_progress[1] if last_progress else None,
                     "message": f"Job {self.job_id} did not finish before its deadline",
                 }
             await asyncio.sleep(min(self.poll_interval, remaining))
