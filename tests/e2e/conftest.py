@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-RESULTS: list[dict[str, Any]] = []
+from tests.e2e.stack import RESULTS
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not RESULTS:
         return
     terminalreporter.section("reliability (tests/e2e)")
-    terminalreporter.write_line("| scenario | what happened | jobs created | requests sent | result |")
+    header = "| scenario | what happened | jobs created | requests sent (POST/GET/DELETE) | result |"
+    terminalreporter.write_line(header)
     terminalreporter.write_line("| --- | --- | --- | --- | --- |")
     for row in RESULTS:
         terminalreporter.write_line(

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
-from tests.e2e.conftest import RESULTS
-from tests.e2e.stack import AirflowStack
+from tests.e2e.stack import RESULTS, AirflowStack
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +73,17 @@ def posts_with(emulator: MidjourneyEmulator, marker: str) -> list[Any]:
     ]
 
 
-def record(scenario: str, happened: str, jobs: int, requests: int, result: str) -> None:
+def requests_for(emulator: MidjourneyEmulator, marker: str) -> str:
+    """POST / GET / DELETE requests that belong to a scenario (its prompts and its jobs)."""
+    ids = {job["jobid"] for job in jobs_with(emulator, marker)}
+    posts = len(posts_with(emulator, marker))
+    about = [r for r in emulator.requests if any(i in r.path for i in ids)]
+    gets = sum(r.method == "GET" for r in about)
+    deletes = sum(r.method == "DELETE" for r in about)
+    return f"{posts + gets + deletes} ({posts}/{gets}/{deletes})"
+
+
+def record(scenario: str, happened: str, jobs: int, requests: int | str, result: str) -> None:
     RESULTS.append({"scenario": scenario, "happened": happened, "jobs": jobs, "requests": requests, "result": result})
     print(f"\n[{scenario}] {happened}; jobs created: {jobs}; requests: {requests}; result: {result}")
 
@@ -91,7 +100,7 @@ def wait_states(stack: AirflowStack, dag_id: str, run_id: str, states: set[str],
 
 
 def test_imagine_upscale_end_to_end(stack: AirflowStack, emulator: MidjourneyEmulator) -> None:
-    before = len(emulator.created_jobs())
+    before, requests_before = len(emulator.created_jobs()), len(emulator.requests)
     run_id = stack.trigger("midjourney_imagine_upscale")
     wait_states(stack, "midjourney_imagine_upscale", run_id, {"deferred"}, 1, 120)
     assert stack.wait_run("midjourney_imagine_upscale", run_id, 240) == "success"
@@ -107,7 +116,7 @@ def test_imagine_upscale_end_to_end(stack: AirflowStack, emulator: MidjourneyEmu
         "main job: imagine → U1..U4 → seed",
         f"deferred in the triggerer, {len(pictures)} PNG files on disk",
         len(created),
-        len(emulator.requests),
+        f"{len(emulator.requests) - requests_before} (incl. {len(pictures)} CDN downloads)",
         "success",
     )
 
@@ -128,7 +137,7 @@ def test_1_triggerer_killed_while_jobs_are_deferred(stack: AirflowStack, emulato
         "1. triggerer SIGKILLed with 4 jobs deferred, restarted",
         "all 4 tasks completed after the restart",
         4,
-        len(posts_with(emulator, "[restart]")),
+        requests_for(emulator, "[restart]"),
         "success, one job per task",
     )
 
@@ -143,7 +152,7 @@ def test_2_worker_killed_right_after_submit(stack: AirflowStack, emulator: Midjo
         "2. task process SIGKILLed right after submit",
         "try 2 reattached to try 1's job",
         1,
-        len(posts_with(emulator, "[crash]")),
+        requests_for(emulator, "[crash]"),
         "success on try 2",
     )
 
@@ -168,7 +177,7 @@ def test_3_busy_channel_429_storm(stack: AirflowStack, emulator: MidjourneyEmula
         "3. 429 storm: 4 tasks, channel limited to 1 job",
         f"{busy} answers were 429, tasks waited 2-4 s each time",
         4,
-        len(posts),
+        requests_for(emulator, "[busy]"),
         "success, no request storm",
     )
 
@@ -182,11 +191,12 @@ def test_4_errors_while_polling(stack: AirflowStack, emulator: MidjourneyEmulato
         "4a. 2×502 + 2 dropped connections while polling (bound 5)",
         "tolerated by the trigger",
         len(jobs_with(emulator, "[flaky-below]")),
-        len(posts_with(emulator, "[flaky-below]")),
+        requests_for(emulator, "[flaky-below]"),
         "success",
     )
 
-    emulator.timings = JobTimings(start_after=0.5, progress_after=1.0, complete_after=15.0)
+    # Long enough that try 2 (after its own GET retries) has deferred well before the job ends.
+    emulator.timings = JobTimings(start_after=0.5, progress_after=1.0, complete_after=30.0)
     emulator.fail_next(6, status=503, path_prefix="/v3/midjourney/jobs/j", method="GET")
     run_id = stack.trigger("e2e_broken_polling")
     assert stack.wait_run("e2e_broken_polling", run_id, 240) == "success"
@@ -196,7 +206,7 @@ def test_4_errors_while_polling(stack: AirflowStack, emulator: MidjourneyEmulato
         "4b. 503s above the bound (2) while polling",
         "try 1 failed, try 2 reattached to the same job",
         1,
-        len(posts_with(emulator, "[flaky-above]")),
+        requests_for(emulator, "[flaky-above]"),
         "success on try 2",
     )
 
@@ -233,7 +243,7 @@ def test_6_moderated_prompt(stack: AirflowStack, emulator: MidjourneyEmulator) -
         "6. moderated prompt",
         "task failed, retries=3 not used",
         1,
-        len(posts_with(emulator, "[moderated]")),
+        requests_for(emulator, "[moderated]"),
         "failed, exactly one submission",
     )
 
@@ -248,7 +258,7 @@ def test_7_job_that_never_finishes(stack: AirflowStack, emulator: MidjourneyEmul
         "7. job never finishes (timeout 8 s)",
         "trigger deadline → DELETE /jobs/<id> → task failed",
         1,
-        len(posts_with(emulator, "[timeout]")) + len(deletes),
+        requests_for(emulator, "[timeout]"),
         "failed, job cancelled",
     )
 
@@ -271,7 +281,7 @@ def test_8_user_marks_a_deferred_task_failed(stack: AirflowStack, emulator: Midj
         "8. user marks the deferred task failed",
         "the trigger's on_kill cancelled the job",
         1,
-        len(posts_with(emulator, "[kill]")) + len(deletes),
+        requests_for(emulator, "[kill]"),
         "failed, job cancelled",
     )
 
