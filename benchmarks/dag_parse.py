@@ -169,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="fresh processes per DAG file (15)")
     parser.add_argument("--quick", action="store_true", help="5 runs per DAG file")
     parser.add_argument("--example", action="append", default=[], help="also parse this DAG file (repeatable)")
+    parser.add_argument(
+        "--baseline-tree",
+        default=None,
+        metavar="DIR",
+        help="also parse the provider DAG with the package imported from DIR (a before/after row)",
+    )
     parser.add_argument("--top", type=int, default=12, help="modules listed in the import breakdown (12)")
     parser.add_argument("--json", default=None, help="write the raw results to this file")
     args = parser.parse_args(argv)
@@ -182,15 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     files["provider operators"].write_text(PROVIDER_DAG)
     for extra in args.example:
         files[f"example: {Path(extra).name}"] = Path(extra).resolve()
+    envs = {name: env for name in files}
+    if args.baseline_tree:  # the same provider DAG, importing the package from another tree
+        name = f"provider operators, package from {args.baseline_tree}"
+        files[name] = files["provider operators"]
+        path = os.pathsep.join(filter(None, [str(Path(args.baseline_tree).resolve()), env.get("PYTHONPATH")]))
+        envs[name] = {**env, "PYTHONPATH": path}
 
     print("Machine:")
     print_machine()
     print(f"{runs} fresh processes per DAG file, interleaved; times: DagBag(file) + DAG serialization")
     samples: dict[str, list[dict[str, object]]] = {name: [] for name in files}
-    measure(files["airflow.sdk only"], env)  # warm the OS file cache, not measured
+    for name, path in files.items():  # warm the OS file cache and byte-code caches, not measured
+        measure(path, envs[name])
     for i in range(runs):
         for name, path in files.items():
-            samples[name].append(measure(path, env))
+            samples[name].append(measure(path, envs[name]))
         print(f"  run {i + 1}/{runs}", end="\r", flush=True)
     print()
 

@@ -235,12 +235,17 @@ class ScaleResult:
     run: int = 1
     waiting_jobs: int = 0  # triggers that had polled when the waiting RSS was sampled
 
+    @property
+    def all_waited(self) -> bool:
+        """All N triggers were waiting at once at some moment (else per-job memory is n/a)."""
+        return self.waiting_jobs >= self.n
+
     def targets(self) -> dict[str, bool]:
         return {
             "all finish": self.all_finished,
             "max lag < 0.2 s": self.max_lag_s < MAX_LAG_TARGET,
             "p99 detection <= poll + 1 s": self.detect_p99_s <= self.poll_interval + DETECTION_SLACK,
-            "<= 20 KB per waiting job": self.rss_per_job <= RSS_PER_JOB_TARGET,
+            "<= 20 KB per waiting job": self.all_waited and self.rss_per_job <= RSS_PER_JOB_TARGET,
             "requests <= duration/poll + 2": self.over_bound == 0,
         }
 
@@ -323,12 +328,19 @@ def _summarise(
     completed = {j: t for j, (t, status) in events.items() if status == "completed"}
     detection = [completed[j.job_id] - j.completes for j in planned if j.job_id in completed]
     # "Waiting" memory: sampled while every trigger is still waiting (before the first event).
-    # "Waiting" memory: the largest RSS sampled while no trigger had fired yet, divided by the
-    # triggers that had polled at least once by then (the emulator saw their first GET).
+    # "Waiting" memory: the largest RSS sampled while all N triggers were waiting: each had polled
+    # once (the emulator saw its first GET) and none had fired yet. When no such moment exists
+    # (the loop could not start them all before the first job finished), the sample before the
+    # first event is divided by the triggers that had polled by then, and reported as n/a.
     first_event = min((t for t, _ in events.values()), default=result["t_end"])
-    window = [s for s in result["rss"] if s[0] < first_event] or result["rss"]
-    _, sampled_at, waiting_rss = max(window, key=lambda s: s[2])
-    waiting_jobs = max(1, sum(1 for t in first_get.values() if t <= sampled_at))
+    all_polled = max(first_get.values()) if len(first_get) >= n else float("inf")
+    window = [s for s in result["rss"] if all_polled <= s[1] and s[0] < first_event]
+    if window:
+        waiting_rss, waiting_jobs = max(s[2] for s in window), n
+    else:
+        early = [s for s in result["rss"] if s[0] < first_event] or result["rss"]
+        _, sampled_at, waiting_rss = max(early, key=lambda s: s[2])
+        waiting_jobs = max(1, sum(1 for t in first_get.values() if t <= sampled_at))
     peak = max(r for _, _, r in result["rss"])
     counts = [gets.get(j.job_id, 0) for j in planned]
     bounds = [max(0.0, j.completes - t0) / poll + 2 for j in planned]
@@ -518,7 +530,7 @@ def report(results: list[ScaleResult], workers: WorkerResult | None) -> None:
                     round(r.max_lag_s, 3),
                     round(r.p99_lag_s, 3),
                     f"{r.detect_p50_s:.2f} / {r.detect_p99_s:.2f} / {r.detect_max_s:.2f}",
-                    f"{_kb(r.rss_per_job)} ({r.waiting_jobs:,} waiting)",
+                    _kb(r.rss_per_job) if r.all_waited else f"n/a (never all waiting; {r.waiting_jobs:,} had polled)",
                     _kb(r.peak_rss_per_job),
                     f"{r.requests_per_job:.2f} ({r.request_bound_mean:.2f})",
                     r.over_bound,
@@ -553,14 +565,14 @@ def report(results: list[ScaleResult], workers: WorkerResult | None) -> None:
             f"{workers.finished}/{workers.processes}",
         ]
     ]
-    per_job = {n: median([r.rss_per_job for r in runs]) for n, runs in _by_n(results).items()}
+    per_job = {n: median([r.rss_per_job for r in runs if r.all_waited]) for n, runs in _by_n(results).items()}
     for n, runs in _by_n(results).items():
         finished = f"{sum(r.finished for r in runs)}/{n * len(runs)}"
         rows.append([f"triggerer, N={n} (median of {len(runs)})", f"1/{n}", _kb(per_job[n]), "-", finished])
     print(table(["waiting with", "processes per job", "RSS per job", "USS per job", "finished"], rows))
     print()
     for n, kb in per_job.items():
-        if kb > 0:
+        if kb > 0:  # NaN (no run where all waited) compares False
             ratio = workers.uss_per_job / kb
             verdict = "met" if ratio >= MEMORY_RATIO_TARGET else "MISSED"
             print(f"N={n}: worker USS / trigger RSS per waiting job = {ratio:,.0f}x (target >= 1000x: {verdict})")
@@ -589,11 +601,11 @@ def plot(results: list[dict[str, Any]], path: str, baseline: list[dict[str, Any]
         ns = [r["n"] for r in rows]
         left.plot(ns, [r["detect_p99_s"] for r in rows], style, c=color, marker="o", label=f"p99 {label}")
         left.plot(ns, [r["detect_p50_s"] for r in rows], style, c=color, marker=".", alpha=0.5, label=f"p50 {label}")
-        right.plot(ns, [r["rss_per_job"] / 1024 for r in rows], style, c=color, marker="o", label=label)
+        memory = [(r["n"], r["rss_per_job"] / 1024) for r in rows if r["all_waited"]]
+        right.plot(*zip(*memory, strict=True), style, c=color, marker="o", label=label)
     poll = results[0]["poll_interval"]
     left.axhline(poll + DETECTION_SLACK, ls=":", c="k", lw=1, label="target (p99)")
-    left.set(xscale="log", xlabel="concurrent triggers (N)", ylabel="s", title="detection latency")
-    left.set_ylim(bottom=0)
+    left.set(xscale="log", yscale="log", xlabel="concurrent triggers (N)", ylabel="s", title="detection latency")
     left.legend(fontsize=7)
     right.axhline(RSS_PER_JOB_TARGET / 1024, ls=":", c="k", lw=1, label="target")
     right.set(xscale="log", yscale="log", xlabel="concurrent triggers (N)", ylabel="KB (RSS)")
@@ -693,8 +705,14 @@ def _median_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["n"], []).append(r)
-    keys = ("detect_p50_s", "detect_p99_s", "rss_per_job")
-    return [{"n": n, **{k: median([r[k] for r in runs]) for k in keys}} for n, runs in sorted(groups.items())]
+    keys = ("detect_p50_s", "detect_p99_s")
+    out = []
+    for n, runs in sorted(groups.items()):
+        waited = [r for r in runs if r.get("waiting_jobs", n) >= n]  # older --json files: all waited
+        row = {"n": n, **{k: median([r[k] for r in runs]) for k in keys}, "all_waited": bool(waited)}
+        row["rss_per_job"] = median([r["rss_per_job"] for r in waited]) if waited else float("nan")
+        out.append(row)
+    return out
 
 
 def _baseline(args: argparse.Namespace) -> list[dict[str, Any]] | None:
