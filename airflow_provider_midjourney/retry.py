@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,22 @@ class RetryPolicy:
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
         return random.uniform(self.backoff_initial / 2, max(ceiling, self.backoff_initial / 2))
 
-    def tenacity_kwargs(self, *, creates_job: bool, log: logging.Logger, what: str) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` applying this policy."""
+    def tenacity_kwargs(
+        self,
+        *,
+        creates_job: bool,
+        log: logging.Logger,
+        what: str,
+        retryable: Callable[[BaseException], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` applying this policy.
+
+        ``retryable`` replaces :meth:`should_retry` for callers with their own rule (downloads).
+        """
+        if retryable is None:
+
+            def retryable(exc: BaseException) -> bool:
+                return self.should_retry(exc, creates_job=creates_job)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -73,7 +88,7 @@ class RetryPolicy:
             log.warning("%s failed (%s); retry %d in %.1f s", what, exc, state.attempt_number, sleep)
 
         return {
-            "retry": retry_if_exception(lambda exc: self.should_retry(exc, creates_job=creates_job)),
+            "retry": retry_if_exception(retryable),
             "wait": wait,
             "stop": stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_seconds),
             "before_sleep": before_sleep,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperator
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import Retrying
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
@@ -428,24 +428,12 @@ class Downloader:
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _retry_kwargs(self, item: DownloadItem) -> dict[str, Any]:
-        policy, log = self.retry, self.log
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return policy.wait_seconds(exc, state.attempt_number)
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            sleep = state.next_action.sleep if state.next_action else 0.0
-            log.warning("Download of %s failed (%s); retry %d in %.1f s", item.stem, exc, state.attempt_number, sleep)
-
-        return {
-            "retry": retry_if_exception(lambda exc: _retryable(exc) and not self.cancel.is_set()),
-            "wait": wait,
-            "stop": stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_seconds),
-            "before_sleep": before_sleep,
-            "reraise": True,
-        }
+        return self.retry.tenacity_kwargs(
+            creates_job=False,
+            log=self.log,
+            what=f"Download of {item.stem}",
+            retryable=lambda exc: _retryable(exc) and not self.cancel.is_set(),
+        )
 
     def _download_once(self, item: DownloadItem) -> StoredFile:
         deadline = time.monotonic() + self.file_timeout
