@@ -559,9 +559,7 @@ class JobOptions(_Request):
     @field_validator("channel")
     @classmethod
     def _channel_is_an_id(cls, value: str | None) -> str | None:
-        if value is not None and not CHANNEL_PATTERN.match(value):
-            raise ValueError(f"must be a Discord channel id (digits only), got {value!r}")
-        return value
+        return None if value is None else _check_channel(value)
 
     @field_validator("reply_url")
     @classmethod
@@ -598,6 +596,20 @@ def _check_job_id(value: str) -> str:
             f"must be a v3 job id like j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney, got {value!r}"
         )
     return value
+
+
+def _check_channel(value: str) -> str:
+    if not isinstance(value, str) or not CHANNEL_PATTERN.match(value):
+        raise ValueError(f"must be a Discord channel id (digits only), got {value!r}")
+    return value
+
+
+def check_channel(channel: str) -> str:
+    """Validate a channel id before it goes into a URL path."""
+    try:
+        return _check_channel(channel)
+    except ValueError as exc:
+        raise MidjourneyInvalidRequestError(f"channel: {exc}") from None
 
 
 def check_job_id(job_id: str, field: str = "jobid") -> str:

@@ -213,6 +213,13 @@ def test_job_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
     assert emulator.requests == []
 
 
+def test_channel_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
+    for call in (hook.get_account, hook.delete_account, hook.reset_account):
+        with pytest.raises(MidjourneyInvalidRequestError, match="channel: must be a Discord channel id"):
+            call("../jobs")
+    assert emulator.requests == []
+
+
 def test_bad_input_never_reaches_the_api(hook, emulator) -> None:
     with pytest.raises(MidjourneyInvalidRequestError, match="prompt"):
         hook.imagine("x" * 5001)

@@ -27,7 +27,6 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.models import (
     CDN_PREFIX,
-    CHANNEL_PATTERN,
     Account,
     AccountRequest,
     BlendDimensions,
@@ -44,6 +43,7 @@ from airflow_provider_midjourney.models import (
     SeedRequest,
     SettingsCommand,
     SettingsRequest,
+    check_channel,
     check_job_id,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
@@ -596,7 +596,7 @@ class MidjourneyHook(BaseHook):
 
     def reset_account(self, channel: str) -> None:
         """``POST /accounts/reset/<channel>``: clear a 596 lock after resolving it in Discord."""
-        self._request("POST", f"/v3/midjourney/accounts/reset/{_channel(channel)}")
+        self._request("POST", f"/v3/midjourney/accounts/reset/{check_channel(channel)}")
 
     # -- CDN assets ---------------------------------------------------------------------------
 
@@ -712,14 +712,8 @@ def _job_path(job_id: str) -> str:
     return f"/v3/midjourney/jobs/{check_job_id(job_id)}"
 
 
-def _channel(channel: str) -> str:
-    if not isinstance(channel, str) or not CHANNEL_PATTERN.match(channel):
-        raise MidjourneyError(f"channel: must be a Discord channel id (digits only), got {channel!r}")
-    return channel
-
-
 def _account_path(channel: str) -> str:
-    return f"/v3/midjourney/accounts/{_channel(channel)}"
+    return f"/v3/midjourney/accounts/{check_channel(channel)}"
 
 
 def _raise_for_status(response: httpx.Response, method: str, path: str, token: str) -> None:
