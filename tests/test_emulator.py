@@ -19,6 +19,7 @@ import pytest
 
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.settings import SETTINGS_VERBS
+from tests.doc_samples import completed_event, created_answer
 
 pytest_plugins = ["pytester"]
 
@@ -220,9 +221,6 @@ def test_multipart_stream_false_returns_json(client: httpx.Client) -> None:
 
 
 # -- parity with the docs' samples ------------------------------------------------------------------------------
-DOCS = Path(
-    os.environ.get("MIDJOURNEY_API_DOCS", Path(__file__).resolve().parents[2] / "shared/api-docs/useapi-midjourney-v3")
-)
 SEMANTIC = {
     "content",
     "progress_percent",
@@ -241,12 +239,6 @@ VERB_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def doc_sample(verb: str, marker: str) -> dict[str, Any]:
-    text = (DOCS / f"post-midjourney-jobs-{verb}.md").read_text(encoding="utf-8")
-    return dict(json.JSONDecoder().raw_decode(text[text.index(marker) :])[0])
-
-
-@pytest.mark.skipif(not DOCS.is_dir(), reason="the API docs are not available")
 @pytest.mark.parametrize("verb", ["imagine", "button", "blend", "describe", "seed", *SETTINGS_VERBS])
 def test_answers_have_the_shape_of_the_docs_samples(emu: MidjourneyEmulator, client: httpx.Client, verb: str) -> None:
     emu.timings = JobTimings(start_after=0.0, progress_after=0.005, complete_after=0.02)
@@ -255,11 +247,11 @@ def test_answers_have_the_shape_of_the_docs_samples(emu: MidjourneyEmulator, cli
         params["jobId"] = completed(client)["jobid"]
         params.update({"button": "U1"} if verb == "button" else {})
     created = create(client, verb, replyUrl="https://h/cb", replyRef="ref", **params)
-    doc_created = doc_sample(verb, '{ "jobid"')
+    doc_created = created_answer(verb)
     assert list(created) == list(doc_created)
     assert list(created["request"]) == list(doc_created["request"])
     job = wait_for(client, created["jobid"])
-    doc_job = doc_sample(verb, '{"event":"midjourney_completed"')["job"]
+    doc_job = completed_event(verb)["job"]
     assert set(doc_job) <= set(job) and job["status"] == doc_job["status"] == "completed"
     assert job.get("jobType") == doc_job.get("jobType") and job["code"] == doc_job["code"]
     assert set(doc_job["response"]) & SEMANTIC <= set(job["response"])
