@@ -205,8 +205,8 @@ class EmulatorMiddleware:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, record: RecordedRequest) -> None:
         path: str = scope["path"]
         api = path.startswith(API_PREFIXES)
-        if api and self.emu.latency > 0:
-            await asyncio.sleep(self.emu.latency)
+        if api and (delay := self.emu.api_delay()) > 0:
+            await asyncio.sleep(delay)
         elif path.startswith(CDN_PREFIX) and (delay := self.emu.cdn_delay(path)) > 0:
             await asyncio.sleep(delay)
         rule = self.emu.take_fail(scope["method"], path)

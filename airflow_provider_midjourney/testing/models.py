@@ -81,6 +81,8 @@ class EmulatorKnobs:
         self.never_finish = False
         self.subscription_expired = False
         self.latency = 0.0
+        self.latency_jitter = 0.0  # each API answer waits latency +/- up to this (uniform)
+        self._latency_rng = random.Random(seed ^ 0x1A7E)
         self.failure_rate = 0.0
         self.stuck_on_disconnect = False
         self._fail_rules: list[FaultRule] = []
@@ -99,6 +101,7 @@ class EmulatorKnobs:
             self.never_finish = False
             self.subscription_expired = False
             self.latency = 0.0
+            self.latency_jitter = 0.0
             self.failure_rate = 0.0
             self.stuck_on_disconnect = False
             self._fail_rules.clear()
@@ -147,6 +150,18 @@ class EmulatorKnobs:
             self._cdn_truncate += n
 
     # -- consumed by the middleware -------------------------------------------------------
+    def api_delay(self) -> float:
+        """Seconds to wait before answering an API request: ``latency`` +/- ``latency_jitter``.
+
+        Real APIs do not answer in constant time; jitter spreads the answers of requests sent
+        together, as a real server's would be (benchmarks use 0.25 s +/- 0.1 s).
+        """
+        if self.latency_jitter <= 0:
+            return self.latency
+        with self._knob_lock:
+            offset = self._latency_rng.uniform(-self.latency_jitter, self.latency_jitter)
+        return max(0.0, self.latency + offset)
+
     def cdn_delay(self, path: str) -> float:
         """Seconds to wait before answering a CDN request for ``path`` (``cdn_latency``).
 
