@@ -25,11 +25,18 @@ EXAMPLE = "midjourney_imagine_upscale"
 
 
 def _example_source() -> Path:
+    """The example DAG file: inside the package when installed from a wheel, at the top of a clone.
+
+    The wheel carries the repository's ``example_dags/`` as ``airflow_provider_midjourney/example_dags``
+    (see ``[tool.hatch.build.targets.wheel.force-include]``); an editable install reads the clone's.
+    """
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "example_dags" / f"{EXAMPLE}.py", here / "example_dags" / f"{EXAMPLE}.py"):
+    candidates = (here / "example_dags" / f"{EXAMPLE}.py", here.parent / "example_dags" / f"{EXAMPLE}.py")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise SystemExit(f"{EXAMPLE}.py not found next to the package; run the demo from a clone of the repository")
+    looked = ", ".join(str(c) for c in candidates)
+    raise SystemExit(f"{EXAMPLE}.py not found (looked in {looked}); reinstall airflow-provider-midjourney")
 
 
 def register_assets_for_dag_test(dag: Any) -> None:

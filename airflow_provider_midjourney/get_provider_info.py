@@ -47,7 +47,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://useapi.net/docs/api-midjourney-v3",
-                "tags": ["service"],
+                "tags": ["ai", "generative-ai", "service"],
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.hooks.midjourney"]}],

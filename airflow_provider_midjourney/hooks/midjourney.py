@@ -16,7 +16,6 @@ import httpx
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_midjourney.exceptions import (
-    MidjourneyAPIError,
     MidjourneyChannelLockedError,
     MidjourneyConnectError,
     MidjourneyError,
@@ -270,22 +269,27 @@ class MidjourneyHook(BaseHook):
         await self.aclose()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's "Test" button: ``GET /v3/midjourney/accounts``."""
+        """Airflow's "Test" button: one ``GET /v3/midjourney/jobs`` (no retries, at most 8 s).
+
+        That endpoint answers 200 (a JSON summary) or 401 for any base URL that is the v3 API, never
+        404, so a wrong path, a web page or another API fails instead of reading as "Connected".
+        """
+        from airflow_provider_midjourney.hooks.connection_test import probe
+
         try:
-            accounts = self.list_accounts()
-        except MidjourneyAPIError as exc:
-            if exc.status_code == 401:
-                return False, "The API token was refused (401 Unauthorized): check the connection's password."
-            if exc.status_code == 402:
-                return False, "The useapi.net account has no active subscription (402 Payment Required)."
-            return False, str(exc)
+            settings = self.connection_settings
         except MidjourneyError as exc:
             return False, str(exc)
-        finally:
-            self.close()
-        if not accounts:
-            return True, "Connected; no Midjourney channel is configured yet (POST /v3/midjourney/accounts)."
-        return True, f"Connected; {len(accounts)} Midjourney channel(s) configured: {', '.join(accounts)}."
+        api = "the useapi.net Midjourney API v3"
+        return probe(
+            settings.base_url,
+            "/v3/midjourney/jobs",
+            {"Authorization": f"Bearer {settings.token}"},
+            looks_right=lambda data: isinstance(data, dict) and isinstance(data.get("total"), int),
+            api_name=api,
+            timeout=min(settings.timeout, 8.0),
+            describe=lambda data: f"Connected to {api} at {settings.base_url}: {data['total']} job(s) running now.",
+        )
 
     # -- transport ----------------------------------------------------------------------------
 
