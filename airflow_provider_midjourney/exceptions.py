@@ -52,6 +52,7 @@ __all__ = [
     "MidjourneySubmitUncertainError",
     "MidjourneySubscriptionError",
     "MidjourneyTransportError",
+    "MidjourneyUnsupportedError",
     "MidjourneyValidationError",
     "error_for_status",
 ]
@@ -63,6 +64,10 @@ class MidjourneyError(AirflowException):
 
 class MidjourneyInvalidRequestError(MidjourneyError, AirflowFailException, ValueError):
     """A request failed local validation; nothing was sent. The message names each bad field."""
+
+
+class MidjourneyUnsupportedError(MidjourneyInvalidRequestError):
+    """The connection's backend cannot serve this request (e.g. seed on ImaginePro); nothing was sent."""
 
 
 class MidjourneyAPIError(MidjourneyError):

@@ -10,29 +10,77 @@ from typing import Any
 PACKAGE = "airflow_provider_midjourney"
 INTEGRATION = "Midjourney"
 
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "login", "port", "extra"],
-    "relabeling": {"host": "Base URL", "password": "API token"},
-    "placeholders": {
-        "host": "https://api.useapi.net (empty = default; http://127.0.0.1:8765 for the emulator)",
-        "password": "useapi.net API token",
-        "channel": "Discord channel id used when a task names none (optional)",
-        "timeout": "30",
-    },
-}
+def _number(label: str, description: str, default: float) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": {"type": ["number", "null"], "default": default}}
 
-CONN_FIELDS: dict[str, Any] = {
-    "channel": {
-        "label": "Default channel",
-        "description": "Discord channel id for jobs that name none; empty lets the API balance load.",
-        "schema": {"type": ["string", "null"]},
+
+def _text(label: str, description: str) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": {"type": ["string", "null"]}}
+
+
+_TIMEOUT = _number("Request timeout (s)", "Seconds per HTTP request.", 30)
+
+# One entry per backend: its connection type, hook class, form (3.2+ reads it from here; 3.0/3.1
+# through the hooks' get_ui_field_behaviour/get_connection_form_widgets, which read it too).
+CONNECTION_TYPES: list[dict[str, Any]] = [
+    {
+        "connection-type": "midjourney",
+        "hook-class-name": f"{PACKAGE}.hooks.midjourney.MidjourneyHook",
+        "hook-name": "Midjourney (useapi.net v3)",
+        "conn-fields": {
+            "channel": _text(
+                "Default channel", "Discord channel id for jobs that name none; empty lets the API balance load."
+            ),
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"host": "Base URL", "password": "API token"},
+            "placeholders": {
+                "host": "https://api.useapi.net (empty = default; http://127.0.0.1:8765 for the emulator)",
+                "password": "useapi.net API token",
+                "channel": "Discord channel id used when a task names none (optional)",
+                "timeout": "30",
+            },
+        },
     },
-    "timeout": {
-        "label": "Request timeout (s)",
-        "description": "Seconds per HTTP request.",
-        "schema": {"type": ["number", "null"], "default": 30},
-    },
-}
+]
+
+# The useapi.net v3 form, under the names earlier releases exported.
+UI_FIELD_BEHAVIOUR: dict[str, Any] = CONNECTION_TYPES[0]["ui-field-behaviour"]
+CONN_FIELDS: dict[str, Any] = CONNECTION_TYPES[0]["conn-fields"]
+
+
+_CONNECTION_TYPE_KEYS = ("connection-type", "hook-class-name", "hook-name", "conn-fields", "ui-field-behaviour")
+
+
+def connection_type(conn_type: str) -> dict[str, Any]:
+    for entry in CONNECTION_TYPES:
+        if entry["connection-type"] == conn_type:
+            return entry
+    raise KeyError(conn_type)
+
+
+def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
+    """``get_ui_field_behaviour()`` of a hook (Airflow 3.0/3.1 form)."""
+    behaviour = connection_type(conn_type)["ui-field-behaviour"]
+    return {
+        "hidden_fields": behaviour["hidden-fields"],
+        "relabeling": behaviour["relabeling"],
+        "placeholders": behaviour["placeholders"],
+    }
+
+
+def connection_form_widgets(conn_type: str) -> dict[str, Any]:
+    """``get_connection_form_widgets()`` of a hook (Airflow 3.0/3.1 form): one text field per extra."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import StringField
+
+    fields = connection_type(conn_type)["conn-fields"]
+    return {
+        name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget()) for name, spec in fields.items()
+    }
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -50,7 +98,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ai", "generative-ai", "service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.hooks.midjourney"]}],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": sorted({e["hook-class-name"].rpartition(".")[0] for e in CONNECTION_TYPES}),
+            }
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,
@@ -61,12 +114,6 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink"],
         "connection-types": [
-            {
-                "connection-type": "midjourney",
-                "hook-class-name": f"{PACKAGE}.hooks.midjourney.MidjourneyHook",
-                "hook-name": "Midjourney",
-                "conn-fields": CONN_FIELDS,
-                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
-            }
+            {key: entry[key] for key in _CONNECTION_TYPE_KEYS} for entry in CONNECTION_TYPES
         ],
     }

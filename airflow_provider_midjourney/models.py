@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,9 @@ from pydantic import (
 
 from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
 
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.job import MidjourneyJob
+
 MAX_PROMPT_LENGTH = 5000
 MAX_REPLY_LENGTH = 1024
 MAX_ACCOUNT_REPLY_URL_LENGTH = 2048
@@ -38,6 +41,7 @@ CDN_PREFIX = "https://cdn.midjourney.com/"
 # is loose on purpose (any bot name, optional type letter) but keeps ids safe to put in a URL path.
 JOB_ID_PATTERN = re.compile(r"^j\d+[a-z]?-u\d+-c\d+-bot:[A-Za-z0-9_.-]+$")
 CHANNEL_PATTERN = re.compile(r"^\d{1,32}$")
+SAFE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 
 
 class OpenEnum(str, Enum):
@@ -240,6 +244,7 @@ class JobResponse(_Open):
     seed: int | None = None
 
 
+_PROMPT_IN_CONTENT = re.compile(r"^\*\*(.+?)\*\*", re.DOTALL)
 _SEED_IN_CONTENT = re.compile(r"\*\*seed\*\*\s*:?\s*(\d+)", re.IGNORECASE)
 # Describe suggestions are numbered with keycap emojis: 1️⃣ ... 2️⃣ ... (the variation selector
 # U+FE0F is optional in the wild).
@@ -356,6 +361,39 @@ class Job(_Open):
             "code": self.code,
             "message": self.outcome_message,
         }
+
+    @property
+    def echoed_prompt(self) -> str | None:
+        """The prompt Midjourney echoes in bold at the start of its message (button jobs send none)."""
+        match = _PROMPT_IN_CONTENT.match((self.response.content or "") if self.response else "")
+        return match.group(1).strip() if match else None
+
+    def normalised(self, backend: str = "useapi_v3") -> MidjourneyJob:
+        """This job in the one shape every backend produces (a ``MidjourneyJob``)."""
+        from airflow_provider_midjourney.job import MidjourneyJob
+
+        embeds = [e.description or e.title or "" for e in self.response.embeds] if self.response else []
+        details = [d for d in (self.errorDetails, *embeds) if d]
+        return MidjourneyJob(
+            job_id=self.jobid,
+            backend=backend,
+            status=self.status,
+            verb=str(self.verb),
+            prompt=self.request.prompt or self.echoed_prompt,
+            image_urls=self.image_urls,
+            video_urls=self.video_urls,
+            grid_url=self.grid_url,
+            buttons=self.buttons,
+            children=self.children,
+            seed=self.seed,
+            prompts=self.prompts,
+            settings=self.settings,
+            progress_percent=self.progress_percent,
+            error=self.error,
+            error_details="; ".join(dict.fromkeys(details)) or None,
+            code=self.code,
+            reply_ref=self.request.replyRef,
+        )
 
     @property
     def outcome_message(self) -> str:
@@ -589,8 +627,19 @@ def _check_prompt(value: str | None, required: bool) -> str | None:
 
 
 def _check_job_id(value: str) -> str:
-    if not value or not value.strip():
+    """Any backend's job id: safe in a URL path. Each backend's hook checks its own format."""
+    if not isinstance(value, str) or not value or not value.strip():
         raise ValueError("is required")
+    if not SAFE_ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            "must be a job id of letters, digits and . _ : - only (at most 200 characters), e.g."
+            f" j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney, got {value[:80]!r}"
+        )
+    return value
+
+
+def _check_v3_job_id(value: str) -> str:
+    _check_job_id(value)
     if not JOB_ID_PATTERN.match(value):
         raise ValueError(
             f"must be a v3 job id like j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney, got {value!r}"
@@ -613,7 +662,15 @@ def check_channel(channel: str) -> str:
 
 
 def check_job_id(job_id: str, field: str = "jobid") -> str:
-    """Validate a job id before it goes into a URL path."""
+    """Validate a useapi.net v3 job id before it goes into a URL path."""
+    try:
+        return _check_v3_job_id(job_id if isinstance(job_id, str) else "")
+    except ValueError as exc:
+        raise MidjourneyInvalidRequestError(f"{field}: {exc}") from None
+
+
+def check_safe_id(job_id: Any, field: str = "job_id") -> str:
+    """Validate any backend's job id before it goes into a URL path."""
     try:
         return _check_job_id(job_id if isinstance(job_id, str) else "")
     except ValueError as exc:

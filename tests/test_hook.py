@@ -213,6 +213,15 @@ def test_job_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
     assert emulator.requests == []
 
 
+def test_the_v3_hook_checks_v3_job_ids_of_button_and_seed_requests(hook, emulator) -> None:
+    from airflow_provider_midjourney.models import ButtonRequest, SeedRequest
+
+    for request in (ButtonRequest.build(job_id="12345", button="U1"), SeedRequest.build(job_id="abc-1")):
+        with pytest.raises(MidjourneyInvalidRequestError, match=r"jobId \(job_id\): must be a v3 job id"):
+            hook.submit_job(request)
+    assert emulator.requests == []
+
+
 def test_channel_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
     for call in (hook.get_account, hook.delete_account, hook.reset_account):
         with pytest.raises(MidjourneyInvalidRequestError, match="channel: must be a Discord channel id"):

@@ -28,7 +28,7 @@ from airflow_provider_midjourney.operators import (
 )
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
-from tests.conftest import TOKEN, example_dag, load_dag, write_dag
+from tests.conftest import TOKEN, connection_json, example_dag, load_dag, write_dag
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
 
@@ -545,6 +545,14 @@ def test_extra_link_is_stored_for_the_ui(emulator) -> None:
     assert grid and xcom(dr, "imagine", key="_link_MidjourneyImageLink") == grid
 
 
-def test_hook_is_per_operator() -> None:
+def test_hook_is_per_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER", connection_json("http://127.0.0.1:9"))
     op = MidjourneyImagineOperator(task_id="t", prompt="p", midjourney_conn_id="other")
     assert isinstance(op.hook, MidjourneyHook) and op.hook.midjourney_conn_id == "other"
+
+
+def test_a_connection_of_another_type_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER", '{"conn_type": "http", "host": "example.invalid"}')
+    op = MidjourneyImagineOperator(task_id="t", prompt="p", midjourney_conn_id="other")
+    with pytest.raises(MidjourneyError, match="has type 'http'; a Midjourney task needs one of: .*midjourney"):
+        op.hook  # noqa: B018

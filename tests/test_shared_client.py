@@ -12,7 +12,7 @@ import time
 import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyAPIError, MidjourneyServerError
-from airflow_provider_midjourney.hooks import midjourney as hook_module
+from airflow_provider_midjourney.hooks import base as hook_module
 from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook, _SharedAsyncClient
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger

@@ -47,8 +47,10 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
     MidjourneyTransportError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
-from airflow_provider_midjourney.models import Job, JobStatus, check_job_id
+from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
+from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.links import MidjourneyFilesLink
+from airflow_provider_midjourney.models import JobStatus
 from airflow_provider_midjourney.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -92,7 +94,6 @@ EXTENSIONS = {
     "video/quicktime": "mov",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_PROMPT_IN_CONTENT = re.compile(r"^\*\*(.+?)\*\*", re.DOTALL)
 _JINJA = ("{{", "{%", "{#")
 
 
@@ -350,7 +351,7 @@ class Downloader:
 
     def __init__(
         self,
-        hook: MidjourneyHook,
+        hook: MidjourneyBackendHook,
         destination: Destination,
         *,
         use_proxy: bool = False,
@@ -437,7 +438,7 @@ class Downloader:
 
     def _download_once(self, item: DownloadItem) -> StoredFile:
         deadline = time.monotonic() + self.file_timeout
-        with self.hook.open_cdn_download(item.url, use_proxy=self.use_proxy, chunk_size=CHUNK_SIZE) as (
+        with self.hook.open_download(item.url, use_proxy=self.use_proxy, chunk_size=CHUNK_SIZE) as (
             headers,
             chunks,
         ):
@@ -532,12 +533,8 @@ def _human_size(size: int) -> str:
 # -- the operator ---------------------------------------------------------------------------------
 
 
-def _prompt_of(job: Job) -> str | None:
-    """The job's prompt; for button jobs (which send none) the prompt Midjourney echoes."""
-    if job.request.prompt:
-        return job.request.prompt
-    match = _PROMPT_IN_CONTENT.match((job.response.content or "") if job.response else "")
-    return match.group(1).strip() if match else None
+def _prompt_of(job: MidjourneyJob) -> str | None:
+    return job.prompt
 
 
 class MidjourneyDownloadOperator(BaseOperator):
@@ -569,6 +566,7 @@ class MidjourneyDownloadOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("job_id", "destination", "kind", "urls")
     ui_color = "#d9f2e6"
+    operator_extra_links = (MidjourneyFilesLink(),)
 
     def __init__(
         self,
@@ -579,7 +577,7 @@ class MidjourneyDownloadOperator(BaseOperator):
         urls: Sequence[str] | None = None,
         use_proxy: bool = False,
         contact_sheet: bool = False,
-        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        midjourney_conn_id: str = "midjourney_default",
         max_concurrency: int = 4,
         retry: RetryPolicy | None = None,
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
@@ -607,14 +605,15 @@ class MidjourneyDownloadOperator(BaseOperator):
         self._cancel: threading.Event | None = None  # made in execute: operators get deep-copied
 
     @cached_property
-    def hook(self) -> MidjourneyHook:
-        return MidjourneyHook(self.midjourney_conn_id)
+    def hook(self) -> MidjourneyBackendHook:
+        """The hook of the connection's backend (chosen by its connection type)."""
+        return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         if self.kind not in KINDS:
             raise MidjourneyInvalidRequestError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
         urls = self._checked_urls()
-        job_id = check_job_id(self.job_id, "job_id") if self.job_id else None
+        job_id = self.hook.check_job_id(self.job_id, "job_id") if self.job_id else None
         if urls is None and job_id is None:
             raise MidjourneyInvalidRequestError("job_id: required unless urls is given")
         destination = Destination.resolve(self.destination)  # validated before any HTTP call
@@ -646,6 +645,7 @@ class MidjourneyDownloadOperator(BaseOperator):
             elapsed,
         )
         sheet = self._write_contact_sheet(destination, stored) if self.contact_sheet else None
+        self.contact_sheet_uri = sheet  # for MidjourneyFilesLink, evaluated when the task ends
         if sheet is not None:
             context["ti"].xcom_push(key="contact_sheet", value=sheet)
         self._annotate_asset_event(context, stored, sheet)
@@ -675,7 +675,7 @@ class MidjourneyDownloadOperator(BaseOperator):
                 DownloadItem(url, f"{safe_name(job_id)}_{n}", job_id, prompt) for n, url in enumerate(urls, start=1)
             ]
         assert job_id is not None
-        job = self.hook.get_job(job_id)
+        job = self.hook.fetch_job(job_id)
         if job.status != JobStatus.COMPLETED:
             raise MidjourneyDownloadError(f"Job {job_id} is {job.status}: only a completed job has files to download")
         return self._job_items(job)
@@ -684,23 +684,23 @@ class MidjourneyDownloadOperator(BaseOperator):
         if not (self.contact_sheet and job_id):
             return None
         try:
-            return _prompt_of(self.hook.get_job(job_id))
+            return _prompt_of(self.hook.fetch_job(job_id))
         except MidjourneyError as exc:  # only decoration: the files matter
             self.log.warning("Could not read job %s for its prompt: %s", job_id, exc)
             return None
 
-    def _job_items(self, job: Job) -> list[DownloadItem]:
-        stem, prompt, response = safe_name(job.jobid), _prompt_of(job), job.response
+    def _job_items(self, job: MidjourneyJob) -> list[DownloadItem]:
+        stem, prompt = safe_name(job.job_id), _prompt_of(job)
         if self.kind == "grid":
             pairs = [("grid", job.grid_url)] if job.grid_url else []
         else:
-            media = (response.imageUx if self.kind == "images" else response.videoUx) if response else []
-            pairs = [(str(m.id), m.url) for m in sorted(media, key=lambda m: m.id)]
+            urls = job.image_urls if self.kind == "images" else job.video_urls
+            pairs = [(str(n), url) for n, url in enumerate(urls, start=1)]
         if not pairs:
             grid = "a grid" if job.grid_url else "no grid"
             has = f"{len(job.image_urls)} image(s), {len(job.video_urls)} video(s), {grid}"
-            raise MidjourneyDownloadError(f"Job {job.jobid} has no {self.kind} to download (it has {has})")
-        return [DownloadItem(url, f"{stem}_{suffix}", job.jobid, prompt) for suffix, url in pairs]
+            raise MidjourneyDownloadError(f"Job {job.job_id} has no {self.kind} to download (it has {has})")
+        return [DownloadItem(url, f"{stem}_{suffix}", job.job_id, prompt) for suffix, url in pairs]
 
     def _write_contact_sheet(self, destination: Destination, stored: list[StoredFile]) -> str:
         jobs = sorted({f.job_id for f in stored if f.job_id})
@@ -717,6 +717,9 @@ class MidjourneyDownloadOperator(BaseOperator):
         if self.destination_asset is None or events is None:
             return
         extra: dict[str, Any] = {"files": [f.uri for f in stored][:100], "count": len(stored)}
+        # Job ids and prompts, for DAGs scheduled on the asset and for the gallery's download view.
+        extra["job_ids"] = list(dict.fromkeys(f.job_id for f in stored if f.job_id))[:100]
+        extra["prompts"] = list(dict.fromkeys(f.prompt for f in stored if f.prompt))[:100]
         if sheet is not None:
             extra["contact_sheet"] = sheet
         try:

@@ -23,7 +23,8 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyJobModeratedError,
     MidjourneyNotFoundError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_for_connection
+from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.links import MidjourneyImageLink
 from airflow_provider_midjourney.models import (
     BlendDimensions,
@@ -32,7 +33,6 @@ from airflow_provider_midjourney.models import (
     DescribeRequest,
     ImageSource,
     ImagineRequest,
-    Job,
     JobOptions,
     JobStatus,
     ReplyLevel,
@@ -69,7 +69,8 @@ def _seconds(value: float | timedelta) -> float:
 class MidjourneyBaseOperator(BaseOperator):
     """Shared flow of every Midjourney operator: validate → submit (or reattach) → wait → result.
 
-    :param midjourney_conn_id: the Airflow connection (password = useapi.net API token).
+    :param midjourney_conn_id: the Airflow connection; its type picks the backend (``midjourney`` for
+        useapi.net v3, ``imaginepro``, ``midjourney_useapi_v2``, ``midjourney_proxy``).
     :param channel: Discord channel id; default: the connection's ``channel`` extra, else the API
         balances across configured channels.
     :param reply_url: webhook the API posts job events to.
@@ -92,7 +93,7 @@ class MidjourneyBaseOperator(BaseOperator):
     def __init__(
         self,
         *,
-        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        midjourney_conn_id: str = "midjourney_default",
         channel: str | None = None,
         reply_url: str | None = None,
         reply_ref: str | None = None,
@@ -127,8 +128,9 @@ class MidjourneyBaseOperator(BaseOperator):
         self.midjourney_result: dict[str, Any] | None = None
 
     @cached_property
-    def hook(self) -> MidjourneyHook:
-        return MidjourneyHook(self.midjourney_conn_id, retry=self.retry)
+    def hook(self) -> MidjourneyBackendHook:
+        """The hook of the connection's backend (chosen by its connection type)."""
+        return hook_for_connection(self.midjourney_conn_id, retry=self.retry)
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
         """The validated request; ``options`` holds channel and reply fields."""
@@ -144,18 +146,19 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         reply_ref = self.reply_ref or task_reply_ref(context)
-        request = self.build_request(self._options(reply_ref))  # validated before any HTTP call
+        # Validated, and checked against what the backend can do, before any HTTP call.
+        request = self.hook.check_request(self.build_request(self._options(reply_ref)))
         job = self._reattach(context, reply_ref, ours=self.reply_ref is None)
         if job is None:
-            job = self.hook.submit(request)
-        self.submitted_job_id = job.jobid
-        self._remember(context, job.jobid)
+            job = self.hook.submit_job(request)
+        self.submitted_job_id = job.job_id
+        self._remember(context, job.job_id)
         if job.is_terminal:
             return self._finish(job.to_event())
         if not self.wait_for_completion:
-            return {"job_id": job.jobid, "status": str(job.status)}
+            return {"job_id": job.job_id, "status": str(job.status), "backend": job.backend}
         trigger = MidjourneyJobTrigger(
-            job_id=job.jobid,
+            job_id=job.job_id,
             midjourney_conn_id=self.midjourney_conn_id,
             poll_interval=self.poll_interval,
             deadline=time.time() + self.timeout,
@@ -186,7 +189,7 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""
-        hook = MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
+        hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
         hook.connection_settings  # noqa: B018 - resolve the connection synchronously, outside the loop
 
         async def wait() -> dict[str, Any]:
@@ -202,11 +205,14 @@ class MidjourneyBaseOperator(BaseOperator):
         return self.midjourney_result
 
     def _cancel(self, job_id: str, why: str) -> None:
+        if Capability.CANCEL not in self.hook.supported_capabilities():
+            self.log.warning("Job %s keeps running: the %s backend cannot cancel jobs", job_id, self.hook.backend)
+            return
         try:
-            job = self.hook.get_job(job_id)
+            job = self.hook.fetch_job(job_id)
             if job.is_terminal:
                 return
-            self.hook.cancel_job(job_id)
+            self.hook.cancel(job_id)
             self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
         except MidjourneyAPIError as exc:
             self.log.warning("Could not cancel Midjourney job %s: %s", job_id, exc)
@@ -224,7 +230,7 @@ class MidjourneyBaseOperator(BaseOperator):
             store.set(STATE_KEY, job_id)
         context["ti"].xcom_push(key="job_id", value=job_id)
 
-    def _reattach(self, context: Context, reply_ref: str, *, ours: bool) -> Job | None:
+    def _reattach(self, context: Context, reply_ref: str, *, ours: bool) -> MidjourneyJob | None:
         """The job an earlier try of this task instance created, if any."""
         store = context.get("task_state_store")  # type: ignore[call-overload]
         job_id = store.get(STATE_KEY) if store is not None else None
@@ -236,9 +242,9 @@ class MidjourneyBaseOperator(BaseOperator):
             return self._find_by_reply_ref(reply_ref)
         return None
 
-    def _previous_job(self, job_id: str) -> Job | None:
+    def _previous_job(self, job_id: str) -> MidjourneyJob | None:
         try:
-            job = self.hook.get_job(job_id)
+            job = self.hook.fetch_job(job_id)
         except (MidjourneyNotFoundError, MidjourneyExpiredError):
             return None
         if job.status == JobStatus.MODERATED:
@@ -247,7 +253,7 @@ class MidjourneyBaseOperator(BaseOperator):
                 " (repeated moderated prompts get accounts banned). Change the prompt to run again.",
                 job_id=job_id,
                 error=job.error,
-                error_details=job.errorDetails,
+                error_details=job.error_details,
                 code=job.code,
             )
         if job.status == JobStatus.FAILED:
@@ -256,17 +262,12 @@ class MidjourneyBaseOperator(BaseOperator):
         self.log.info("Reattaching to job %s from an earlier try (status %s)", job_id, job.status)
         return job
 
-    def _find_by_reply_ref(self, reply_ref: str) -> Job | None:
+    def _find_by_reply_ref(self, reply_ref: str) -> MidjourneyJob | None:
         """Airflow < 3.3, or a lost creation answer: look among running jobs for our replyRef."""
-        for job_id in self.hook.list_jobs().job_ids:
-            try:
-                job = self.hook.get_job(job_id)
-            except (MidjourneyNotFoundError, MidjourneyExpiredError):
-                continue
-            if job.request.replyRef == reply_ref:
-                self.log.info("Found running job %s of an earlier try by its replyRef", job_id)
-                return job
-        return None
+        job = self.hook.find_job_by_reply_ref(reply_ref)
+        if job is not None:
+            self.log.info("Found running job %s of an earlier try by its replyRef", job.job_id)
+        return job
 
 
 class MidjourneyImagineOperator(MidjourneyBaseOperator):

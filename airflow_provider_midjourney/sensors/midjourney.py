@@ -17,7 +17,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyJobError,
     MidjourneyJobTimeoutError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.links import MidjourneyImageLink
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
 
@@ -31,7 +31,7 @@ class MidjourneyJobSensor(BaseSensorOperator):
     Deferrable by default (the same trigger as the operators). ``soft_fail=True`` turns a failed
     or moderated job, and a timeout, into a skip.
 
-    :param job_id: the v3 job id (templated; e.g. ``imagine.output["job_id"]``).
+    :param job_id: the backend's job id (templated; e.g. ``imagine.output["job_id"]``).
     :param poll_interval: seconds between polls (also the poke interval when not deferrable).
     """
 
@@ -42,7 +42,7 @@ class MidjourneyJobSensor(BaseSensorOperator):
         self,
         *,
         job_id: str,
-        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        midjourney_conn_id: str = "midjourney_default",
         deferrable: bool = True,
         poll_interval: float = 5.0,
         max_consecutive_errors: int = 5,
@@ -57,8 +57,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
         self.max_consecutive_errors = max_consecutive_errors
 
     @cached_property
-    def hook(self) -> MidjourneyHook:
-        return MidjourneyHook(self.midjourney_conn_id)
+    def hook(self) -> MidjourneyBackendHook:
+        return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -79,9 +79,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        job = self.hook.get_job(self.job_id)
+        job = self.hook.fetch_job(self.job_id)
         self.log.info(
-            "Job %s: %s%s", job.jobid, job.status, f" {job.progress_percent}%" if job.progress_percent else ""
+            "Job %s: %s%s", job.job_id, job.status, f" {job.progress_percent}%" if job.progress_percent else ""
         )
         if not job.is_terminal:
             return False

@@ -1,4 +1,4 @@
-"""Waiting for a job without holding a worker: the trigger polls ``GET /jobs/<jobid>`` in the triggerer."""
+"""Waiting for a job without holding a worker: the trigger polls the job in the triggerer, on any backend."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyServerError,
     MidjourneyTransportError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
-from airflow_provider_midjourney.models import Job, JobStatus
+from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, ahook_for_connection
+from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.models import JobStatus
 from airflow_provider_midjourney.retry import NO_RETRY
 
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
@@ -33,9 +34,9 @@ class MidjourneyJobTrigger(BaseTrigger):
     do no harm. The deadline is an absolute wall-clock time, so it survives serialisation and a
     move to another triggerer.
 
-    :param job_id: the v3 job id.
-    :param midjourney_conn_id: the connection; the token is looked up in the triggerer, never
-        serialised with the trigger.
+    :param job_id: the backend's job id.
+    :param midjourney_conn_id: the connection (of any Midjourney backend type); the token is looked
+        up in the triggerer, never serialised with the trigger.
     :param poll_interval: seconds between polls.
     :param deadline: epoch seconds after which the trigger yields ``timeout``.
     :param max_consecutive_errors: transient errors (5xx, dropped connections) tolerated in a row
@@ -48,7 +49,7 @@ class MidjourneyJobTrigger(BaseTrigger):
     def __init__(
         self,
         job_id: str,
-        midjourney_conn_id: str = MidjourneyHook.default_conn_name,
+        midjourney_conn_id: str = "midjourney_default",
         poll_interval: float = 5.0,
         deadline: float | None = None,
         max_consecutive_errors: int = 5,
@@ -78,23 +79,28 @@ class MidjourneyJobTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> MidjourneyHook:
-        # One request per poll: this loop counts and paces transient errors itself. All triggers of
-        # a triggerer share one pooled HTTP client (see MidjourneyHook's shared_async_client).
-        return MidjourneyHook(self.midjourney_conn_id, retry=NO_RETRY, shared_async_client=True)
+    async def _hook(self) -> MidjourneyBackendHook:
+        # The connection's type picks the backend. One request per poll: this loop counts and paces
+        # transient errors itself. All triggers of a triggerer share one pooled HTTP client.
+        return await ahook_for_connection(self.midjourney_conn_id, retry=NO_RETRY, shared_async_client=True)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async with self._hook() as hook:
-            event = await self.wait(hook)
+        try:
+            hook = await self._hook()
+        except MidjourneyError as exc:
+            event = _error(self.job_id, str(exc))
+        else:
+            async with hook:
+                event = await self.wait(hook)
         yield TriggerEvent({**event, "try_number": self.try_number})
 
-    async def wait(self, hook: MidjourneyHook) -> dict[str, Any]:
+    async def wait(self, hook: MidjourneyBackendHook) -> dict[str, Any]:
         """The polling loop; returns the one event payload."""
         errors = 0
         last_progress: tuple[str, int | None] | None = None  # (status, percent) of the last answer
         while True:
             try:
-                job = await hook.aget_job(self.job_id)
+                job = await hook.afetch_job(self.job_id)
             except TRANSIENT_ERRORS as exc:
                 errors += 1
                 self.log.warning("Polling %s failed (%d/%d): %s", self.job_id, errors, self.max_consecutive_errors, exc)
@@ -124,20 +130,22 @@ class MidjourneyJobTrigger(BaseTrigger):
                 }
             await asyncio.sleep(min(self.poll_interval, remaining))
 
-    def _log_progress(self, job: Job) -> None:
+    def _log_progress(self, job: MidjourneyJob) -> None:
         if job.status == JobStatus.PROGRESS and job.progress_percent is not None:
-            self.log.info("Job %s: progress %d%%", job.jobid, job.progress_percent)
+            self.log.info("Job %s: progress %d%%", job.job_id, job.progress_percent)
         else:
-            self.log.info("Job %s: %s", job.jobid, job.status)
+            self.log.info("Job %s: %s", job.job_id, job.status)
 
     async def on_kill(self) -> None:
         """Airflow >= 3.3 calls this only when a user kills the deferred task (not on restarts)."""
         if not self.cancel_on_kill:
             return
-        async with self._hook() as hook:
-            job = await hook.aget_job(self.job_id)
+        async with await self._hook() as hook:
+            if Capability.CANCEL not in hook.supported_capabilities():
+                return
+            job = await hook.afetch_job(self.job_id)
             if not job.is_terminal:
-                await hook.acancel_job(self.job_id)
+                await hook.acancel(self.job_id)
                 self.log.info("Cancelled Midjourney job %s because the task was killed", self.job_id)
 
 

@@ -1,0 +1,621 @@
+"""The backend seam: what every Midjourney API's hook offers, and the HTTP plumbing they share.
+
+Each vendor is one hook class (its own connection type, wire models and path layout) that
+subclasses :class:`MidjourneyBackendHook`. Operators, the trigger, the sensor and the download
+operator never name a vendor: they call :func:`hook_for_connection` (or its async twin), which picks
+the hook class from the connection's type, and then use only the methods below, which speak the
+normalised :class:`~airflow_provider_midjourney.job.MidjourneyJob`.
+
+Adding a backend: one new module in ``hooks/`` with a subclass that sets the class attributes and
+implements the abstract methods, one entry in ``get_provider_info.CONNECTION_TYPES``, and its
+routes in the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, Retrying
+
+from airflow_provider_midjourney.exceptions import (
+    MidjourneyConnectError,
+    MidjourneyError,
+    MidjourneySubmitUncertainError,
+    MidjourneyTransportError,
+    MidjourneyUnsupportedError,
+    error_for_status,
+)
+from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.models import (
+    BlendRequest,
+    ButtonRequest,
+    DescribeRequest,
+    HttpBody,
+    ImagineRequest,
+    JobOptions,
+    SeedRequest,
+    SettingsRequest,
+)
+from airflow_provider_midjourney.retry import RetryPolicy
+
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+DEFAULT_TIMEOUT = 30.0
+# Some CDNs (cdn.midjourney.com behind Cloudflare) refuse clients without a browser User-Agent.
+BROWSER_HEADERS = {
+    "User-Agent": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/139.0.0.0 Safari/537.36"
+    ),
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate, br",
+    "Connection": "keep-alive",
+}
+# Connections of the AsyncClient that hooks created with ``shared_async_client=True`` (the trigger's)
+# share per event loop, base URL and timeout; requests beyond this many wait their turn.
+SHARED_POOL_SIZE = 8
+
+
+class Capability(str, Enum):
+    """What a backend can do; a request needing a missing one fails before any HTTP call."""
+
+    IMAGINE = "imagine"
+    BUTTON = "button"
+    BLEND = "blend"
+    DESCRIBE = "describe"
+    SEED = "seed"
+    SETTINGS = "settings"
+    CANCEL = "cancel"
+    LIST_RUNNING = "list_running"
+    SEPARATE_IMAGES = "separate_images"
+    VIDEO = "video"
+    UPLOAD_FILES = "upload_files"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_NEEDS: dict[type[JobOptions], Capability] = {
+    ImagineRequest: Capability.IMAGINE,
+    ButtonRequest: Capability.BUTTON,
+    BlendRequest: Capability.BLEND,
+    DescribeRequest: Capability.DESCRIBE,
+    SeedRequest: Capability.SEED,
+    SettingsRequest: Capability.SETTINGS,
+}
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a hook takes from its Airflow connection."""
+
+    base_url: str
+    token: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    channel: str | None = None  # useapi.net's default channel (v3, v2)
+
+
+def base_url_from_host(host: str | None, port: int | None = None, default: str = "https://api.useapi.net") -> str:
+    """``http://127.0.0.1:8765`` stays as is; a bare host gets https; empty means ``default``."""
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        return default
+    if "://" not in host:
+        host = f"https://{host}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MidjourneyError(f"Connection host {host!r} is not an http(s) base URL")
+    if port and parts.port is None:
+        host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+    return host
+
+
+class _HeaderAuth(httpx.Auth):
+    """Adds the secret header per API request (never to CDN requests) and hides it from reprs."""
+
+    def __init__(self, name: str, value: str) -> None:
+        self._name = name
+        self._value = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._name] = self._value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_HeaderAuth({self._name}: ***)"
+
+
+H = TypeVar("H", bound="MidjourneyBackendHook")
+
+
+class MidjourneyBackendHook(BaseHook):
+    """Base of every backend's hook: connection, transport, and the normalised job interface.
+
+    :param midjourney_conn_id: the Airflow connection id (default: the backend's default id).
+    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.RetryPolicy`.
+    :param timeout: seconds per HTTP request, overriding the connection's ``timeout`` extra.
+    :param shared_async_client: the async methods send through one ``httpx.AsyncClient`` shared by
+        every such hook of the same event loop, base URL and timeout (at most
+        :data:`SHARED_POOL_SIZE` connections). The trigger uses it: a triggerer then runs thousands
+        of them without an SSL context and a socket each. The secret is still sent per request.
+    """
+
+    conn_name_attr = "midjourney_conn_id"
+    default_conn_name = "midjourney_default"
+    conn_type = "midjourney"
+    hook_name = "Midjourney"
+
+    #: The name in results (``backend`` key) and messages.
+    backend: ClassVar[str] = ""
+    #: A human name for messages ("useapi.net Midjourney API v3").
+    api_name: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: False where an API may run without a secret (a self-hosted midjourney-proxy).
+    token_required: ClassVar[bool] = True
+    #: Where a request the backend cannot serve should go instead, by capability.
+    alternatives: ClassVar[Mapping[Capability, str]] = {}
+
+    def __init__(
+        self,
+        midjourney_conn_id: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        logger_name: str | None = None,
+        shared_async_client: bool = False,
+        connection: Any = None,
+    ) -> None:
+        super().__init__(logger_name=logger_name)
+        self.midjourney_conn_id = midjourney_conn_id or self.default_conn_name
+        self.retry = retry or RetryPolicy()
+        self._timeout_override = timeout
+        self._connection = connection
+        self._settings: ConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self.shared_async_client = shared_async_client
+        self._shared: _SharedAsyncClient | None = None
+
+    # -- the normalised interface (what operators, trigger, sensor and downloads use) ----------
+
+    def check_request(self, request: JobOptions) -> JobOptions:
+        """Refuse, before any HTTP call, what this backend cannot do; return the request to send.
+
+        Backends extend it with their own rules (id formats, fields the API does not take).
+        """
+        needed = _NEEDS.get(type(request))
+        if needed is not None:
+            self.require(needed, f"{type(request).__name__.removesuffix('Request')} jobs")
+        return request
+
+    def require(self, capability: Capability, what: str) -> None:
+        """Raise :class:`MidjourneyUnsupportedError` naming the backend when it lacks ``capability``."""
+        if capability in self.supported_capabilities():
+            return
+        instead = self.alternatives.get(capability)
+        hint = f" {instead}" if instead else ""
+        raise MidjourneyUnsupportedError(
+            f"{what} need the {capability.value!r} capability, which the {self.api_name} backend"
+            f" (connection {self.midjourney_conn_id!r}, type {self.conn_type!r}) does not offer.{hint}"
+        )
+
+    def supported_capabilities(self) -> frozenset[Capability]:
+        """The capabilities of this connection (a backend may probe its server and narrow them)."""
+        return self.capabilities
+
+    def submit_job(self, request: JobOptions) -> MidjourneyJob:
+        """Create the job (the request was validated and checked); return it normalised."""
+        raise NotImplementedError
+
+    def fetch_job(self, job_id: str) -> MidjourneyJob:
+        raise NotImplementedError
+
+    async def afetch_job(self, job_id: str) -> MidjourneyJob:
+        raise NotImplementedError
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a running job (only called where :attr:`Capability.CANCEL` is offered)."""
+        raise NotImplementedError
+
+    async def acancel(self, job_id: str) -> None:
+        raise NotImplementedError
+
+    def find_job_by_reply_ref(self, reply_ref: str) -> MidjourneyJob | None:
+        """A still-running job that carries ``reply_ref``, where the API can list jobs; else None."""
+        return None
+
+    async def alist_running_job_ids(self) -> set[str] | None:
+        """Ids of every job still running on this connection in one call, or None if the API cannot."""
+        return None
+
+    def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
+        """A job id that is safe to put in a URL path (backends narrow the format)."""
+        from airflow_provider_midjourney.models import check_safe_id
+
+        return check_safe_id(job_id, field)
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 3.0/3.1 connection form; 3.2+ reads the same from the provider info."""
+        from airflow_provider_midjourney.get_provider_info import ui_field_behaviour
+
+        return ui_field_behaviour(cls.conn_type)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields for Airflow 3.0/3.1 (3.2+ uses the provider info's ``conn-fields``)."""
+        from airflow_provider_midjourney.get_provider_info import connection_form_widgets
+
+        return connection_form_widgets(cls.conn_type)
+
+    def _settings_from(self, conn: Any) -> ConnectionSettings:
+        token = (conn.password or "").strip()
+        if self.token_required and not token:
+            raise MidjourneyError(
+                f"Connection {self.midjourney_conn_id!r} has no API token:"
+                f" put the {self.api_name} token in its password"
+            )
+        extra = dict(conn.extra_dejson or {})
+        timeout = self._timeout_override or extra.get("timeout") or DEFAULT_TIMEOUT
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            raise MidjourneyError(
+                f"Connection {self.midjourney_conn_id!r}: extra 'timeout' must be a number of seconds, got {timeout!r}"
+            ) from None
+        channel = extra.get("channel") or None
+        return ConnectionSettings(
+            base_url=base_url_from_host(conn.host, conn.port, self.default_base_url),
+            token=token,
+            timeout=timeout,
+            extra=extra,
+            channel=str(channel) if channel else None,
+        )
+
+    @property
+    def connection_settings(self) -> ConnectionSettings:
+        if self._settings is None:
+            conn = self._connection or self.get_connection(self.midjourney_conn_id)
+            self._settings = self._settings_from(conn)
+        return self._settings
+
+    async def aconnection_settings(self) -> ConnectionSettings:
+        """The connection, fetched without blocking the event loop."""
+        if self._settings is None:
+            conn = self._connection or await aget_connection(self.midjourney_conn_id)
+            self._settings = self._settings_from(conn)
+        return self._settings
+
+    def _client_kwargs(self, settings: ConnectionSettings) -> dict[str, Any]:
+        return {
+            "base_url": settings.base_url,
+            "timeout": httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
+            "headers": {"Accept": "application/json", "User-Agent": "airflow-provider-midjourney"},
+            "follow_redirects": True,
+        }
+
+    def get_conn(self) -> httpx.Client:
+        """The hook's one sync HTTP client (created on first use)."""
+        if self._client is None:
+            self._client = httpx.Client(**self._client_kwargs(self.connection_settings))
+        return self._client
+
+    async def aget_conn(self) -> httpx.AsyncClient:
+        """The hook's async HTTP client for the running event loop (created on first use there)."""
+        loop = asyncio.get_running_loop()
+        if self._aclient is not None and self._aclient_loop is not loop:
+            self._aclient = None  # made under an earlier loop (asyncio.run twice): unusable here
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(**self._client_kwargs(await self.aconnection_settings()))
+            self._aclient_loop = loop
+        return self._aclient
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            with contextlib.suppress(RuntimeError):
+                await self._aclient.aclose()
+            self._aclient = None
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.release()
+
+    def __enter__(self: H) -> H:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: H) -> H:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
+        """Bearer token by default; a backend with another header overrides this."""
+        return _HeaderAuth("Authorization", f"Bearer {settings.token}") if settings.token else None
+
+    def _raise_for_response(self, response: httpx.Response, method: str, path: str) -> None:
+        """Turn an error status into the matching exception (a backend may map its own codes)."""
+        if response.status_code < 400:
+            return
+        try:
+            payload = response.json()
+            if isinstance(payload, dict):
+                error = str(payload.get("error") or payload.get("message") or payload.get("description") or payload)
+            else:
+                error = str(payload)
+        except ValueError:
+            error = response.text.strip()[:500] or response.reason_phrase or "no details"
+        raise error_for_status(response.status_code, self.redact(error), method=method, path=path)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the connection's secret."""
+        token = self._settings.token if self._settings else ""
+        return text.replace(token, "***") if token else text
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: HttpBody | None = None,
+        params: dict[str, str] | None = None,
+        creates_job: bool = False,
+        reply_ref: str | None = None,
+    ) -> httpx.Response:
+        """Send one API request with the retry policy; return the successful response."""
+        client, settings = self.get_conn(), self.connection_settings
+        for attempt in Retrying(
+            **self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")
+        ):
+            with attempt:
+                try:
+                    response = client.request(
+                        method, path, params=params, auth=self._auth(settings), **_body_kwargs(body)
+                    )
+                except httpx.TransportError as exc:
+                    raise _transport_error(exc, method, path, creates_job, reply_ref) from None
+                self._raise_for_response(response, method, path)
+        return response
+
+    async def _arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: HttpBody | None = None,
+        params: dict[str, str] | None = None,
+        creates_job: bool = False,
+    ) -> httpx.Response:
+        settings = await self.aconnection_settings()
+        gate: contextlib.AbstractAsyncContextManager[Any]
+        if self.shared_async_client:
+            if self._shared is None:
+                self._shared = _SharedAsyncClient.acquire(self._client_kwargs(settings))
+            client, gate = self._shared.client, self._shared.gate
+        else:
+            client, gate = await self.aget_conn(), contextlib.nullcontext()
+
+        async def send() -> httpx.Response:
+            try:
+                async with gate:
+                    response = await client.request(
+                        method, path, params=params, auth=self._auth(settings), **_body_kwargs(body)
+                    )
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, method, path, creates_job, None) from None
+            self._raise_for_response(response, method, path)
+            return response
+
+        if self.retry.max_attempts == 1:  # e.g. each poll of a trigger: no retry machinery to set up
+            return await send()
+        async for attempt in AsyncRetrying(
+            **self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")
+        ):
+            with attempt:
+                response = await send()
+        return response
+
+    # -- downloads ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def stream_asset(self, url: str, *, use_proxy: bool = False) -> Iterator[httpx.Response]:
+        """Open a result picture or video for streaming: a plain GET with browser headers, no secret.
+
+        Backends with an authenticated proxy for their CDN (useapi.net) honour ``use_proxy``.
+        """
+        if use_proxy:
+            raise MidjourneyUnsupportedError(f"use_proxy: the {self.api_name} backend has no CDN proxy")
+        client = self.get_conn()
+        if not url.lower().startswith(("http://", "https://")):
+            raise MidjourneyError(f"url: expected an http(s) URL, got {url[:80]!r}")
+        request = client.build_request("GET", url, headers=BROWSER_HEADERS)
+        with self._send_stream(client, request, auth=None) as response:
+            yield response
+
+    @contextlib.contextmanager
+    def _send_stream(
+        self, client: httpx.Client, request: httpx.Request, auth: httpx.Auth | None
+    ) -> Iterator[httpx.Response]:
+        try:
+            response = client.send(request, auth=auth, stream=True)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "GET", request.url.path, False, None) from None
+        try:
+            if response.status_code >= 400:
+                response.read()
+                self._raise_for_response(response, "GET", request.url.path)
+            yield response
+        finally:
+            response.close()
+
+    @contextlib.contextmanager
+    def open_download(
+        self, url: str, *, use_proxy: bool = False, chunk_size: int = 256 * 1024
+    ) -> Iterator[tuple[httpx.Headers, Iterator[bytes]]]:
+        """Open an asset for a streamed download: its response headers and its body in chunks.
+
+        A connection lost while the body arrives raises
+        :class:`~airflow_provider_midjourney.exceptions.MidjourneyTransportError`. Call
+        :meth:`get_conn` first when threads share the hook.
+        """
+        with self.stream_asset(url, use_proxy=use_proxy) as response:
+            yield response.headers, _body_chunks(response, chunk_size)
+
+
+# -- choosing the hook by connection type ----------------------------------------------------------
+
+
+def hook_classes() -> dict[str, type[MidjourneyBackendHook]]:
+    """Connection type → hook class, from this provider's own metadata (no ProvidersManager scan)."""
+    from importlib import import_module
+
+    from airflow_provider_midjourney.get_provider_info import CONNECTION_TYPES
+
+    classes: dict[str, type[MidjourneyBackendHook]] = {}
+    for entry in CONNECTION_TYPES:
+        module, _, name = entry["hook-class-name"].rpartition(".")
+        classes[entry["connection-type"]] = getattr(import_module(module), name)
+    return classes
+
+
+def hook_class_for(conn_type: str | None, conn_id: str) -> type[MidjourneyBackendHook]:
+    classes = hook_classes()
+    cls = classes.get(conn_type or "")
+    if cls is None:
+        raise MidjourneyError(
+            f"Connection {conn_id!r} has type {conn_type!r}; a Midjourney task needs one of:"
+            f" {', '.join(sorted(classes))}"
+        )
+    return cls
+
+
+def hook_for_connection(conn_id: str, **kwargs: Any) -> MidjourneyBackendHook:
+    """The hook of ``conn_id``'s backend (by connection type), with the connection already read."""
+    conn = BaseHook.get_connection(conn_id)
+    return hook_class_for(conn.conn_type, conn_id)(conn_id, connection=conn, **kwargs)
+
+
+async def ahook_for_connection(conn_id: str, **kwargs: Any) -> MidjourneyBackendHook:
+    """:func:`hook_for_connection` for the triggerer's event loop (the lookup does not block it)."""
+    conn = await aget_connection(conn_id)
+    return hook_class_for(conn.conn_type, conn_id)(conn_id, connection=conn, **kwargs)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:
+        return await aget(conn_id)
+    from asgiref.sync import sync_to_async  # Airflow 3.0: no async getter yet
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+# -- shared plumbing ---------------------------------------------------------------------------------
+
+
+class _SharedAsyncClient:
+    """One pooled ``httpx.AsyncClient`` per (event loop, base URL, timeout), counted by its hooks.
+
+    Requests pass a semaphore of :data:`SHARED_POOL_SIZE` first: httpcore's pool rescans its whole
+    queue on every request and release, so thousands of requests queued in it at once cost
+    quadratic CPU; queued on the semaphore they cost nothing. Closed when its last hook releases it.
+    """
+
+    _registry: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Any]]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, key: tuple[Any, ...], client_kwargs: dict[str, Any]) -> None:
+        self.key = key
+        limits = httpx.Limits(max_connections=SHARED_POOL_SIZE, max_keepalive_connections=SHARED_POOL_SIZE)
+        self.client = httpx.AsyncClient(limits=limits, **client_kwargs)
+        self.gate = asyncio.Semaphore(SHARED_POOL_SIZE)
+        self.users = 0
+
+    @classmethod
+    def acquire(cls, client_kwargs: dict[str, Any]) -> _SharedAsyncClient:
+        loop = asyncio.get_running_loop()
+        timeout: httpx.Timeout = client_kwargs["timeout"]
+        key = (client_kwargs["base_url"], timeout.read, timeout.connect)
+        with cls._lock:
+            clients = cls._registry.setdefault(loop, {})
+            shared: _SharedAsyncClient | None = clients.get(key)
+            if shared is None:
+                shared = clients[key] = cls(key, client_kwargs)
+            shared.users += 1
+        return shared
+
+    async def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            loop = asyncio.get_running_loop()
+            clients = self._registry.get(loop, {})
+            if clients.get(self.key) is self:
+                del clients[self.key]
+        await self.client.aclose()
+
+
+def _body_kwargs(body: HttpBody | None) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if body.files is not None:
+        return {"data": body.data or {}, "files": body.files}
+    return {"json": body.json_body}
+
+
+def _transport_error(
+    exc: httpx.TransportError, method: str, path: str, creates_job: bool, reply_ref: str | None
+) -> MidjourneyTransportError:
+    """Classify a transport failure: was the request possibly received by the API?"""
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return MidjourneyConnectError(f"{method} {path} was not sent: {reason}")
+    if creates_job:
+        return MidjourneySubmitUncertainError(
+            f"{method} {path} got no answer ({reason}). The job may have been created, so the request"
+            " is not sent again; look it up (running jobs, or by replyRef) before resubmitting.",
+            path=path,
+            reply_ref=reply_ref,
+        )
+    return MidjourneyTransportError(f"{method} {path} failed: {reason}")
+
+
+def _body_chunks(response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
+    """The decoded body of a streamed response; transport failures become MidjourneyTransportError."""
+    try:
+        yield from response.iter_bytes(chunk_size)
+    except httpx.RequestError as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise MidjourneyTransportError(f"GET {response.request.url.path} broke off in the body: {reason}") from None

@@ -1,0 +1,100 @@
+"""The one job shape every backend's answers are normalised into.
+
+Operators, the trigger, the sensor and the download operator only ever see a
+:class:`MidjourneyJob`; each backend's hook turns its own wire format into one. The XCom result
+table (README, "Results") is :meth:`MidjourneyJob.to_xcom`, the same on every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_midjourney.models import SETTINGS_COMMANDS, TERMINAL_STATUSES, JobStatus
+
+__all__ = ["JobStatus", "MidjourneyJob"]
+
+
+@dataclass(frozen=True)
+class MidjourneyJob:
+    """A job, whichever API runs it.
+
+    :param job_id: the backend's own id (a v3 ``jobid``, an ImaginePro ``messageId``, a
+        midjourney-proxy task id...): what the backend's ``fetch_job`` takes.
+    :param backend: the backend's name (``useapi_v3``, ``imaginepro``, ``useapi_v2``,
+        ``midjourney_proxy``); also the ``backend`` key of the XCom result.
+    :param status: normalised: ``created``/``started``/``progress`` while running, then
+        ``completed``, ``failed`` or ``moderated``. A status the backend does not document stays
+        as it came and is never terminal.
+    :param verb: what the job did: ``imagine``, ``button``, ``blend``, ``describe``, ``seed`` or
+        one of the settings family.
+    :param image_urls: the separate pictures (four for a grid job) where the API gives them,
+        else empty (see ``grid_url``).
+    :param reply_ref: the reference our task sent with the job (finds it again after a lost answer).
+    """
+
+    job_id: str
+    backend: str
+    status: JobStatus
+    verb: str
+    prompt: str | None = None
+    image_urls: list[str] = field(default_factory=list)
+    video_urls: list[str] = field(default_factory=list)
+    grid_url: str | None = None
+    buttons: list[str] = field(default_factory=list)
+    children: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    prompts: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    progress_percent: int | None = None
+    error: str | None = None
+    error_details: str | None = None
+    code: int | None = None
+    reply_ref: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once completed, failed or moderated; unknown statuses are not terminal."""
+        return self.status in TERMINAL_STATUSES
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The task's result: small JSON values only, never a raw vendor message."""
+        result: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": str(self.status),
+            "verb": self.verb,
+            "prompt": self.prompt,
+            "image_urls": list(self.image_urls),
+            "video_urls": list(self.video_urls),
+            "grid_url": self.grid_url,
+            "buttons": list(self.buttons),
+            "children": dict(self.children),
+            "backend": self.backend,
+        }
+        if self.verb == "seed":
+            result["seed"] = self.seed
+        elif self.verb == "describe":
+            result["prompts"] = list(self.prompts)
+        elif self.verb in SETTINGS_COMMANDS:
+            result["settings"] = dict(self.settings)
+        return result
+
+    def to_event(self) -> dict[str, Any]:
+        """The trigger event for a terminal job (``completed``, ``failed`` or ``moderated``)."""
+        if self.status == JobStatus.COMPLETED:
+            return {"status": "completed", "job_id": self.job_id, "result": self.to_xcom()}
+        return {
+            "status": str(self.status),
+            "job_id": self.job_id,
+            "error": self.error,
+            "error_details": self.error_details,
+            "code": self.code,
+            "message": self.outcome_message,
+        }
+
+    @property
+    def outcome_message(self) -> str:
+        """Why a job failed or was moderated, in one line (the API's own words where given)."""
+        details = [d for d in (self.error, self.error_details) if d]
+        text = "; ".join(dict.fromkeys(details)) or "no details given"
+        return f"Midjourney job {self.job_id} {self.status}: {text}"
