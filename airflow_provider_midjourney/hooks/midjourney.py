@@ -283,9 +283,9 @@ class MidjourneyHook(BaseHook):
         api = "the useapi.net Midjourney API v3"
 
         def describe(data: dict[str, Any]) -> str:
-            channels = data.get("channels") if isinstance(data.get("channels"), dict) else {}
-            where = f"{api} at {settings.base_url}"
-            return f"Connected to {where}: {len(channels)} channel(s), {data['total']} job(s) running."
+            channels = data.get("channels")
+            count = len(channels) if isinstance(channels, dict) else 0
+            return f"Connected to {api} at {settings.base_url}: {count} channel(s), {data['total']} job(s) running."
 
         return probe(
             settings.base_url,
