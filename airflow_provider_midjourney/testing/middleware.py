@@ -13,6 +13,8 @@ import asyncio
 import hmac
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -32,6 +34,43 @@ if TYPE_CHECKING:
 
 BODY_SCOPE_KEY = "midjourney_emulator.body"
 API_PREFIXES = ("/v3/", "/v1/")
+
+
+@dataclass(frozen=True)
+class ApiFlavour:
+    """How one vendor's API under ``prefix`` authenticates and shapes its error answers.
+
+    The middleware applies the emulator's knobs (failures, latency, 401, 402) to every flavour's
+    routes; each backend's emulator module registers its own with :func:`register_flavour`.
+    """
+
+    prefix: str
+    authorized: Callable[[Headers, str], bool]
+    error_body: Callable[[int, str], dict[str, Any]]
+
+
+def bearer_authorized(headers: Headers, token: str) -> bool:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    try:
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+    except (TypeError, UnicodeError):
+        return False
+
+
+API_FLAVOURS: list[ApiFlavour] = [
+    ApiFlavour("/v3/", bearer_authorized, lambda status, message: {"error": message}),
+    ApiFlavour("/v1/", bearer_authorized, lambda status, message: {"error": message, "code": status}),
+]
+
+
+def register_flavour(flavour: ApiFlavour) -> None:
+    """Add (or replace) the flavour of ``flavour.prefix``; longer prefixes win over shorter ones."""
+    API_FLAVOURS[:] = [f for f in API_FLAVOURS if f.prefix != flavour.prefix] + [flavour]
+    API_FLAVOURS.sort(key=lambda f: len(f.prefix), reverse=True)
+
+
+def flavour_for(path: str) -> ApiFlavour | None:
+    return next((f for f in API_FLAVOURS if path.startswith(f.prefix)), None)
 CDN_PREFIX = "/cdn/"
 _STATUS_TEXT = {
     400: "Bad Request",
@@ -132,11 +171,11 @@ class EmulatorMiddleware:
         self.app = app
         self.emu = emulator
 
-    def _authorized(self, headers: Headers) -> bool:
+    def _authorized(self, headers: Headers, path: str) -> bool:
         if self.emu.token is None:
             return True
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.emu.token)
+        flavour = flavour_for(path)
+        return flavour.authorized(headers, self.emu.token) if flavour else True
 
     def _error_text(self, status: int) -> str:
         if status == 402:
@@ -168,7 +207,7 @@ class EmulatorMiddleware:
             json=None if parsed.form or parsed.empty or parsed.error else fields,
             form_fields=form_fields,
             user_agent=headers.get("user-agent"),
-            authorized=self._authorized(headers),
+            authorized=self._authorized(headers, path),
             time=arrived,
         )
         self.emu._record(record)
@@ -204,10 +243,10 @@ class EmulatorMiddleware:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send, record: RecordedRequest) -> None:
         path: str = scope["path"]
-        api = path.startswith(API_PREFIXES)
-        if api and (delay := self.emu.api_delay()) > 0:
-            await asyncio.sleep(delay)
-        elif path.startswith(CDN_PREFIX) and (delay := self.emu.cdn_delay(path)) > 0:
+        flavour = flavour_for(path)
+        api = flavour is not None
+        delay = self.emu.api_delay() if api else self.emu.cdn_delay(path) if path.startswith(CDN_PREFIX) else 0.0
+        if delay > 0:
             await asyncio.sleep(delay)
         rule = self.emu.take_fail(scope["method"], path)
         status = 0
@@ -223,9 +262,7 @@ class EmulatorMiddleware:
         if not status:
             await self.app(scope, receive, send)
             return
-        payload: dict[str, Any] = {"error": message}
-        if path.startswith("/v1/"):
-            payload["code"] = status
+        payload = flavour.error_body(status, message) if flavour else {"error": message}
         data = json.dumps(payload).encode()
         await send(
             {
