@@ -18,6 +18,16 @@ __all__ = [
     "MidjourneyDescribeOperator",
     "MidjourneyDownloadOperator",
     "MidjourneyImagineOperator",
+    "MidjourneyPickOperator",
     "MidjourneySeedOperator",
     "MidjourneySettingsOperator",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``MidjourneyPickOperator`` on first use: it imports Airflow's human-in-the-loop operator."""
+    if name == "MidjourneyPickOperator":
+        from airflow_provider_midjourney.operators.pick import MidjourneyPickOperator
+
+        return MidjourneyPickOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

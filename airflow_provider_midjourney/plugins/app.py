@@ -1,0 +1,152 @@
+"""The gallery's FastAPI app, mounted by Airflow's api-server under ``/midjourney``.
+
+Every route asks Airflow who the caller is (its JWT: ``Authorization: Bearer`` or the UI's session
+cookie, exactly as Airflow's own routes do) and whether the auth manager lets them read the DAG's
+task instances and XCom; otherwise 401 / 403 and nothing else. Airflow's modules are imported
+inside the handlers: this module is imported by every Airflow process that loads plugins, and
+only the api-server ever answers a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+
+from airflow_provider_midjourney.links import GALLERY_PREFIX, TASK_VIEW_ROUTE, task_instance_ui_path
+from airflow_provider_midjourney.plugins import media, pages
+
+PAGE_HEADERS = {"Content-Security-Policy": pages.CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+async def current_user(request: Request) -> Any:
+    """The caller, resolved by Airflow's own ``get_user`` (bearer token first, then the UI cookie)."""
+    from airflow.api_fastapi.core_api import security
+
+    credentials = await security.bearer_scheme(request)
+    return await security.get_user(request, None, credentials)
+
+
+UserDep = Annotated[Any, Depends(current_user)]
+
+
+def authorize(request: Request, user: Any, dag_id: str) -> None:
+    """Airflow's own check, as its XCom and task-instance routes do it: GET on both, or 403."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    for entity in (DagAccessEntity.TASK_INSTANCE, DagAccessEntity.XCOM):
+        requires_access_dag(method="GET", access_entity=entity, param_dag_id=dag_id)(request, user)
+
+
+def parse_map_index(value: str | None) -> int | None:
+    """``?map_index=``: an integer >= -1, or None for "every instance of the task".
+
+    The UI leaves ``{MAP_INDEX}`` literal on an unmapped task instance; that, an empty value
+    and no value all mean None.
+    """
+    if value is None or not value.strip().lstrip("-").isdigit():
+        return None
+    number = int(value)
+    if number < -1:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "map_index: must be -1 or more")
+    return number
+
+
+def _q(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+def links_for(request: Request, dag_id: str, run_id: str) -> pages.Links:
+    """Links as paths under the app's mount point, so they work under any ``base_url`` prefix."""
+    app_root = str(request.scope.get("root_path", "")).rstrip("/")
+    ui_root = app_root.removesuffix(f"/{GALLERY_PREFIX}")
+
+    def picture(task_id: str, map_index: int, number: int) -> str:
+        return (
+            f"{app_root}/dags/{_q(dag_id)}/runs/{_q(run_id)}/tasks/{_q(task_id)}/pictures/{number}"
+            f"?map_index={map_index}"
+        )
+
+    def task_page(task_id: str, map_index: int) -> str:
+        return f"{ui_root}/{task_instance_ui_path(dag_id, run_id, task_id, map_index)}/plugin/{TASK_VIEW_ROUTE}"
+
+    return pages.Links(picture=picture, task_page=task_page)
+
+
+def _entries(dag_id: str, run_id: str, task_id: str | None) -> list[Any]:
+    from airflow.utils.session import create_session
+
+    from airflow_provider_midjourney.plugins import store
+
+    with create_session() as session:
+        if not store.run_exists(session, dag_id, run_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"DAG run {run_id!r} of {dag_id!r} not found")
+        return store.task_entries(session, dag_id, run_id, task_id)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Midjourney gallery", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)
+    def run_view(dag_id: str, run_id: str, request: Request, user: UserDep) -> HTMLResponse:
+        """Every Midjourney task instance of a run, mapped ones included."""
+        authorize(request, user, dag_id)
+        entries = _entries(dag_id, run_id, None)
+        return HTMLResponse(
+            pages.run_page(dag_id, run_id, entries, links_for(request, dag_id, run_id)), headers=PAGE_HEADERS
+        )
+
+    @app.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", response_class=HTMLResponse)
+    def task_view(
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        request: Request,
+        user: UserDep,
+        map_index: str | None = None,
+    ) -> HTMLResponse:
+        """One task instance (or every instance of a mapped task when no map index is given)."""
+        authorize(request, user, dag_id)
+        wanted = parse_map_index(map_index)
+        entries = [e for e in _entries(dag_id, run_id, task_id) if wanted is None or e.map_index == wanted]
+        page = pages.task_page(dag_id, run_id, task_id, entries, links_for(request, dag_id, run_id))
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    @app.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/pictures/{number}")
+    def picture(
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        number: int,
+        request: Request,
+        user: UserDep,
+        map_index: int = -1,
+    ) -> Response:
+        """Picture ``number`` (0-based, in gallery order) of what the task's own result names."""
+        authorize(request, user, dag_id)
+        entries = [e for e in _entries(dag_id, run_id, task_id) if e.map_index == map_index]
+        if not entries or entries[0].pictures.kind in ("none", "waiting"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this task instance has no Midjourney pictures")
+        if not 0 <= number < len(entries[0].pictures.pictures):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"picture {number} does not exist")
+        try:
+            media_type, body = media.open_picture(entries[0].pictures.pictures[number])
+        except media.PictureUnavailable as exc:
+            return PlainTextResponse(str(exc), status_code=exc.status, headers=media.RESPONSE_HEADERS)
+        return StreamingResponse(_closing(body), media_type=media_type, headers=media.RESPONSE_HEADERS)
+
+    return app
+
+
+def _closing(body: Iterator[bytes]) -> Iterator[bytes]:
+    """The body, closed (connection or file released) even when the browser goes away."""
+    try:
+        yield from body
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()

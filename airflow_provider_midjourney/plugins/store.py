@@ -1,0 +1,121 @@
+"""Reads from Airflow's metadata database, in the api-server (the caller checked access first).
+
+XCom values are read the way Airflow's own XCom route reads them: rows straight from the
+database, decoded with ``XComModel.deserialize_value``. A task whose XCom cannot be decoded shows
+as "no Midjourney result" instead of failing the page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_midjourney.plugins.results import (
+    JOB_ID_XCOM_KEY,
+    PICK_XCOM_KEY,
+    TaskPictures,
+    read_task,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+RETURN_VALUE = "return_value"
+MAX_TASKS = 200  # task instances shown on one run page
+
+
+@dataclass
+class TaskEntry:
+    """One task instance and what its XCom says."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    operator: str | None
+    pictures: TaskPictures
+
+    @property
+    def is_midjourney(self) -> bool:
+        return self.pictures.kind != "none" or (self.operator or "").startswith("Midjourney")
+
+
+def _decode(row: Any) -> Any:
+    from airflow.models.xcom import XComModel
+
+    try:
+        return XComModel.deserialize_value(row)
+    except Exception:
+        try:
+            return json.loads(row.value) if isinstance(row.value, (str, bytes)) else row.value
+        except (TypeError, ValueError):
+            return None
+
+
+def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str | None) -> dict[tuple[str, int, str], Any]:
+    """Every relevant XCom of a run (or of one task of it): (task_id, map_index, key) -> value."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    query = select(XComModel).where(
+        XComModel.dag_id == dag_id,
+        XComModel.run_id == run_id,
+        XComModel.key.in_((RETURN_VALUE, PICK_XCOM_KEY, JOB_ID_XCOM_KEY)),
+    )
+    if task_id is not None:
+        query = query.where(XComModel.task_id == task_id)
+    return {(row.task_id, row.map_index, row.key): _decode(row) for row in session.scalars(query)}
+
+
+def _event_extras(session: Session, dag_id: str, run_id: str, task_id: str | None) -> dict[tuple[str, int], Any]:
+    """The ``extra`` of asset events the run's tasks emitted (downloads put job ids and prompts there)."""
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import select
+
+    query = select(AssetEvent).where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+    if task_id is not None:
+        query = query.where(AssetEvent.source_task_id == task_id)
+    return {
+        (str(event.source_task_id), int(event.source_map_index if event.source_map_index is not None else -1)): (
+            event.extra
+        )
+        for event in session.scalars(query)
+    }
+
+
+def task_entries(session: Session, dag_id: str, run_id: str, task_id: str | None = None) -> list[TaskEntry]:
+    """The run's task instances (or one task's, mapped ones included) in task and map order."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    query = select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+    if task_id is not None:
+        query = query.where(TaskInstance.task_id == task_id)
+    instances = session.scalars(query.limit(MAX_TASKS)).all()
+    xcoms = _xcoms(session, dag_id, run_id, task_id)
+    extras = _event_extras(session, dag_id, run_id, task_id)
+    entries = []
+    for ti in instances:
+        key = (ti.task_id, ti.map_index)
+        pictures = read_task(
+            xcoms.get((*key, RETURN_VALUE)),
+            pick=xcoms.get((*key, PICK_XCOM_KEY)),
+            job_id=xcoms.get((*key, JOB_ID_XCOM_KEY)),
+            event_extra=extras.get(key),
+        )
+        state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None
+        entries.append(TaskEntry(ti.task_id, ti.map_index, state, ti.operator, pictures))
+    # Tasks in the order they first started (not started yet: last), map indexes in order.
+    started: dict[str, str] = {}
+    for ti in instances:
+        stamp = ti.start_date.isoformat() if ti.start_date else "~"
+        started[ti.task_id] = min(started.get(ti.task_id, "~"), stamp)
+    entries.sort(key=lambda entry: (started[entry.task_id], entry.task_id, entry.map_index))
+    return entries
+
+
+def run_exists(session: Session, dag_id: str, run_id: str) -> bool:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is not None
