@@ -50,6 +50,8 @@ class EmulatorConfig:
     progress_after: float = 2.0
     channels: int = 1
     seed: int = 7
+    latency: float = 0.0  # s per API answer (the emulator's latency knob)
+    jitter: float = 0.0  # +/- s around it, uniform (latency_jitter)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
         timings=timings,
         seed=config.seed,
     )
+    emu.latency, emu.latency_jitter = config.latency, config.jitter
     emu.start()
     channels = emu.channels
     used: Counter[str] = Counter()
@@ -115,6 +118,10 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
                         gets[jobid] += 1
                         first.setdefault(jobid, record.time)
                 conn.send((total, dict(gets), first))
+            elif command == "request_log":
+                # (wall time, method, path) of every request; monotonic -> wall on this machine
+                offset = time.time() - time.monotonic()
+                conn.send([(r.time + offset, r.method, r.path) for r in emu.requests])
             elif command == "reset_requests":
                 with emu._requests_lock:
                     emu._requests.clear()
@@ -171,6 +178,10 @@ class EmulatorProcess:
         """(all requests received, GET /jobs/<jobid> count per job id, monotonic time of its first GET)."""
         total, gets, first = self._call("requests")
         return int(total), dict(gets), dict(first)
+
+    def request_log(self) -> list[tuple[float, str, str]]:
+        """(epoch seconds, method, path) of every request received, in arrival order."""
+        return [tuple(r) for r in self._call("request_log")]  # type: ignore[misc]
 
     def reset_requests(self) -> None:
         self._call("reset_requests")
