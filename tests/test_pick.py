@@ -1,0 +1,173 @@
+"""MidjourneyPickOperator: the example DAG through dag.test() on the emulator, with the human's
+answer given through Airflow's REST API (in-process api-server app, real auth)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
+from airflow_provider_midjourney.operators import MidjourneyPickOperator
+from airflow_provider_midjourney.operators.pick import HITL_UNAVAILABLE
+from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
+from tests.conftest import example_dag
+from tests.test_operators import task_states, xcom
+
+needs_hitl = pytest.mark.skipif(HITL_UNAVAILABLE is not None, reason="human-in-the-loop needs Airflow >= 3.1")
+JOB = {
+    "job_id": "j1",
+    "status": "completed",
+    "verb": "imagine",
+    "prompt": "a fox (in snow) --ar 3:2",
+    "grid_url": "https://cdn.example/g.png",
+    "image_urls": [f"https://cdn.example/{n}.png" for n in range(4)],
+    "buttons": ["U1", "U2", "U3", "U4", "V1", "🔄"],
+}
+
+
+@pytest.mark.skipif(HITL_UNAVAILABLE is None, reason="Airflow >= 3.1 has human-in-the-loop")
+def test_construction_fails_clearly_on_airflow_3_0() -> None:
+    from airflow import __version__
+
+    with pytest.raises(RuntimeError, match=r"needs Airflow 3\.1 or newer") as raised:
+        MidjourneyPickOperator(task_id="pick", job=JOB)
+    assert f"this is Airflow {__version__}" in str(raised.value)
+
+
+class Answerer:
+    """Answers the first open question of ``dag_id`` through the REST API, from a thread."""
+
+    def __init__(self, client: Any, dag_id: str, chosen: list[str], timeout: float = 120.0) -> None:
+        self.client, self.dag_id, self.chosen, self.timeout = client, dag_id, chosen, timeout
+        self.question: dict[str, Any] | None = None
+        self.answer: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Answerer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(timeout=self.timeout)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            found = self.client.get(f"/api/v2/dags/{self.dag_id}/dagRuns/~/hitlDetails", headers=auth("admin"))
+            open_ones = [d for d in found.json().get("hitl_details", []) if not d["response_received"]]
+            if open_ones:
+                self.question = open_ones[0]
+                ti = self.question["task_instance"]
+                self.answer = self.client.patch(
+                    f"/api/v2/dags/{self.dag_id}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}"
+                    f"/{ti['map_index']}/hitlDetails",
+                    json={"chosen_options": self.chosen, "params_input": {}},
+                    headers=auth("admin"),
+                )
+                return
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def client(airflow_api: Any, emulator: Any, midjourney_conn: str) -> Iterator[Any]:  # noqa: F811
+    yield airflow_api
+
+
+@needs_hitl
+def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -> None:
+    dag = example_dag("midjourney_pick")
+    with Answerer(client, "midjourney_pick", ["U3", "U1"]) as answerer:
+        dag_run = dag.test()
+    assert answerer.answer is not None and answerer.answer.status_code == 200, answerer.answer
+    question = answerer.question or {}
+    imagine = xcom(dag_run, "imagine")
+    # The question shows the prompt, the job and the four pictures, served by the gallery.
+    assert question["options"] == ["U1", "U2", "U3", "U4"] and question["multiple"] is True
+    assert question["defaults"] == ["U1"] and imagine["job_id"] in question["body"]
+    assert question["body"].count("![U") == 4 and "/midjourney/dags/midjourney_pick/runs/" in question["body"]
+    # A plain list in U order, mapped over with no glue task.
+    assert xcom(dag_run, "pick") == ["U1", "U3"]
+    assert xcom(dag_run, "pick", key="midjourney_job")["job_id"] == imagine["job_id"]
+    states = task_states(dag_run)
+    assert states == {
+        "imagine": "success",
+        "pick": "success",
+        "upscale[0]": "success",
+        "upscale[1]": "success",
+        "download[0]": "success",
+        "download[1]": "success",
+    }
+    pressed = [job["request"]["button"] for job in emulator.created_jobs("button")]
+    assert sorted(pressed) == ["U1", "U3"]
+    files = [xcom(dag_run, "download", map_index=n)[0]["uri"] for n in range(2)]
+    assert all(uri.endswith(".png") for uri in files)
+
+
+@needs_hitl
+def test_the_gallery_shows_the_pick_and_its_choice(client: Any, emulator: Any) -> None:
+    dag = example_dag("midjourney_pick")
+    with Answerer(client, "midjourney_pick", ["U2"]):
+        dag_run = dag.test()
+    page = client.get(f"/midjourney/dags/midjourney_pick/runs/{dag_run.run_id}/tasks/pick", headers=auth("viewer")).text
+    assert "chosen" in page and 'data-label="U2"' in page and xcom(dag_run, "imagine")["prompt"] in page
+    # The pictures the question embeds are served from the pick's own result.
+    served = client.get(
+        f"/midjourney/dags/midjourney_pick/runs/{dag_run.run_id}/tasks/pick/pictures/1", headers=auth("viewer")
+    )
+    assert served.status_code == 200 and served.content.startswith(b"\x89PNG")
+
+
+@needs_hitl
+def test_arguments_are_checked_when_the_dag_is_parsed() -> None:
+    for kwargs, fragment in [
+        ({"options": ["U5"]}, "options: ['U5'] are not upscale buttons"),
+        ({"options": "U1"}, "options: give a non-empty list"),
+        ({"options": ["U1", "U1"]}, "each button may appear once"),
+        ({"defaults": ["U2"], "options": ["U1"]}, "defaults: ['U2'] are not among options"),
+        ({"defaults": ["U1", "U2"], "multiple": False}, "only one button when multiple=False"),
+        ({"response_timeout": -1}, "response_timeout: must be positive"),
+    ]:
+        with pytest.raises(MidjourneyInvalidRequestError, match=fragment.replace("[", r"\[").replace("(", r"\(")):
+            MidjourneyPickOperator(task_id="pick", job=JOB, **kwargs)
+    op = MidjourneyPickOperator(task_id="pick", job=JOB, response_timeout=90, defaults="U2")
+    assert op.response_timeout == timedelta(seconds=90) and op.defaults == ["U2"] and op.multiple is True
+
+
+@needs_hitl
+def test_the_job_is_checked_before_asking() -> None:
+    class Ti:
+        dag_id, run_id, task_id, map_index = "d", "r", "pick", -1
+
+        def xcom_push(self, **_: Any) -> None:
+            raise AssertionError("nothing is stored for a bad job")
+
+    for job, fragment in [
+        ("not a dict", "job: expected an imagine task's result"),
+        ({**JOB, "status": "failed"}, "is 'failed', not completed"),
+        ({**JOB, "buttons": ["U1", "V1"]}, "has no U2, U3, U4 button"),
+    ]:
+        with pytest.raises(MidjourneyInvalidRequestError, match=fragment):
+            MidjourneyPickOperator(task_id="pick", job=job).execute({"ti": Ti()})  # type: ignore[arg-type]
+
+
+@needs_hitl
+def test_question_body_escapes_the_prompt_and_uses_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/prefix/")
+    body = MidjourneyPickOperator(task_id="pick", job=JOB).question_body(JOB, "d", "r 1", "pick", -1)
+    assert r"a fox \(in snow\) \-\-ar 3:2" in body
+    assert (
+        "![U4](https://airflow.example/prefix/midjourney/dags/d/runs/r%201/tasks/pick/pictures/4?map_index=-1)" in body
+    )
+    assert "(https://airflow.example/prefix/dags/d/runs/r%201/tasks/pick/plugin/midjourney)" in body
+
+
+@needs_hitl
+def test_only_grid_backends_show_the_grid() -> None:
+    job = {**JOB, "image_urls": []}
+    body = MidjourneyPickOperator(task_id="pick", job=job).question_body(job, "d", "r", "pick", -1)
+    assert body.count("![") == 1 and "![grid]" in body
