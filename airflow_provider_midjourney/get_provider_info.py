@@ -46,6 +46,49 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
     },
 ]
 
+CONNECTION_TYPES.append(
+    {
+        "connection-type": "midjourney_useapi_v2",
+        "hook-class-name": f"{PACKAGE}.hooks.useapi_v2.UseapiV2Hook",
+        "hook-name": "Midjourney (useapi.net v2/v1)",
+        "conn-fields": {
+            "api_version": {
+                "label": "API version",
+                "description": "v2 (default) or v1 (the v1 paths, which useapi.net routes to v2).",
+                "schema": {"type": "string", "enum": ["v2", "v1"], "default": "v2"},
+            },
+            "discord": {
+                "label": "Discord token",
+                "description": "Discord token of the Midjourney account (secret); empty uses the account"
+                " configured at useapi.net.",
+                "schema": {"type": ["string", "null"], "format": "password"},
+            },
+            "server": _text("Discord server id", "Server of the Midjourney channel (required with api_version v1)."),
+            "channel": _text("Discord channel id", "Channel for jobs that name none (required with api_version v1)."),
+            "max_jobs": {
+                "label": "Max concurrent jobs",
+                "description": "maxJobs sent with each job: 1-15, at most the Midjourney plan's concurrent jobs.",
+                "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 15},
+            },
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"host": "Base URL", "password": "API token"},
+            "placeholders": {
+                "host": "https://api.useapi.net (empty = default; http://127.0.0.1:8765 for the emulator)",
+                "password": "useapi.net API token",
+                "api_version": "v2",
+                "discord": "Discord token (optional with v2 when the account is configured at useapi.net)",
+                "server": "Discord server id",
+                "channel": "Discord channel id",
+                "max_jobs": "3",
+                "timeout": "30",
+            },
+        },
+    }
+)
+
 # The useapi.net v3 form, under the names earlier releases exported.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = CONNECTION_TYPES[0]["ui-field-behaviour"]
 CONN_FIELDS: dict[str, Any] = CONNECTION_TYPES[0]["conn-fields"]
