@@ -11,6 +11,9 @@ moderated prompt is never sent again. 5xx answers, transport errors and 429 stay
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 try:
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -34,6 +37,7 @@ __all__ = [
     "MidjourneyAuthError",
     "MidjourneyBusyError",
     "MidjourneyChannelLockedError",
+    "MidjourneyConfigurationError",
     "MidjourneyConflictError",
     "MidjourneyConnectError",
     "MidjourneyContentTypeError",
@@ -45,9 +49,12 @@ __all__ = [
     "MidjourneyJobFailedError",
     "MidjourneyJobModeratedError",
     "MidjourneyJobTimeoutError",
+    "MidjourneyLostSubmissionError",
+    "MidjourneyMalformedAnswerError",
     "MidjourneyModeratedError",
     "MidjourneyNotFoundError",
     "MidjourneyPermanentError",
+    "MidjourneyPollingError",
     "MidjourneyServerError",
     "MidjourneySubmitUncertainError",
     "MidjourneySubscriptionError",
@@ -55,15 +62,85 @@ __all__ = [
     "MidjourneyUnsupportedError",
     "MidjourneyValidationError",
     "error_for_status",
+    "redact",
+    "register_secret",
 ]
+
+# -- secrets ---------------------------------------------------------------------------------------
+# Every token a hook reads (API tokens, Discord tokens) is registered here, and every exception of
+# this module, every trigger event and every log line the provider writes passes through redact():
+# an API that echoes a token, or part of it, in an error message cannot leak it into task logs,
+# scheduler logs, the Test button or XCom.
+
+#: A run of this many characters of a secret, anywhere in a text, counts as an echo of it.
+ECHO_LENGTH = 8
+_secrets: set[str] = set()
+_grams: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember ``value`` (and each run of :data:`ECHO_LENGTH` of its characters) to redact it."""
+    if not isinstance(value, str) or len(value) < ECHO_LENGTH:
+        return  # real tokens are far longer; hiding every "t" of a message would hide nothing
+    with _secrets_lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        for start in range(len(value) - ECHO_LENGTH + 1):
+            _grams.add(value[start : start + ECHO_LENGTH])
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret, and every echo of 8+ of its characters, as ``***``."""
+    if not _secrets or not isinstance(text, str) or not text:
+        return text
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    if not _grams or len(text) < ECHO_LENGTH:
+        return text
+    hidden = bytearray(len(text))
+    found = False
+    for start in range(len(text) - ECHO_LENGTH + 1):
+        if text[start : start + ECHO_LENGTH] in _grams:
+            hidden[start : start + ECHO_LENGTH] = b"\x01" * ECHO_LENGTH
+            found = True
+    if not found:
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not hidden[index]:
+            out.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            out.append("***")
+    return "".join(out)
+
+
+def redact_value(value: Any) -> Any:
+    """:func:`redact` applied to every string inside ``value`` (dicts, lists, tuples)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(item) for item in value)
+    return value
 
 
 class MidjourneyError(AirflowException):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider. Its message never carries a secret."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class MidjourneyInvalidRequestError(MidjourneyError, AirflowFailException, ValueError):
     """A request failed local validation; nothing was sent. The message names each bad field."""
+
+
+class MidjourneyConfigurationError(MidjourneyInvalidRequestError):
+    """The Airflow connection (token, host, extras) is unusable; nothing was sent."""
 
 
 class MidjourneyUnsupportedError(MidjourneyInvalidRequestError):
@@ -75,11 +152,11 @@ class MidjourneyAPIError(MidjourneyError):
 
     def __init__(self, status_code: int, error: str, *, method: str = "", path: str = "") -> None:
         self.status_code = status_code
-        self.error = error
+        self.error = redact(error)
         self.method = method
         self.path = path
         where = f" on {method} {path}" if method else ""
-        super().__init__(f"Midjourney API answered {status_code}{where}: {error}{self.hint}")
+        super().__init__(f"Midjourney API answered {status_code}{where}: {self.error}{self.hint}")
 
     hint = ""
 
@@ -147,6 +224,13 @@ class MidjourneyConnectError(MidjourneyTransportError):
     """The connection failed before the request was sent: always safe to retry."""
 
 
+class MidjourneyMalformedAnswerError(MidjourneyTransportError):
+    """A 2xx answer that is not what the API documents (an HTML page, JSON missing fields).
+
+    Transient while polling (a proxy's error page, a half-deployed API): the next poll may be fine.
+    """
+
+
 class MidjourneySubmitUncertainError(MidjourneyTransportError):
     """A job-creating POST may have reached the API, but no answer came back.
 
@@ -157,6 +241,23 @@ class MidjourneySubmitUncertainError(MidjourneyTransportError):
     def __init__(self, message: str, *, path: str, reply_ref: str | None) -> None:
         self.path = path
         self.reply_ref = reply_ref
+        super().__init__(message)
+
+
+class MidjourneyLostSubmissionError(MidjourneySubmitUncertainError, AirflowFailException):
+    """A job-creating request got no usable answer and the job could not be found running.
+
+    It may exist (finished or moderated within seconds), so no retry submits it again: another
+    job could be a duplicate, or a moderated prompt sent twice. Check the API's job list, then
+    clear the task to submit anew.
+    """
+
+
+class MidjourneyPollingError(MidjourneyError, AirflowFailException):
+    """Polling got an answer another try cannot change (402 no subscription, 410 expired, 401...)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        self.status_code = status_code
         super().__init__(message)
 
 
@@ -173,8 +274,8 @@ class MidjourneyJobError(MidjourneyError):
         code: int | None = None,
     ) -> None:
         self.job_id = job_id
-        self.error = error
-        self.error_details = error_details
+        self.error = redact(error) if error else error
+        self.error_details = redact(error_details) if error_details else error_details
         self.code = code
         super().__init__(message)
 

@@ -8,10 +8,18 @@ Request models validate everything the API documents *before* any HTTP call and 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import re
+import stat
+import unicodedata
 from collections.abc import Sequence
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
@@ -24,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
+from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError, register_secret
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.job import MidjourneyJob
@@ -39,9 +47,13 @@ CDN_PREFIX = "https://cdn.midjourney.com/"
 
 # v3 job ids look like j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney. The check
 # is loose on purpose (any bot name, optional type letter) but keeps ids safe to put in a URL path.
-JOB_ID_PATTERN = re.compile(r"^j\d+[a-z]?-u\d+-c\d+-bot:[A-Za-z0-9_.-]+$")
-CHANNEL_PATTERN = re.compile(r"^\d{1,32}$")
+# ASCII digits only (``\d`` would take Arabic-Indic digits) and matched with fullmatch (``$``
+# would take a trailing newline, which then lands in a URL path).
+JOB_ID_PATTERN = re.compile(r"j[0-9]+[a-z]?-u[0-9]+-c[0-9]+-bot:[A-Za-z0-9_.-]+")
+CHANNEL_PATTERN = re.compile(r"[0-9]{1,32}")
 SAFE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+# Characters that show nothing: a prompt made only of them (and whitespace) is blank.
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e")
 
 
 class OpenEnum(str, Enum):
@@ -470,6 +482,38 @@ class SSEEvent(_Open):
 _R = TypeVar("_R", bound="_Request")
 
 
+# Magic numbers of the image formats Midjourney takes. A local path is read only when its bytes
+# start with one of these: a templated path pointing at /proc/self/environ, /etc/passwd or a text
+# file must never be uploaded to a third-party API.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def image_type(content: bytes) -> str | None:
+    """The MIME type of PNG, JPEG, WebP or GIF bytes (from their signature), else None."""
+    for signature, mime in _SIGNATURES:
+        if content.startswith(signature):
+            return mime
+    if len(content) >= 12 and content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _image_problem(content: bytes) -> str | None:
+    if not content:
+        return "the image is empty"
+    if len(content) > MAX_BLOB_BYTES:
+        return f"is {len(content)} bytes or more; the API allows at most {MAX_BLOB_BYTES} bytes (10 MB)"
+    if image_type(content) is None:
+        return "is not a PNG, JPEG, WebP or GIF image (its first bytes are no image signature)"
+    return None
+
+
 class ImageBlob(BaseModel):
     """An image uploaded as ``multipart/form-data``. The bytes stay out of reprs and logs."""
 
@@ -481,16 +525,17 @@ class ImageBlob(BaseModel):
 
     @classmethod
     def from_path(cls, path: str | Path, field: str = "image") -> ImageBlob:
-        """Read a local image, refusing files over 10 MB before reading them."""
-        file = Path(path)
-        if not file.is_file():
-            raise MidjourneyInvalidRequestError(f"{field}: no such local file {str(file)!r}")
-        size = file.stat().st_size
-        if size > MAX_BLOB_BYTES:
-            raise MidjourneyInvalidRequestError(
-                f"{field}: {file.name} is {size} bytes; the API allows at most {MAX_BLOB_BYTES} bytes (10 MB)"
-            )
-        return cls(content=file.read_bytes(), filename=file.name, content_type=_guess_type(file.name))
+        """Read a local image (see :func:`read_local_image`)."""
+        return read_local_image(path, field)
+
+    @classmethod
+    def from_bytes(cls, content: bytes, field: str = "image", filename: str | None = None) -> ImageBlob:
+        """Wrap image bytes, refusing empty, oversized or non-image content naming ``field``."""
+        problem = _image_problem(content)
+        if problem:
+            raise MidjourneyInvalidRequestError(f"{field}: {problem}")
+        mime = image_type(content) or "application/octet-stream"
+        return cls(content=content, filename=filename or f"image.{_EXTENSIONS.get(mime, 'bin')}", content_type=mime)
 
     @field_validator("content")
     @classmethod
@@ -502,15 +547,38 @@ class ImageBlob(BaseModel):
         return value
 
 
-def _guess_type(name: str) -> str:
-    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return {
-        "png": "image/png",
-        "jpg": "image/jpeg",
-        "jpeg": "image/jpeg",
-        "webp": "image/webp",
-        "gif": "image/gif",
-    }.get(suffix, "application/octet-stream")
+def read_local_image(path: str | Path, field: str = "image") -> ImageBlob:
+    """Read a local image for upload, or raise naming ``field``; nothing is sent either way.
+
+    Only a regular file (after symlinks) whose bytes are a PNG, JPEG, WebP or GIF image, not
+    empty and at most 10 MB, is read, and never more than 10 MB + 1 bytes of it (``/proc`` files
+    report a size of 0). Every backend that uploads files uses this one reader.
+    """
+    shown = str(path)[:120]
+    try:
+        if isinstance(path, str) and (not path.strip() or "\x00" in path):
+            raise FileNotFoundError
+        file = Path(path)
+        info = os.stat(file)
+    except (OSError, ValueError):
+        raise MidjourneyInvalidRequestError(
+            f"{field}: expected an http(s) URL or a readable local image file, got {shown!r}: no such local file"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise MidjourneyInvalidRequestError(f"{field}: {shown!r} is not a regular file (only image files are read)")
+    if info.st_size > MAX_BLOB_BYTES:
+        raise MidjourneyInvalidRequestError(
+            f"{field}: {file.name} is {info.st_size} bytes; the API allows at most {MAX_BLOB_BYTES} bytes (10 MB)"
+        )
+    try:
+        with open(file, "rb") as handle:
+            content = handle.read(MAX_BLOB_BYTES + 1)
+    except OSError as exc:
+        raise MidjourneyInvalidRequestError(f"{field}: cannot read {shown!r}: {exc.strerror}") from None
+    problem = _image_problem(content)
+    if problem:
+        raise MidjourneyInvalidRequestError(f"{field}: {file.name} {problem}")
+    return ImageBlob(content=content, filename=file.name, content_type=image_type(content) or "image/png")
 
 
 ImageSource = str | Path | bytes | ImageBlob
@@ -518,21 +586,20 @@ ImageSource = str | Path | bytes | ImageBlob
 
 
 def image_from_source(source: ImageSource, field: str) -> str | ImageBlob:
-    """Resolve an image argument to a URL (kept as is) or a blob (local path or bytes)."""
+    """Resolve an image argument to a URL (checked, kept as is) or a blob (local image or bytes)."""
     if isinstance(source, ImageBlob):
+        problem = _image_problem(source.content)
+        if problem:
+            raise MidjourneyInvalidRequestError(f"{field}: {problem}")
         return source
-    if isinstance(source, bytes):
-        if len(source) > MAX_BLOB_BYTES:
-            raise MidjourneyInvalidRequestError(
-                f"{field}: is {len(source)} bytes; the API allows at most {MAX_BLOB_BYTES} bytes (10 MB)"
-            )
-        return ImageBlob(content=source)
-    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
-        return source
+    if isinstance(source, bytes | bytearray):
+        return ImageBlob.from_bytes(bytes(source), field=field)
+    if isinstance(source, str) and "://" in source[:16]:
+        return check_http_url(source, field)
     if isinstance(source, str | Path):
-        return ImageBlob.from_path(source, field=field)
+        return read_local_image(source, field=field)
     raise MidjourneyInvalidRequestError(
-        f"{field}: expected an http(s) URL, a local path or bytes, got {type(source).__name__}"
+        f"{field}: expected an http(s) URL, a local image path or image bytes, got {type(source).__name__}"
     )
 
 
@@ -560,6 +627,35 @@ class _Request(BaseModel):
     def wire_fields(self, exclude: set[str] | None = None) -> dict[str, Any]:
         """The fields as the API names them, JSON-ready, without unset ones."""
         return self.model_dump(by_alias=True, exclude_none=True, exclude=exclude, mode="json")
+
+    def field_values(self) -> dict[str, Any]:
+        """Every field by its Python name (excluded ones too), ready for :meth:`build`."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def model_copy(self: _R, *, update: Any = None, deep: bool = False) -> _R:
+        """A copy with ``update`` applied, validated again (pydantic's own copy skips validation,
+        so a hook adding a connection's default channel could slip an unchecked value in)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self).build(**{**self.field_values(), **dict(update)})
+
+    def fingerprint(self, backend: str = "") -> str:
+        """A stable digest of what this request asks for (everything but ``replyRef``).
+
+        Stored with a job's id, it tells a later try whether the stored job answers the request
+        it is about to make: a cleared task whose prompt changed must not get the old job back.
+        """
+        fields: dict[str, Any] = {"type": type(self).__name__, "backend": backend}
+        for name, value in sorted(self.field_values().items()):
+            if name == "reply_ref" or value is None:
+                continue
+            if isinstance(value, ImageBlob):
+                value = "sha256:" + hashlib.sha256(value.content).hexdigest()
+            elif isinstance(value, Enum):
+                value = value.value
+            fields[name] = value
+        encoded = json.dumps(fields, sort_keys=True, default=str, ensure_ascii=True).encode()
+        return hashlib.sha256(encoded).hexdigest()
 
 
 def _describe_errors(model: type[BaseModel], exc: ValidationError) -> str:
@@ -602,8 +698,13 @@ class JobOptions(_Request):
     @field_validator("reply_url")
     @classmethod
     def _reply_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
+        return None if value is None else _http_url(value)
+
+    @field_validator("reply_ref")
+    @classmethod
+    def _reply_ref_is_text(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or _has_control(value)):
+            raise ValueError("must be non-blank text without control characters")
         return value
 
     @property
@@ -616,14 +717,96 @@ class JobOptions(_Request):
         return HttpBody(json_body=fields)
 
 
+def _has_control(value: str, allowed: str = "") -> bool:
+    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in value)
+
+
+def is_blank(value: str) -> bool:
+    """True when ``value`` shows nothing: whitespace, zero-width characters, NUL and the like."""
+    return all(
+        char.isspace() or char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf") for char in value
+    )
+
+
 def _check_prompt(value: str | None, required: bool) -> str | None:
-    if value is None or not value.strip():
+    if value is None:
         if required:
             raise ValueError("is required and must not be empty")
-        return None if value is None else value
+        return None
+    if is_blank(value):
+        needed = "is required and " if required else "if given, "
+        raise ValueError(f"{needed}must contain visible text (it is empty, or only spaces / invisible characters)")
+    if _has_control(value, allowed="\t\n\r"):
+        raise ValueError("must not contain control characters such as NUL")
     if len(value) > MAX_PROMPT_LENGTH:
         raise ValueError(f"must be at most {MAX_PROMPT_LENGTH} characters (got {len(value)})")
     return value
+
+
+def _http_url(value: str) -> str:
+    """An absolute http(s) URL with a host, without spaces or control characters."""
+    if not isinstance(value, str):
+        raise ValueError("must be an http(s) URL")
+    shown = value[:80]
+    if value != value.strip() or any(char.isspace() for char in value) or _has_control(value):
+        raise ValueError(f"must be an http(s) URL without spaces or control characters, got {shown!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"must be a valid http(s) URL, got {shown!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host (https://example.com/...), got {shown!r}")
+    return value
+
+
+def check_http_url(value: Any, field: str) -> str:
+    """Validate a URL the provider sends or fetches; raise naming ``field``."""
+    try:
+        return _http_url(value)
+    except ValueError as exc:
+        raise MidjourneyInvalidRequestError(f"{field}: {exc}") from None
+
+
+# -- numbers --------------------------------------------------------------------------------------
+
+
+def check_number(
+    value: Any,
+    field: str,
+    *,
+    minimum: float,
+    maximum: float,
+    integer: bool = False,
+) -> float:
+    """A finite number in ``[minimum, maximum]``; raise naming ``field`` otherwise.
+
+    Strings, booleans, NaN and infinities are refused: a ``"5"`` compared with a number is a
+    TypeError deep inside a task, a ``0`` or ``nan`` poll interval is a request storm, and a
+    ``1e15`` timeout overflows ``timedelta``. Used at construction for plain values and at
+    execute for templated ones.
+    """
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MidjourneyInvalidRequestError(
+            f"{field}: expected a number between {minimum:g} and {maximum:g}, got {type(value).__name__} {value!r:.40}"
+        )
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise MidjourneyInvalidRequestError(f"{field}: must be between {minimum:g} and {maximum:g}, got {value!r:.40}")
+    if integer and not float(value).is_integer():
+        raise MidjourneyInvalidRequestError(f"{field}: must be a whole number, got {value!r}")
+    return float(value)
+
+
+def check_seconds(value: Any, field: str, *, minimum: float = 0.01, maximum: float = 7 * 24 * 3600.0) -> float:
+    """Seconds (a number or a ``timedelta``) in a sane range; raise naming ``field``."""
+    return check_number(value, field, minimum=minimum, maximum=maximum)
+
+
+def check_count(value: Any, field: str, *, minimum: int = 1, maximum: int = 1000) -> int:
+    """A whole number in a sane range; raise naming ``field``."""
+    return int(check_number(value, field, minimum=minimum, maximum=maximum, integer=True))
 
 
 def _check_job_id(value: str) -> str:
@@ -640,7 +823,7 @@ def _check_job_id(value: str) -> str:
 
 def _check_v3_job_id(value: str) -> str:
     _check_job_id(value)
-    if not JOB_ID_PATTERN.match(value):
+    if not JOB_ID_PATTERN.fullmatch(value):
         raise ValueError(
             f"must be a v3 job id like j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney, got {value!r}"
         )
@@ -648,17 +831,17 @@ def _check_v3_job_id(value: str) -> str:
 
 
 def _check_channel(value: str) -> str:
-    if not isinstance(value, str) or not CHANNEL_PATTERN.match(value):
-        raise ValueError(f"must be a Discord channel id (digits only), got {value!r}")
+    if not isinstance(value, str) or not CHANNEL_PATTERN.fullmatch(value):
+        raise ValueError(f"must be a Discord channel id (1-32 ASCII digits), got {str(value)[:40]!r}")
     return value
 
 
-def check_channel(channel: str) -> str:
+def check_channel(channel: str, field: str = "channel") -> str:
     """Validate a channel id before it goes into a URL path."""
     try:
         return _check_channel(channel)
     except ValueError as exc:
-        raise MidjourneyInvalidRequestError(f"channel: {exc}") from None
+        raise MidjourneyInvalidRequestError(f"{field}: {exc}") from None
 
 
 def check_job_id(job_id: str, field: str = "jobid") -> str:
@@ -709,6 +892,13 @@ class ButtonRequest(JobOptions):
     def _prompt(cls, value: str | None) -> str | None:
         return _check_prompt(value, required=False)
 
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, value: str | None) -> str | None:
+        if value is not None and (is_blank(value) or _has_control(value)):
+            raise ValueError("must be a base64 black-and-white mask, not blank text")
+        return value
+
     @model_validator(mode="after")
     def _button_rules(self) -> ButtonRequest:
         if not self.button.is_known and not self.allow_unknown_button:
@@ -743,9 +933,7 @@ class SeedRequest(JobOptions):
 
 
 def _check_url(value: str | None) -> str | None:
-    if value is not None and not value.lower().startswith(("http://", "https://")):
-        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
-    return value
+    return None if value is None else _http_url(value)
 
 
 def _multipart(fields: dict[str, Any], blobs: dict[str, ImageBlob]) -> HttpBody:
@@ -873,9 +1061,18 @@ class AccountRequest(_Request):
     @field_validator("discord")
     @classmethod
     def _discord(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        token = value.get_secret_value().strip()
+        if not token:
             raise ValueError("is required (the Discord token of the Midjourney account)")
-        return value
+        if not token.isascii() or _has_control(token):
+            raise ValueError("contains control or non-ASCII characters (copy the token again)")
+        register_secret(token)  # an API error echoing it is redacted
+        return SecretStr(token)
+
+    @field_validator("reply_url")
+    @classmethod
+    def _account_reply_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
 
     @model_validator(mode="after")
     def _limits(self) -> AccountRequest:

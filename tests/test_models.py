@@ -258,8 +258,8 @@ def test_seed_requires_a_job_id() -> None:
 
 def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
-    image.write_bytes(b"\x89PNG fake")
-    request = BlendRequest.from_images(["https://e.x/1.jpg", image, b"raw"], blend_dimensions="Portrait")
+    image.write_bytes(b"\x89PNG\r\n\x1a\n fake")
+    request = BlendRequest.from_images(["https://e.x/1.jpg", image, b"\xff\xd8\xff raw"], blend_dimensions="Portrait")
     body = request.http_body()
     assert body.json_body is None and body.data == {
         "imageUrl_1": "https://e.x/1.jpg",
@@ -268,7 +268,7 @@ def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
     }
     assert [(name, f[0], f[2]) for name, f in body.files or []] == [
         ("imageBlob_2", "a.png", "image/png"),
-        ("imageBlob_3", "image.png", "application/octet-stream"),
+        ("imageBlob_3", "image.jpg", "image/jpeg"),
     ]
     urls_only = BlendRequest.from_images(["https://e.x/1.jpg", "https://e.x/2.jpg"]).http_body()
     assert urls_only.json_body == {
@@ -290,7 +290,7 @@ def test_blend_rules(tmp_path: Path) -> None:
     )
     rejects(lambda: BlendRequest.build(image_url_1=url, image_url_3=url), "positions 1..2")
     rejects(lambda: BlendRequest.from_images([url, tmp_path / "missing.png"]), "images[1]", "no such local file")
-    rejects(lambda: BlendRequest.from_images([url, "ftp://x/y.png"]), "images[1]", "no such local file")
+    rejects(lambda: BlendRequest.from_images([url, "ftp://x/y.png"]), "images[1]", "http(s) URL")
     big = tmp_path / "big.png"
     big.write_bytes(b"0" * (10 * 1024 * 1024 + 1))
     rejects(lambda: BlendRequest.from_images([url, big]), "images[1]", "10485761 bytes", "10 MB")
@@ -302,7 +302,7 @@ def test_describe_rules(tmp_path: Path) -> None:
         "imageUrl": "https://e.x/1.jpg",
         "stream": False,
     }
-    blob = DescribeRequest.from_image(b"bytes").http_body()
+    blob = DescribeRequest.from_image(b"GIF89a bytes").http_body()
     assert blob.data == {"stream": "false"} and blob.files and blob.files[0][0] == "imageBlob"
     rejects(lambda: DescribeRequest.build(), "exactly one of imageUrl")
     rejects(
@@ -310,7 +310,7 @@ def test_describe_rules(tmp_path: Path) -> None:
     )
     rejects(lambda: DescribeRequest.build(image_url="file:///etc/passwd"), "imageUrl", "http(s)")
     rejects(lambda: DescribeRequest.from_image(b"0" * (10 * 1024 * 1024 + 1)), "image", "10 MB")
-    rejects(lambda: DescribeRequest.from_image(tmp_path), "image", "no such local file")
+    rejects(lambda: DescribeRequest.from_image(tmp_path), "image", "not a regular file")
 
 
 def test_settings_commands() -> None:
