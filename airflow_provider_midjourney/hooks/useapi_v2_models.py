@@ -151,7 +151,7 @@ class V2Job(_Open):
             backend=backend,
             status=status,
             verb=verb,
-            prompt=self.prompt or self._echoed_prompt(),
+            prompt=self.prompt or (None if verb in SETTINGS_VERBS else self._echoed_prompt()),
             image_urls=images if status == JobStatus.COMPLETED else [],
             grid_url=grid if status == JobStatus.COMPLETED else None,
             buttons=list(self.buttons),

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from airflow_provider_midjourney.testing import images
+from airflow_provider_midjourney.testing import images, useapi_v2
 from airflow_provider_midjourney.testing.content import clock
 from airflow_provider_midjourney.testing.jobs import TERMINAL, ApiError
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, EmulatorMiddleware
@@ -160,6 +160,10 @@ def build_api(emu: MidjourneyEmulator) -> FastAPI:
             return JSONResponse({"error": "Not Found", "code": 404}, status_code=404)
         return Response(found[0], media_type=found[1])
 
+    useapi_v2.register(api, emu)  # /v2/... and /v1/jobs...: the useapi.net v2/v1 backend
+    from airflow_provider_midjourney.testing.imaginepro import register as register_imaginepro
+
+    register_imaginepro(api, emu)  # /api/v1/...: ImaginePro (nova and midjourney generations)
     return api
 
 
