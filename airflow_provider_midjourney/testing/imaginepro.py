@@ -1,0 +1,301 @@
+"""ImaginePro's routes in the emulator, both API generations, over the one job engine.
+
+Served (shapes from ImaginePro's pages and its official SDK; see the hook's module for sources):
+
+* ``POST /api/v1/nova/{imagine,button,describe}`` and ``POST /api/v1/midjourney/{imagine,button,
+  blend,describe}``: ``{"success": true, "messageId", "createdAt"}``;
+* ``GET /api/v1/message/fetch/{messageId}`` and ``GET /api/v1/midjourney/message/{messageId}``:
+  the message (``status`` QUEUED/PROCESSING/DONE/FAIL, ``progress`` 0-100, one grid ``uri``,
+  ``buttons``, ``originatingMessageId``, ``ref``, ``error``);
+* ``GET /api/v1/nova/images`` and ``GET /api/v1/midjourney/images``: the 24-hour history of
+  finished pictures (``{"images": [{id, type, button, prompt, uri, createdAt}]}``), newest first.
+
+Each job is a job of the v3 engine (``EmulatorState``), so the knobs (moderation words, never
+finishing, latency, faults, 401) act on these routes too; a ``messageId`` maps to its v3 job.
+Errors answer ``{"message", "error", "statusCode"}`` (the SDK's ``ErrorResponse``). Where
+ImaginePro documents nothing, the emulator chooses, and says so: a moderated or failed job is a
+``FAIL`` whose ``error`` is Midjourney's own text; /describe's four prompts come back in
+``content`` numbered 1️⃣-4️⃣ as Midjourney writes them; ``Cancel Job`` turns a running job into
+``FAIL`` with ``error`` "Job cancelled by user".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from airflow_provider_midjourney.testing.content import iso
+from airflow_provider_midjourney.testing.jobs import ApiError
+from airflow_provider_midjourney.testing.middleware import (
+    BODY_SCOPE_KEY,
+    ApiFlavour,
+    bearer_authorized,
+    register_flavour,
+)
+from airflow_provider_midjourney.testing.models import ParsedBody
+from airflow_provider_midjourney.testing.params import job_spec
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
+
+PREFIX = "/api/v1/"
+NOVA = "/api/v1/nova"
+LEGACY = "/api/v1/midjourney"
+BUTTONS = (
+    *(f"U{n}" for n in range(1, 5)),
+    *(f"V{n}" for n in range(1, 5)),
+    "🔄",
+    "Zoom Out 2x",
+    "Zoom Out 1.5x",
+    "Vary (Strong)",
+    "Vary (Subtle)",
+    "Vary (Region)",
+    "⬅️",
+    "➡️",
+    "⬆️",
+    "⬇️",
+    "Make Square",
+    "Upscale (2x)",
+    "Upscale (4x)",
+    "Redo Upscale (2x)",
+    "Redo Upscale (4x)",
+    "Upscale (Creative)",
+    "Upscale (Subtle)",
+)
+CANCEL = "Cancel Job"
+STATUS = {"created": "QUEUED", "started": "PROCESSING", "progress": "PROCESSING", "completed": "DONE"}
+PHRASES = {400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 404: "Not Found", 429: "Too Many Requests"}
+CANCELLED_CODE = 499
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """NestJS's error shape, which the SDK's ``ErrorResponse`` types: message, error, statusCode."""
+    return {"message": message, "error": PHRASES.get(status, "Error"), "statusCode": status}
+
+
+@dataclass
+class MessageRecord:
+    jobid: str
+    verb: str
+    prompt: str
+    ref: str | None
+    button: str | None = None
+    parent: str | None = None
+
+
+class Messages:
+    """messageId <-> v3 jobid (jobs forgotten by ``reset()`` answer 404 through the engine)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_id: dict[str, MessageRecord] = {}
+        self.by_job: dict[str, str] = {}
+
+    def add(self, record: MessageRecord) -> str:
+        with self._lock:
+            existing = self.by_job.get(record.jobid)  # U1 pressed again: the same upscale
+            if existing is not None:
+                return existing
+            message_id = str(uuid.uuid4())
+            self.by_id[message_id] = record
+            self.by_job[record.jobid] = message_id
+            return message_id
+
+    def get(self, message_id: str) -> MessageRecord:
+        with self._lock:
+            record = self.by_id.get(message_id)
+        if record is None:
+            raise ApiError(404, f"Message {message_id} not found")
+        return record
+
+    def newest_first(self) -> list[tuple[str, MessageRecord]]:
+        with self._lock:
+            return list(reversed(self.by_id.items()))
+
+
+def _body(request: Request) -> dict[str, Any]:
+    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
+    if parsed.error:
+        raise ApiError(400, parsed.error)
+    return parsed.params
+
+
+def _common(body: dict[str, Any]) -> dict[str, Any]:
+    """``ref``, ``webhookOverride`` and ``timeout`` (10-900 s) as the v3 engine's parameters."""
+    params: dict[str, Any] = {"stream": False}
+    ref, webhook, timeout = body.get("ref"), body.get("webhookOverride"), body.get("timeout")
+    if ref is not None:
+        if not isinstance(ref, str):
+            raise ApiError(400, "ref must be a string")
+        params["replyRef"] = ref
+    if webhook is not None:
+        params["replyUrl"] = webhook
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 900):
+        raise ApiError(400, "timeout must be an integer between 10 and 900")
+    return params
+
+
+class ImagineProRoutes:
+    """The handlers; one instance per emulator."""
+
+    def __init__(self, emu: MidjourneyEmulator) -> None:
+        self.emu = emu
+        self.messages = Messages()
+
+    def _create(self, verb: str, params: dict[str, Any], record: MessageRecord) -> dict[str, Any]:
+        _snapshot, _status, jobid = self.emu.state.create_job(job_spec(verb, params))
+        record.jobid = jobid
+        return {"success": True, "messageId": self.messages.add(record), "createdAt": iso_now()}
+
+    def imagine(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ApiError(400, "prompt is required")
+        params = {**_common(body), "prompt": prompt}
+        return self._create("imagine", params, MessageRecord("", "imagine", prompt, params.get("replyRef")))
+
+    def button(self, body: dict[str, Any]) -> dict[str, Any]:
+        message_id, button = body.get("messageId"), body.get("button")
+        if not isinstance(message_id, str) or not message_id:
+            raise ApiError(400, "messageId is required")
+        if not isinstance(button, str) or button not in (*BUTTONS, CANCEL):
+            raise ApiError(400, f"button must be one of: {', '.join((*BUTTONS, CANCEL))}")
+        parent = self.messages.get(message_id)
+        if button == CANCEL:
+            try:
+                self.emu.state.cancel(parent.jobid)
+            except ApiError as exc:
+                if exc.status == 400:
+                    raise ApiError(400, "Cancel Job is only available while the job is in progress") from None
+                raise
+            return {"success": True, "createdAt": iso_now()}
+        params = {**_common(body), "jobId": parent.jobid, "button": button}
+        for name in ("prompt", "mask"):
+            if body.get(name) is not None:
+                params[name] = body[name]
+        remix = body.get("prompt")
+        prompt = remix if isinstance(remix, str) and remix else parent.prompt
+        record = MessageRecord("", "button", prompt, params.get("replyRef"), button, message_id)
+        return self._create("button", params, record)
+
+    def blend(self, body: dict[str, Any]) -> dict[str, Any]:
+        urls = body.get("urls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls) or not 2 <= len(urls) <= 5:
+            raise ApiError(400, "urls must be a list of 2 to 5 image URLs")
+        params = {**_common(body), **{f"imageUrl_{n}": url for n, url in enumerate(urls, start=1)}}
+        return self._create("blend", params, MessageRecord("", "blend", " ".join(urls), params.get("replyRef")))
+
+    def describe(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ApiError(400, "url must be a public image URL")
+        params = {**_common(body), "imageUrl": url}
+        return self._create("describe", params, MessageRecord("", "describe", url, params.get("replyRef")))
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        record = self.messages.get(message_id)
+        snap = self.emu.state.get_job(record.jobid)
+        status = snap["status"]
+        response = snap.get("response") or {}
+        view: dict[str, Any] = {
+            "messageId": message_id,
+            "prompt": record.prompt,
+            "status": STATUS.get(status, "FAIL"),
+            "progress": 100 if status == "completed" else int(response.get("progress_percent") or 0),
+            "createdAt": snap["created"],
+            "updatedAt": snap.get("updated", snap["created"]),
+            "buttons": [],
+            "ref": record.ref or "",
+        }
+        if record.parent:
+            view["originatingMessageId"] = record.parent
+        if status == "completed":
+            attachments = response.get("attachments") or []
+            if attachments:
+                view["uri"] = view["originalUrl"] = attachments[0]["url"]
+            view["buttons"] = [b for b in response.get("buttons", []) if b in BUTTONS]
+            if record.verb == "describe":
+                view["content"] = response.get("content", "")
+        elif status not in STATUS:
+            view["error"] = _error_text(snap)
+        return view
+
+    def history(self, page: int, size: int) -> dict[str, Any]:
+        done = []
+        for message_id, record in self.messages.newest_first():
+            try:
+                view = self.message(message_id)
+            except ApiError:
+                continue
+            if view["status"] == "DONE" and view.get("uri"):
+                entry = {"id": message_id, "type": record.verb, "button": record.button or "", "prompt": record.prompt}
+                done.append({**entry, "uri": view["uri"], "createdAt": view["createdAt"]})
+        return {"images": done[(page - 1) * size : page * size]}
+
+
+def _error_text(snap: dict[str, Any]) -> str:
+    if snap.get("code") == CANCELLED_CODE:
+        return "Job cancelled by user"
+    parts = [p for p in (snap.get("error"), snap.get("errorDetails")) if p]
+    return ": ".join(parts) or "Midjourney job failed"
+
+
+def iso_now() -> str:
+    return iso(time.time())
+
+
+def _positive(value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ApiError(400, "page and size must be positive integers")
+    return int(value)
+
+
+def build_router(emu: MidjourneyEmulator) -> APIRouter:
+    routes = ImagineProRoutes(emu)
+    router = APIRouter()
+
+    def answer(call: Callable[[], dict[str, Any]]) -> Response:
+        try:
+            return JSONResponse(call())
+        except ApiError as exc:
+            return JSONResponse(error_body(exc.status, exc.message or ""), status_code=exc.status)
+
+    for prefix in (NOVA, LEGACY):
+        for verb in ("imagine", "button", "describe"):
+
+            async def post(request: Request, _verb: str = verb) -> Response:
+                return answer(lambda: getattr(routes, _verb)(_body(request)))
+
+            router.add_api_route(f"{prefix}/{verb}", post, methods=["POST"])
+
+        async def history(request: Request) -> Response:
+            query = request.query_params
+            return answer(lambda: routes.history(_positive(query.get("page"), 1), _positive(query.get("size"), 10)))
+
+        router.add_api_route(f"{prefix}/images", history, methods=["GET"])
+
+    @router.post(f"{LEGACY}/blend")
+    async def blend(request: Request) -> Response:
+        return answer(lambda: routes.blend(_body(request)))
+
+    @router.get("/api/v1/message/fetch/{message_id}")
+    @router.get(f"{LEGACY}/message/{{message_id}}")
+    async def message(message_id: str) -> Response:
+        return answer(lambda: routes.message(message_id))
+
+    return router
+
+
+def register(app: FastAPI, emu: MidjourneyEmulator) -> None:
+    """Serve ImaginePro's routes on ``app``; the emulator's knobs apply under ``/api/v1/``."""
+    register_flavour(ApiFlavour(PREFIX, bearer_authorized, error_body))
+    app.include_router(build_router(emu))
