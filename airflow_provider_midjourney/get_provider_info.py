@@ -44,6 +44,37 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             },
         },
     },
+    {
+        "connection-type": "imaginepro",
+        "hook-class-name": f"{PACKAGE}.hooks.imaginepro.ImagineProHook",
+        "hook-name": "Midjourney (ImaginePro)",
+        "conn-fields": {
+            "api": _text("API generation", "nova (default: /api/v1/nova/...) or midjourney (/api/v1/midjourney/...)."),
+            "job_timeout": {
+                "label": "Job timeout (s)",
+                "description": "Seconds ImaginePro lets a job run (10-900, sent as 'timeout'); empty: its default 900.",
+                "schema": {"type": ["integer", "null"], "minimum": 10, "maximum": 900},
+            },
+            "moderation_patterns": _text(
+                "Moderation patterns",
+                "Regular expression (alternatives with |) a FAIL error text must match to count as moderated;"
+                " empty: the documented default list.",
+            ),
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"host": "Base URL", "password": "API key"},
+            "placeholders": {
+                "host": "https://api.imaginepro.ai (empty = default; http://127.0.0.1:8765 for the emulator)",
+                "password": "ImaginePro API key",
+                "api": "nova",
+                "job_timeout": "900",
+                "moderation_patterns": "banned|not allowed|community guidelines|moderat|nsfw",
+                "timeout": "30",
+            },
+        },
+    },
 ]
 
 CONNECTION_TYPES.append(
