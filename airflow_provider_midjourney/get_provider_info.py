@@ -120,6 +120,38 @@ CONNECTION_TYPES.append(
     }
 )
 
+CONNECTION_TYPES.append(
+    {
+        "connection-type": "midjourney_proxy",
+        "hook-class-name": f"{PACKAGE}.hooks.midjourney_proxy.MidjourneyProxyHook",
+        "hook-name": "Midjourney (midjourney-proxy)",
+        "conn-fields": {
+            "path_prefix": _text(
+                "Path prefix", "/mj (default); /mj-fast, /mj-relax or /mj-turbo where the server offers modes."
+            ),
+            "flavour": _text("Server flavour", "auto (probe the server once, default), original or superset."),
+            "moderation_patterns": _text(
+                "Moderation patterns",
+                "Regular expression (alternatives with |; or a JSON list) a FAILURE reason must match to count"
+                " as a refused prompt; empty: the documented default list (English and Chinese).",
+            ),
+            "timeout": _TIMEOUT,
+        },
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port", "extra"],
+            "relabeling": {"host": "Server base URL", "password": "API secret (mj-api-secret)"},
+            "placeholders": {
+                "host": "http://127.0.0.1:8080 (your midjourney-proxy, or a hosted service speaking its routes)",
+                "password": "empty when the server has no mj.api-secret",
+                "path_prefix": "/mj",
+                "flavour": "auto",
+                "moderation_patterns": "banned prompt|sensitive|敏感",
+                "timeout": "30",
+            },
+        },
+    }
+)
+
 # The useapi.net v3 form, under the names earlier releases exported.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = CONNECTION_TYPES[0]["ui-field-behaviour"]
 CONN_FIELDS: dict[str, Any] = CONNECTION_TYPES[0]["conn-fields"]

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from airflow_provider_midjourney.testing import images, useapi_v2
+from airflow_provider_midjourney.testing import images, midjourney_proxy, useapi_v2
 from airflow_provider_midjourney.testing.content import clock
 from airflow_provider_midjourney.testing.jobs import TERMINAL, ApiError
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, EmulatorMiddleware
@@ -161,6 +161,7 @@ def build_api(emu: MidjourneyEmulator) -> FastAPI:
         return Response(found[0], media_type=found[1])
 
     useapi_v2.register(api, emu)  # /v2/... and /v1/jobs...: the useapi.net v2/v1 backend
+    midjourney_proxy.register(api, emu)  # /mj/... (and /mj-fast/mj/... on the superset): midjourney-proxy
     from airflow_provider_midjourney.testing.imaginepro import register as register_imaginepro
 
     register_imaginepro(api, emu)  # /api/v1/...: ImaginePro (nova and midjourney generations)
