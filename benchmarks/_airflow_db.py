@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import datetime, timezone
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +159,10 @@ def create_deferred(
 
     ``probe`` (or None) gets its own deferred ``probe`` task instance.
     """
+    from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
-
-    from airflow.models.taskinstance import TaskInstance
 
     with create_session() as session:
         dag, version = _dag_version(DEFERRED_DAG, session)
@@ -210,10 +209,9 @@ def create_worker_run(run_id: str, job_id: str) -> Any:
 
 def ti_states(task_id: str = "imagine", run_id: str = RUN_ID) -> dict[int, tuple[str, float, str | None]]:
     """map index -> (state, epoch of its last update, next_method) of the deferred DAG's task instances."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
@@ -225,10 +223,9 @@ def ti_states(task_id: str = "imagine", run_id: str = RUN_ID) -> dict[int, tuple
 
 
 def count_deferred(run_id: str = RUN_ID) -> int:
-    from sqlalchemy import func, select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import func, select
 
     with create_session() as session:
         return int(

@@ -307,9 +307,7 @@ def _measure(
     in_window = [r for r in api if w_start <= r[0] <= w_end]
     intervals = (w_end - w_start) / poll if window else float("nan")
     completes = {i: j.completes for i, j in enumerate(planned)}
-    detection = [
-        states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"
-    ]
+    detection = [states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"]
     stalls = [float(x) for x in BLOCKED.findall(log_text)]
     full = sum(p.get("gc_full", 0) for p in probe)
     return asdict(
@@ -549,7 +547,9 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--n", type=int, nargs="+", default=None, help="waiting triggers per run (1000 3000)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="trigger poll interval, s (5)")
     parser.add_argument("--latency", type=float, default=0.25, help="emulator API latency, s (0.25)")
@@ -613,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
             r = RealResult(**in_child("real", options, timeout=args.max_minutes * 60 + 300))
             results.append(r)
             print(
-                f"  finished {r.finished}/{n}, detection p99 {r.detect_p99_s:.2f} s, watchdog {r.stall_watchdog_s:.2f} s"
+                f"  finished {r.finished}/{n}, detection p99 {r.detect_p99_s:.2f} s,"
+                f" watchdog {r.stall_watchdog_s:.2f} s"
                 f" ({r.watchdog_lines} lines), probe {r.stall_probe_s:.3f} s, {r.requests_per_job_interval:.3f}"
                 f" req/job/interval, {r.kb_per_trigger:.1f} KB/trigger, CPU {r.cpu_runner_s:.0f}+"
                 f"{r.cpu_supervisor_s:.0f} s, all running after {r.start_s:.1f} s {r.notes}",

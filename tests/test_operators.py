@@ -493,6 +493,7 @@ def test_trigger_unknown_status_is_not_success(emulator, hook, monkeypatch) -> N
 def test_trigger_uses_one_client_per_run(emulator, hook, monkeypatch) -> None:
     import httpx
 
+    emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=0.6)
     job = hook.imagine("one client")
     created = []
     original = httpx.AsyncClient.__init__
@@ -503,7 +504,8 @@ def test_trigger_uses_one_client_per_run(emulator, hook, monkeypatch) -> None:
 
     monkeypatch.setattr(httpx.AsyncClient, "__init__", counting)
     run_trigger(MidjourneyJobTrigger(job.jobid, poll_interval=0.01))
-    assert len(created) == 1 and len(emulator.requests_to("GET", "/v3/midjourney/jobs/j")) > 3
+    # Per-job GETs and the shared list calls (triggers/watch.py) all went through the one client.
+    assert len(created) == 1 and len(emulator.requests_to("GET", "/v3/midjourney/jobs")) > 3
 
 
 def test_trigger_on_kill_cancels_a_running_job(emulator, hook) -> None:

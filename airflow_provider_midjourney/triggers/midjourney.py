@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,8 +22,10 @@ from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackend
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import JobStatus
 from airflow_provider_midjourney.retry import NO_RETRY
+from airflow_provider_midjourney.triggers.watch import wait_for_turn
 
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
+PROGRESS_LOG_EVERY = 30.0  # seconds between two "progress n%" lines of one trigger
 
 
 class MidjourneyJobTrigger(BaseTrigger):
@@ -64,6 +65,7 @@ class MidjourneyJobTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.try_number = try_number
+        self._progress_logged = -PROGRESS_LOG_EVERY  # time.monotonic() of the last progress line
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -128,10 +130,16 @@ class MidjourneyJobTrigger(BaseTrigger):
                     "progress_percent": last_progress[1] if last_progress else None,
                     "message": f"Job {self.job_id} did not finish before its deadline",
                 }
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            # Triggers of one connection share one "which jobs still run" call per interval where the
+            # API has one; this returns when this job left that list (or its progress is due).
+            await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
     def _log_progress(self, job: MidjourneyJob) -> None:
         if job.status == JobStatus.PROGRESS and job.progress_percent is not None:
+            # A log line is a blocking write in the triggerer: percentages at most every 30 s.
+            if time.monotonic() - self._progress_logged < PROGRESS_LOG_EVERY:
+                return
+            self._progress_logged = time.monotonic()
             self.log.info("Job %s: progress %d%%", job.job_id, job.progress_percent)
         else:
             self.log.info("Job %s: %s", job.job_id, job.status)

@@ -1,0 +1,153 @@
+"""Shared polling: the triggers of one event loop watch the jobs of one connection together.
+
+A triggerer with thousands of waiting triggers used to send one ``GET`` per job per poll
+interval. Where the API lists every running job in one call
+(:meth:`~airflow_provider_midjourney.hooks.base.MidjourneyBackendHook.alist_running_job_ids`),
+one :class:`_Watcher` per (event loop, hook class, connection) makes that call once per interval
+and wakes only the triggers whose job left the list; the others stay asleep and send nothing.
+
+Each trigger stays independent, serialisable and restart-safe: nothing about the watcher is
+serialised, a trigger only *subscribes* while it sleeps between two of its own fetches, and the
+fetch that decides its event is still its own ``GET`` of its job. So a trigger wakes to fetch
+its job when
+
+* its job is not in the latest list (finished, failed, moderated; or not listed yet, or listed
+  late: then the fetch shows it still running and the trigger subscribes again, i.e. it falls
+  back to polling that one job);
+* the list call failed, or the backend has no list call (``None``): plain per-job polling,
+  paced by the trigger's own ``poll_interval``;
+* its progress is due to be shown again (:data:`PROGRESS_EVERY_POLLS`), or its deadline comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+
+log = logging.getLogger(__name__)
+
+#: A job that is still running is fetched anyway every this many poll intervals, to show its
+#: progress (60 s at the default 5 s): about 0.08 requests per job and interval.
+PROGRESS_EVERY_POLLS = 12
+#: A list call is given up after this long (seconds; or the poll interval, if longer).
+LIST_TIMEOUT = 30.0
+
+# What a subscription's future resolves to.
+_LEFT_LIST = "left"  # not in the latest list: fetch it now
+_NO_LIST = "no-list"  # the list call failed or the backend cannot list: poll the job itself
+
+
+class _Subscription:
+    __slots__ = ("future", "hook", "interval", "job_id")
+
+    def __init__(self, job_id: str, hook: MidjourneyBackendHook, interval: float) -> None:
+        self.job_id = job_id
+        self.hook = hook
+        self.interval = interval
+        self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+
+class _Watcher:
+    """One list call per interval for every trigger of one connection in one event loop."""
+
+    _registry: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Watcher]]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, key: tuple[Any, ...]) -> None:
+        self.key = key
+        self.subscriptions: dict[int, _Subscription] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.listable = True  # False once the backend answered None: no list call at all
+
+    @classmethod
+    def for_hook(cls, hook: MidjourneyBackendHook) -> _Watcher:
+        loop = asyncio.get_running_loop()
+        key = (type(hook), hook.midjourney_conn_id)
+        watchers = cls._registry.setdefault(loop, {})
+        watcher = watchers.get(key)
+        if watcher is None:
+            watcher = watchers[key] = cls(key)
+        return watcher
+
+    def subscribe(self, job_id: str, hook: MidjourneyBackendHook, interval: float) -> _Subscription:
+        sub = _Subscription(job_id, hook, interval)
+        self.subscriptions[id(sub)] = sub
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=f"midjourney-watch-{self.key[1]}")
+        return sub
+
+    def unsubscribe(self, sub: _Subscription) -> None:
+        self.subscriptions.pop(id(sub), None)
+
+    async def _run(self) -> None:
+        """While anyone subscribes: every interval, one list call, and wake who must fetch."""
+        try:
+            while self.subscriptions:
+                interval = min(s.interval for s in self.subscriptions.values())
+                await asyncio.sleep(interval)
+                if not self.subscriptions:
+                    break
+                hook = next(reversed(self.subscriptions.values())).hook  # its trigger is asleep: hook open
+                running = await self._list(hook, interval)
+                self._deliver(running)
+        finally:
+            watchers = self._registry.get(asyncio.get_running_loop(), {})
+            if watchers.get(self.key) is self and not self.subscriptions:
+                del watchers[self.key]
+            self.task = None
+
+    async def _list(self, hook: MidjourneyBackendHook, interval: float) -> set[str] | None:
+        try:
+            running = await asyncio.wait_for(hook.alist_running_job_ids(), timeout=max(interval, LIST_TIMEOUT))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: this round, every trigger polls its own job
+            log.warning("Listing the running jobs of %r failed; polling each job instead: %s", self.key[1], exc)
+            return None
+        if running is None:
+            self.listable = False
+        return running
+
+    def _deliver(self, running: set[str] | None) -> None:
+        woken = []
+        for key, sub in self.subscriptions.items():
+            if running is None:
+                verdict = _NO_LIST
+            elif sub.job_id not in running:
+                verdict = _LEFT_LIST
+            else:
+                continue  # still running: it sleeps on, and sends nothing
+            if not sub.future.done():
+                sub.future.set_result(verdict)
+            woken.append(key)
+        for key in woken:
+            del self.subscriptions[key]
+
+
+async def wait_for_turn(hook: MidjourneyBackendHook, job_id: str, poll_interval: float, remaining: float) -> None:
+    """Sleep until this trigger should fetch its job again (see the module docstring).
+
+    Called by the trigger between two fetches, in place of ``asyncio.sleep(poll_interval)``.
+    """
+    started = time.monotonic()
+    watcher = _Watcher.for_hook(hook)
+    if not watcher.listable:
+        await asyncio.sleep(min(poll_interval, remaining))
+        return
+    sub = watcher.subscribe(job_id, hook, poll_interval)
+    try:
+        verdict = await asyncio.wait_for(sub.future, timeout=min(remaining, PROGRESS_EVERY_POLLS * poll_interval))
+    except TimeoutError:
+        return  # progress due, or the deadline: fetch
+    finally:
+        watcher.unsubscribe(sub)
+    if verdict == _NO_LIST:
+        # Per-job polling for this round: keep to the trigger's own pace.
+        await asyncio.sleep(max(0.0, started + min(poll_interval, remaining) - time.monotonic()))
