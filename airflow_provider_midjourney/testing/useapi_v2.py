@@ -140,6 +140,16 @@ class UseapiV2Routes:
             if value is not None:
                 request[name] = value
         engine_verb = "seed" if verb in ("seed_async", "seed") else verb
+        parent = _text(params, "jobid", 512) if engine_verb in ("button", "seed") else None
+        if parent and self.state.has_job(parent):  # button and seed jobs run on the parent's account
+            try:
+                inherited = self.state.get_job(parent).get("request", {})
+            except ApiError:  # expired: the engine answers for it when the job is created
+                inherited = {}
+            for key in ("discord", "server", "channel", "maxJobs"):
+                if key in inherited:
+                    request.setdefault(key, inherited[key])
+        request.setdefault("maxJobs", 3)  # "if not provided defaulted to 3" (v1 pages)
         spec = JobSpec(engine_verb, request, stream=False, channel=echo.get("channel"))
         spec.request["verb"] = "seed_async" if engine_verb == "seed" else verb
         if verb == "imagine":
