@@ -6,6 +6,7 @@ Run with ``make e2e`` (CI runs it). Every wait is bounded; the stack is torn dow
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -24,7 +25,15 @@ REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = [
     REPO / "example_dags" / "midjourney_imagine_upscale.py",
     Path(__file__).parent / "dags" / "e2e_scenarios.py",
+    Path(__file__).parent / "dags" / "e2e_backends.py",
 ]
+# The connection type picks the backend; the emulator serves every backend's routes at once.
+BACKEND_CONN_TYPES = {
+    "useapi_v3": "midjourney",
+    "imaginepro": "imaginepro",
+    "useapi_v2": "midjourney_useapi_v2",
+    "midjourney_proxy": "midjourney_proxy",
+}
 # Jobs last long enough that a trigger never fires before the deferring task process has exited:
 # on 2 busy cores that exit can take seconds, and Airflow fails a task whose executor reports the
 # old workload after the trigger has already requeued it (real Midjourney jobs take 30-60 s).
@@ -49,6 +58,12 @@ def stack(emulator: MidjourneyEmulator, tmp_path_factory: pytest.TempPathFactory
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
             "MIDJOURNEY_POLL_INTERVAL": "1",
             "MIDJOURNEY_DESTINATION": f"file://{home / 'pictures'}",
+            **{
+                f"AIRFLOW_CONN_MJ_{backend.upper()}": json.dumps(
+                    {"conn_type": conn_type, "host": emulator.base_url, "password": TOKEN}
+                )
+                for backend, conn_type in BACKEND_CONN_TYPES.items()
+            },
         },
     )
     try:
@@ -300,3 +315,32 @@ def test_10_no_secret_anywhere(stack: AirflowStack, emulator: MidjourneyEmulator
         0,
         "0 occurrences",
     )
+
+
+# -- the main job on every backend ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", list(BACKEND_CONN_TYPES))
+def test_main_job_on_every_backend(stack: AirflowStack, emulator: MidjourneyEmulator, backend: str) -> None:
+    """imagine → U1..U4 → download of four pictures, deferred in the real triggerer, on each backend."""
+    dag_id = f"e2e_main_{backend}"
+    before, requests_before = len(emulator.created_jobs()), len(emulator.requests)
+    run_id = stack.trigger(dag_id)
+    state = stack.wait_run(dag_id, run_id, 240)
+    created = emulator.created_jobs()[before:]
+    pictures = sorted((stack.home / "pictures" / backend).rglob("*.png"))
+    record(
+        f"main job on {backend}: imagine → U1..U4 → download",
+        f"{len(pictures)} PNG files on disk",
+        len(created),
+        len(emulator.requests) - requests_before,
+        state,
+    )
+    assert state == "success", [(ti["task_id"], ti["state"]) for ti in stack.task_instances(dag_id, run_id)]
+    assert [j["verb"] for j in created].count("imagine") == 1 and len(created) == 5  # imagine + 4 upscales
+    assert len(pictures) == 4 and all(p.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in pictures)
+    assert len({p.read_bytes() for p in pictures}) == 4  # four different pictures, not one grid four times
+    results = [
+        row[0] for row in stack.query("SELECT value FROM xcom WHERE dag_id = ? AND key = 'return_value'", dag_id)
+    ]
+    assert any(backend.encode() in (r if isinstance(r, bytes) else str(r).encode()) for r in results)
