@@ -52,6 +52,7 @@ class EmulatorConfig:
     seed: int = 7
     latency: float = 0.0  # s per API answer (the emulator's latency knob)
     jitter: float = 0.0  # +/- s around it, uniform (latency_jitter)
+    hold: bool = False  # jobs run until plan_completions() gives each its completion time
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
         seed=config.seed,
     )
     emu.latency, emu.latency_jitter = config.latency, config.jitter
+    emu.never_finish = config.hold
     emu.start()
     channels = emu.channels
     used: Counter[str] = Counter()
@@ -118,6 +120,12 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
                         gets[jobid] += 1
                         first.setdefault(jobid, record.time)
                 conn.send((total, dict(gets), first))
+            elif command == "plan":  # [(job id, epoch)]: each held job completes at its time
+                with emu.state._lock:
+                    for jobid, when in arg:
+                        job = emu.state._jobs[jobid]
+                        job.forced = (when - job.created_wall, "completed", {})
+                conn.send(None)
             elif command == "request_log":
                 # (wall time, method, path) of every request; monotonic -> wall on this machine
                 offset = time.time() - time.monotonic()
@@ -178,6 +186,10 @@ class EmulatorProcess:
         """(all requests received, GET /jobs/<jobid> count per job id, monotonic time of its first GET)."""
         total, gets, first = self._call("requests")
         return int(total), dict(gets), dict(first)
+
+    def plan_completions(self, plan: Sequence[tuple[str, float]]) -> None:
+        """Held jobs (``hold=True``): each completes at its epoch time, as if it ran that long."""
+        self._call("plan", list(plan))
 
     def request_log(self) -> list[tuple[float, str, str]]:
         """(epoch seconds, method, path) of every request received, in arrival order."""

@@ -33,6 +33,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import re
 import signal
 import subprocess
@@ -59,7 +60,7 @@ from _common import (  # noqa: E402
 )
 
 WARMUP_JOBS = 20
-BLOCKED = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
+BLOCKED = re.compile(r"^(\S+Z) .*async thread was blocked for ([0-9.]+) seconds", re.MULTILINE)
 
 # Targets from the issue (real triggerer, SQLite, poll 5 s, latency 0.25 s).
 DETECTION_TARGET = {1000: 7.0, 3000: 8.0}
@@ -184,9 +185,8 @@ def _run_real(options: dict[str, Any]) -> dict[str, Any]:
     import psutil
 
     n, poll = int(options["n"]), float(options["poll_interval"])
-    lo, hi = options["complete_after"]
     config = EmulatorConfig(
-        complete_after=(lo, hi),
+        hold=True,
         channels=channels_for(n + WARMUP_JOBS),
         latency=options["latency"],
         jitter=options["jitter"],
@@ -223,6 +223,38 @@ def _run_real(options: dict[str, Any]) -> dict[str, Any]:
             return _measure(options, emu, proc, probe_path, log_path, hard_stop, psutil)
         finally:
             _stop(proc)
+
+
+def _py_spy(options: dict[str, Any], pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` of each process until stopped (stacks in py-spy's raw format)."""
+    if not options.get("py_spy"):
+        return []
+    import shutil
+
+    exe = shutil.which("py-spy") or "/tmp/tools/bin/py-spy"
+    out = Path(options["py_spy"])
+    out.mkdir(parents=True, exist_ok=True)
+    label = options.get("label") or "run"
+    return [
+        subprocess.Popen(
+            [
+                exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(out / f"{label}-{options['n']}-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
 
 
 def _runner_pid(proc: subprocess.Popen[bytes], psutil: Any) -> int:
@@ -264,6 +296,7 @@ def _measure(
     base_tasks = _probe_lines(probe_path)[-1]["tasks"]
     cpu0 = (sum(sup.cpu_times()[:2]), sum(runner.cpu_times()[:2]))
     emu.reset_requests()
+    profilers = _py_spy(options, {"supervisor": sup.pid, "runner": runner.pid})
 
     planned = emu.create_jobs(n)
     deadline = time.time() + 3600
@@ -273,12 +306,25 @@ def _measure(
         first_index=0,
     )
     t0 = time.time()
+    # The jobs run (held in the emulator) until every trigger is running; then each gets its own
+    # completion time, --complete-after LO..HI s later. So detection measures waiting, not start-up
+    # (which Airflow's supervisor paces: see "all running after").
+    lo, hi = options["complete_after"]
+    rng = random.Random(7)
+    completes: dict[int, float] = {}
+    all_running = float("inf")
     samples: list[tuple[float, int, int]] = []
     last_count, remaining = 0.0, n
     while time.time() < hard_stop:
         now = time.time()
         samples.append((now, sup.memory_info().rss, runner.memory_info().rss))
-        if now - last_count >= 2.0:
+        if not completes:
+            running = [p["t"] for p in _probe_lines(probe_path) if p["t"] >= t0 and p["tasks"] >= base_tasks + n]
+            if running or now - t0 > options["start_limit"]:
+                all_running = running[0] if running else float("inf")
+                completes = {i: now + rng.uniform(lo, hi) for i in range(n)}
+                emu.plan_completions([(planned[i].job_id, when) for i, when in completes.items()])
+        if completes and now - last_count >= 2.0:
             remaining, last_count = db.count_deferred(), now
             if remaining == 0:
                 break
@@ -287,14 +333,15 @@ def _measure(
         time.sleep(0.5)
     t_end = time.time()
     cpu1 = (sum(sup.cpu_times()[:2]), sum(runner.cpu_times()[:2]))
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+        profiler.wait(60)
     states = db.ti_states()
     requests = emu.request_log()
     probe = [p for p in _probe_lines(probe_path) if p["t"] >= t0]
     log_text = log_path.read_text(errors="replace")
 
-    # All N running: the probe sees N more asyncio tasks than after warm-up.
-    all_running = next((p["t"] for p in probe if p["tasks"] >= base_tasks + n), float("inf"))
-    first_done = min(j.completes for j in planned)
+    first_done = min(completes.values(), default=float("inf"))
     # Waiting window: every trigger has had one poll interval (plus an answer) since all ran,
     # and no job has finished yet.
     w_start, w_end = all_running + poll + 2 * options["latency"] + 0.5, first_done - 0.5
@@ -306,9 +353,8 @@ def _measure(
     api = [r for r in requests if r[1] != "POST"]
     in_window = [r for r in api if w_start <= r[0] <= w_end]
     intervals = (w_end - w_start) / poll if window else float("nan")
-    completes = {i: j.completes for i, j in enumerate(planned)}
     detection = [states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"]
-    stalls = [float(x) for x in BLOCKED.findall(log_text)]
+    stalls = [float(x) for when, x in BLOCKED.findall(log_text) if _epoch(when) >= t0]  # not start-up
     full = sum(p.get("gc_full", 0) for p in probe)
     return asdict(
         RealResult(
@@ -342,6 +388,12 @@ def _measure(
             detection=detection,
         )
     )
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _per_job(path: str) -> bool:
@@ -554,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=5.0, help="trigger poll interval, s (5)")
     parser.add_argument("--latency", type=float, default=0.25, help="emulator API latency, s (0.25)")
     parser.add_argument("--jitter", type=float, default=0.1, help="+/- uniform jitter on the latency, s (0.1)")
-    parser.add_argument("--complete-after", type=float, nargs=2, default=None, metavar=("LO", "HI"), help="(40 100)")
+    parser.add_argument(
+        "--complete-after", type=float, nargs=2, default=None, metavar=("LO", "HI"), help="after all run (20 80)"
+    )
     parser.add_argument("--capacity", type=int, default=None, help="[triggerer] capacity (default: N + 100)")
     parser.add_argument("--select-per-loop", type=int, default=None, help="max_trigger_to_select_per_loop (N)")
     parser.add_argument("--watchdog-threshold", type=float, default=0.15, help="block watchdog threshold (0.15)")
@@ -564,8 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-job-s", type=float, default=60.0, help="worker comparator job duration (60)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per N (1)")
     parser.add_argument("--label", default="", help="a name for this variant in the tables")
+    parser.add_argument("--start-limit", type=float, default=300.0, help="s to wait for all N to run (300)")
     parser.add_argument("--max-minutes", type=float, default=8.0, help="hard limit per run (8)")
     parser.add_argument("--quick", action="store_true", help="N = 200, jobs of 20-40 s, 1 worker slot")
+    parser.add_argument(
+        "--py-spy", default=None, metavar="DIR", help="py-spy record supervisor and runner (raw stacks to DIR)"
+    )
     parser.add_argument("--json", default=None, help="append the raw results to this JSON file")
     parser.add_argument("--from-json", nargs="+", default=None, help="no run: report these --json files")
     parser.add_argument("--dag-parse", default=None, help="a dag_parse.py --json file to quote in the summary")
@@ -580,13 +638,13 @@ def main(argv: list[str] | None = None) -> int:
         report(results, workers, dag_parse)
         return 0
     args.n = args.n or ([200] if args.quick else [1000, 3000])
-    args.complete_after = args.complete_after or ([20.0, 40.0] if args.quick else [40.0, 100.0])
+    args.complete_after = args.complete_after or ([15.0, 30.0] if args.quick else [20.0, 80.0])
     args.workers = (1 if args.quick else 3) if args.workers is None else args.workers
     print("Machine:")
     print_machine()
     print(
         f"poll {args.poll_interval} s, API latency {args.latency} +/- {args.jitter} s, jobs finish"
-        f" {args.complete_after[0]:g}-{args.complete_after[1]:g} s after their rows are inserted",
+        f" {args.complete_after[0]:g}-{args.complete_after[1]:g} s after all N triggers run",
         flush=True,
     )
     results: list[RealResult] = []
@@ -601,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
                 "jitter": args.jitter,
                 "complete_after": args.complete_after,
                 "max_minutes": args.max_minutes,
+                "start_limit": args.start_limit,
+                "py_spy": args.py_spy,
                 "settings": {
                     "capacity": args.capacity or n + 100,
                     "select_per_loop": args.select_per_loop or n + 100,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import weakref
 from collections.abc import Generator, Iterator, Mapping
@@ -24,6 +25,7 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from tenacity import AsyncRetrying, Retrying
 
@@ -67,6 +69,12 @@ BROWSER_HEADERS = {
 # Connections of the AsyncClient that hooks created with ``shared_async_client=True`` (the trigger's)
 # share per event loop, base URL and timeout; requests beyond this many wait their turn.
 SHARED_POOL_SIZE = 8
+# A poll on the shared client (a GET without body or query: what a trigger sends) goes straight to
+# the client's own httpcore pool, with the client's headers and timeouts prebuilt: no cookie jar,
+# no URL merging, no auth flow per request (benchmarks/poll_cost.py; the httpx path stays for
+# everything else, for redirects, and where the client has proxy mounts).
+DIRECT_POOL_GETS = True
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._~:@!$&'()*+,;=-]*\Z")  # nothing httpx would have to encode
 
 
 class Capability(str, Enum):
@@ -137,6 +145,10 @@ class _HeaderAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"_HeaderAuth({self._name}: ***)"
+
+    def raw(self) -> tuple[bytes, bytes]:
+        """The header as bytes, for a request sent without httpx's auth flow."""
+        return self._name.encode("latin-1"), self._value.encode("latin-1")
 
 
 H = TypeVar("H", bound="MidjourneyBackendHook")
@@ -424,12 +436,27 @@ class MidjourneyBackendHook(BaseHook):
         else:
             client, gate = await self.aget_conn(), contextlib.nullcontext()
 
+        auth = self._auth(settings)
+        shared = self._shared
+        direct = (
+            DIRECT_POOL_GETS
+            and shared is not None
+            and shared.pool is not None
+            and method == "GET"
+            and body is None
+            and not params
+            and (auth is None or isinstance(auth, _HeaderAuth))
+            and _PLAIN_PATH.match(path) is not None
+        )
+
         async def send() -> httpx.Response:
             try:
                 async with gate:
-                    response = await client.request(
-                        method, path, params=params, auth=self._auth(settings), **_body_kwargs(body)
-                    )
+                    response = None
+                    if direct and shared is not None:
+                        response = await shared.direct_get(path, auth.raw() if isinstance(auth, _HeaderAuth) else None)
+                    if response is None:
+                        response = await client.request(method, path, params=params, auth=auth, **_body_kwargs(body))
             except httpx.TransportError as exc:
                 raise _transport_error(exc, method, path, creates_job, None) from None
             self._raise_for_response(response, method, path)
@@ -560,7 +587,29 @@ class _SharedAsyncClient:
         limits = httpx.Limits(max_connections=SHARED_POOL_SIZE, max_keepalive_connections=SHARED_POOL_SIZE)
         self.client = httpx.AsyncClient(limits=limits, **client_kwargs)
         self.gate = asyncio.Semaphore(SHARED_POOL_SIZE)
+        # For direct_get: the client's own pool (None when proxies are mounted), headers, timeouts.
+        pool = getattr(self.client._transport, "_pool", None)
+        self.pool: httpcore.AsyncConnectionPool | None = None if self.client._mounts else pool
+        self.base = str(self.client.base_url).rstrip("/")
+        self.headers = list(self.client.headers.raw)
+        self.extensions: dict[str, Any] = {"timeout": self.client.timeout.as_dict()}
         self.users = 0
+
+    async def direct_get(self, path: str, auth: tuple[bytes, bytes] | None) -> httpx.Response | None:
+        """``GET`` base URL + ``path`` on the pool, as httpx would send it; None for a redirect.
+
+        The same connections, headers and timeouts as ``client.request``, minus the per-request work
+        a poll does not need (URL merging and encoding, cookies, the auth flow, event hooks).
+        """
+        assert self.pool is not None
+        headers = self.headers if auth is None else [*self.headers, auth]
+        try:
+            answer = await self.pool.request("GET", self.base + path, headers=headers, extensions=self.extensions)
+        except _HTTPCORE_ERRORS as exc:
+            raise _as_httpx_error(exc) from None
+        if 300 <= answer.status < 400:
+            return None  # let httpx follow it
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.content)
 
     @classmethod
     def acquire(cls, client_kwargs: dict[str, Any]) -> _SharedAsyncClient:
@@ -585,6 +634,23 @@ class _SharedAsyncClient:
             if clients.get(self.key) is self:
                 del clients[self.key]
         await self.client.aclose()
+
+
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
+
+
+def _as_httpx_error(exc: Exception) -> httpx.TransportError:
+    """httpx's exception of the same name (httpx raises these for the same httpcore errors)."""
+    cls = getattr(httpx, type(exc).__name__, None)
+    if isinstance(cls, type) and issubclass(cls, httpx.TransportError):
+        return cls(str(exc))
+    return httpx.TransportError(str(exc))
 
 
 def _body_kwargs(body: HttpBody | None) -> dict[str, Any]:
