@@ -49,6 +49,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
+        # Airflow redacts "eyJ..." (a JWT) in log lines; "MidjournEYJobSensor" matched: log under the module.
+        kwargs.setdefault("logger_name", "airflow_provider_midjourney.sensors.midjourney")
         super().__init__(**kwargs)
         self.job_id = job_id
         self.midjourney_conn_id = midjourney_conn_id

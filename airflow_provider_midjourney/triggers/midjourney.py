@@ -47,6 +47,9 @@ class MidjourneyJobTrigger(BaseTrigger):
         stale event (Airflow 3.0 may resume a retry with the previous try's event) from its own.
     """
 
+    # Airflow redacts "eyJ..." (a JWT) in log lines, and "MidjournEYJobTrigger" matched: log under the module.
+    _logger_name = "airflow_provider_midjourney.triggers.midjourney"
+
     def __init__(
         self,
         job_id: str,
