@@ -92,6 +92,7 @@ from airflow_provider_midjourney.models import (
     JobStatus,
     SeedRequest,
     image_from_source,
+    image_type,
 )
 
 __all__ = ["MidjourneyProxyHook", "ProxyOptions"]
@@ -106,12 +107,6 @@ Flavour = Literal["auto", "original", "superset"]
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 _BLEND_DIMENSIONS = {"Portrait": "PORTRAIT", "Square": "SQUARE", "Landscape": "LANDSCAPE"}
 _CHANGE_LABEL = re.compile(r"^([UV])([1-4])$")
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 BASIC_CAPABILITIES = frozenset(
     {Capability.IMAGINE, Capability.BUTTON, Capability.BLEND, Capability.DESCRIBE, Capability.LIST_RUNNING}
 )
@@ -184,16 +179,6 @@ def state_for(reply_ref: str | None) -> str | None:
     if reply_ref is None or len(reply_ref) <= MAX_STATE_LENGTH:
         return reply_ref
     return "airflow-sha256:" + hashlib.sha256(reply_ref.encode()).hexdigest()
-
-
-def sniff_image_type(content: bytes) -> str | None:
-    """The image MIME type from the file's signature (PNG, JPEG, GIF, WebP), else None."""
-    for signature, mime in _SIGNATURES:
-        if content.startswith(signature):
-            return mime
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 class MidjourneyProxyHook(MidjourneyBackendHook):
@@ -502,7 +487,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
     def _data_url(self, image: str | ImageBlob, field: str) -> str:
         """A ``data:`` URL of an image (a blob read by the models' local-image reader, or a URL fetched)."""
         content = image.content if isinstance(image, ImageBlob) else self._fetch_image(image, field)
-        mime = sniff_image_type(content)
+        mime = image_type(content)
         if mime is None:
             raise MidjourneyInvalidRequestError(f"{field}: not a PNG, JPEG, WebP or GIF image")
         return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
