@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from enum import Enum
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -530,12 +530,21 @@ class ImageBlob(BaseModel):
 
     @classmethod
     def from_bytes(cls, content: bytes, field: str = "image", filename: str | None = None) -> ImageBlob:
-        """Wrap image bytes, refusing empty, oversized or non-image content naming ``field``."""
-        problem = _image_problem(content)
-        if problem:
-            raise MidjourneyInvalidRequestError(f"{field}: {problem}")
-        mime = image_type(content) or "application/octet-stream"
-        return cls(content=content, filename=filename or f"image.{_EXTENSIONS.get(mime, 'bin')}", content_type=mime)
+        """Wrap image bytes given in code, refusing empty or oversized content naming ``field``.
+
+        Bytes the DAG author hands over are sent as given (the API judges them); only bytes read
+        from a path must carry an image signature (:func:`read_local_image`).
+        """
+        if not content:
+            raise MidjourneyInvalidRequestError(f"{field}: the image is empty")
+        if len(content) > MAX_BLOB_BYTES:
+            raise MidjourneyInvalidRequestError(
+                f"{field}: is {len(content)} bytes; the API allows at most {MAX_BLOB_BYTES} bytes (10 MB)"
+            )
+        mime = image_type(content)
+        if mime is None:
+            return cls(content=content, filename=filename or "image.png")
+        return cls(content=content, filename=filename or f"image.{_EXTENSIONS[mime]}", content_type=mime)
 
     @field_validator("content")
     @classmethod
@@ -588,9 +597,6 @@ ImageSource = str | Path | bytes | ImageBlob
 def image_from_source(source: ImageSource, field: str) -> str | ImageBlob:
     """Resolve an image argument to a URL (checked, kept as is) or a blob (local image or bytes)."""
     if isinstance(source, ImageBlob):
-        problem = _image_problem(source.content)
-        if problem:
-            raise MidjourneyInvalidRequestError(f"{field}: {problem}")
         return source
     if isinstance(source, bytes | bytearray):
         return ImageBlob.from_bytes(bytes(source), field=field)

@@ -42,11 +42,19 @@ class RetryPolicy:
     backoff_max: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        low, high = self.busy_wait
-        if not 0 <= low <= high:
-            raise ValueError("busy_wait must be a (low, high) range with 0 <= low <= high")
+        # Refused here, naming the field, instead of as a TypeError or a retry storm later.
+        from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
+        from airflow_provider_midjourney.models import check_count, check_number
+
+        check_count(self.max_attempts, "retry.max_attempts", minimum=1, maximum=100)
+        check_number(self.max_seconds, "retry.max_seconds", minimum=0, maximum=24 * 3600)
+        check_number(self.backoff_initial, "retry.backoff_initial", minimum=0, maximum=3600)
+        check_number(self.backoff_max, "retry.backoff_max", minimum=0, maximum=3600)
+        if not isinstance(self.busy_wait, tuple | list) or len(self.busy_wait) != 2:
+            raise MidjourneyInvalidRequestError("retry.busy_wait: must be a (low, high) pair of seconds")
+        low, high = (check_number(v, "retry.busy_wait", minimum=0, maximum=3600) for v in self.busy_wait)
+        if not low <= high:
+            raise MidjourneyInvalidRequestError("retry.busy_wait: must be a (low, high) range with 0 <= low <= high")
 
     def should_retry(self, exc: BaseException, *, creates_job: bool) -> bool:
         if isinstance(exc, MidjourneyBusyError | MidjourneyConnectError):

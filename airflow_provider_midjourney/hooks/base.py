@@ -27,15 +27,20 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_midjourney.exceptions import (
+    MidjourneyConfigurationError,
     MidjourneyConnectError,
     MidjourneyError,
+    MidjourneyMalformedAnswerError,
     MidjourneySubmitUncertainError,
     MidjourneyTransportError,
     MidjourneyUnsupportedError,
     error_for_status,
+    redact,
+    register_secret,
 )
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import (
@@ -47,6 +52,7 @@ from airflow_provider_midjourney.models import (
     JobOptions,
     SeedRequest,
     SettingsRequest,
+    check_seconds,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
 
@@ -56,6 +62,8 @@ except ImportError:  # pragma: no cover
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 DEFAULT_TIMEOUT = 30.0
+#: Sane bounds of a per-request timeout (connection ``timeout`` extra, hook ``timeout=``).
+MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT = 0.1, 600.0
 # Some CDNs (cdn.midjourney.com behind Cloudflare) refuse clients without a browser User-Agent.
 BROWSER_HEADERS = {
     "User-Agent": (
@@ -119,17 +127,56 @@ class ConnectionSettings:
 
 def base_url_from_host(host: str | None, port: int | None = None, default: str = "https://api.useapi.net") -> str:
     """``http://127.0.0.1:8765`` stays as is; a bare host gets https; empty means ``default``."""
+    if host is not None and not isinstance(host, str):
+        raise MidjourneyConfigurationError(f"Connection host must be text, got {type(host).__name__}")
     host = (host or "").strip().rstrip("/")
     if not host:
         return default
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in host) or not host.isascii():
+        raise MidjourneyConfigurationError(
+            f"Connection host {host[:80]!r} contains spaces, control or non-ASCII characters;"
+            " expected an http(s) base URL"
+        )
     if "://" not in host:
         host = f"https://{host}"
-    parts = urlsplit(host)
+    try:
+        parts = urlsplit(host)
+        has_port = parts.port is not None
+    except ValueError:
+        raise MidjourneyConfigurationError(f"Connection host {host[:80]!r} is not a valid http(s) base URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MidjourneyError(f"Connection host {host!r} is not an http(s) base URL")
-    if port and parts.port is None:
+        raise MidjourneyConfigurationError(f"Connection host {host[:80]!r} is not an http(s) base URL")
+    if port and not has_port:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise MidjourneyConfigurationError(f"Connection port must be 1-65535, got {port!r}")
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return host
+
+
+def check_token(token: Any, conn_id: str, api_name: str, *, required: bool = True) -> str:
+    """The connection's secret without surrounding whitespace, registered for redaction.
+
+    A pasted token often ends with a newline: sent as is, the HTTP library refuses the header
+    and prints it, token included. Control and non-ASCII characters are refused with a message
+    that does not contain them (nor the token).
+    """
+    if token is None:
+        token = ""
+    if not isinstance(token, str):
+        raise MidjourneyConfigurationError(f"Connection {conn_id!r}: the API token (password) must be text")
+    token = token.strip()
+    if required and not token:
+        raise MidjourneyConfigurationError(
+            f"Connection {conn_id!r} has no API token: put the {api_name} token in its password"
+            " (it is empty or only whitespace)"
+        )
+    if token and (not token.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in token)):
+        raise MidjourneyConfigurationError(
+            f"Connection {conn_id!r}: the API token (password) contains a control character or a non-ASCII character"
+            f" ({len(token)} characters in all); copy the {api_name} token again"
+        )
+    register_secret(token)
+    return token
 
 
 class _HeaderAuth(httpx.Auth):
@@ -152,6 +199,7 @@ class _HeaderAuth(httpx.Auth):
 
 
 H = TypeVar("H", bound="MidjourneyBackendHook")
+M = TypeVar("M", bound="BaseModel")
 
 
 class MidjourneyBackendHook(BaseHook):
@@ -195,6 +243,8 @@ class MidjourneyBackendHook(BaseHook):
         super().__init__(logger_name=logger_name)
         self.midjourney_conn_id = midjourney_conn_id or self.default_conn_name
         self.retry = retry or RetryPolicy()
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", minimum=MIN_REQUEST_TIMEOUT, maximum=MAX_REQUEST_TIMEOUT)
         self._timeout_override = timeout
         self._connection = connection
         self._settings: ConnectionSettings | None = None
@@ -279,21 +329,37 @@ class MidjourneyBackendHook(BaseHook):
         return connection_form_widgets(cls.conn_type)
 
     def _settings_from(self, conn: Any) -> ConnectionSettings:
-        token = (conn.password or "").strip()
-        if self.token_required and not token:
-            raise MidjourneyError(
-                f"Connection {self.midjourney_conn_id!r} has no API token:"
-                f" put the {self.api_name} token in its password"
-            )
-        extra = dict(conn.extra_dejson or {})
-        timeout = self._timeout_override or extra.get("timeout") or DEFAULT_TIMEOUT
+        token = check_token(conn.password, self.midjourney_conn_id, self.api_name, required=self.token_required)
         try:
-            timeout = float(timeout)
+            extra = dict(conn.extra_dejson or {})
         except (TypeError, ValueError):
-            raise MidjourneyError(
-                f"Connection {self.midjourney_conn_id!r}: extra 'timeout' must be a number of seconds, got {timeout!r}"
+            raise MidjourneyConfigurationError(
+                f"Connection {self.midjourney_conn_id!r}: extra must be a JSON object"
             ) from None
+        timeout = self._timeout_override
+        if timeout is None:
+            raw = extra.get("timeout")
+            if raw is None or raw == "":
+                timeout = DEFAULT_TIMEOUT
+            else:
+                # The UI form stores numbers as text: accept "30" there, nothing else textual.
+                if isinstance(raw, str):
+                    with contextlib.suppress(ValueError):
+                        raw = float(raw.strip())
+                timeout = check_seconds(
+                    raw,
+                    f"Connection {self.midjourney_conn_id!r} extra 'timeout' (seconds per request)",
+                    minimum=MIN_REQUEST_TIMEOUT,
+                    maximum=MAX_REQUEST_TIMEOUT,
+                )
         channel = extra.get("channel") or None
+        if channel is not None:
+            from airflow_provider_midjourney.models import check_channel
+
+            channel = check_channel(
+                str(channel).strip() if isinstance(channel, int | str) and not isinstance(channel, bool) else channel,
+                f"Connection {self.midjourney_conn_id!r} extra 'channel'",
+            )
         return ConnectionSettings(
             base_url=base_url_from_host(conn.host, conn.port, self.default_base_url),
             token=token,
@@ -330,6 +396,50 @@ class MidjourneyBackendHook(BaseHook):
             self._client = httpx.Client(**self._client_kwargs(self.connection_settings))
         return self._client
 
+    def parse_json(self, response: httpx.Response, method: str, path: str, *, creates_job: bool = False) -> Any:
+        """The JSON of a 2xx answer; anything else is a malformed answer (never a raw crash).
+
+        After a job-creating request the job probably exists, so that case is "uncertain" (look it
+        up by replyRef) rather than retryable.
+        """
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind})"
+            raise self._malformed(what, path, creates_job) from None
+
+    def parse_answer(
+        self,
+        model: type[M],
+        data: Any,
+        method: str,
+        path: str,
+        *,
+        creates_job: bool = False,
+        reply_ref: str | None = None,
+    ) -> M:
+        """Validate an answer's JSON into ``model``; a wrong shape is a malformed answer."""
+        from pydantic import ValidationError
+
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "(body)" for e in exc.errors()[:5])
+            what = f"{method} {path} answered a {model.__name__} of the wrong shape (bad or missing: {fields})"
+            raise self._malformed(what, path, creates_job, reply_ref) from None
+
+    def _malformed(
+        self, what: str, path: str, creates_job: bool, reply_ref: str | None = None
+    ) -> MidjourneyTransportError:
+        if creates_job:
+            return MidjourneySubmitUncertainError(
+                f"{what}. The job may have been created, so the request is not sent again.",
+                path=path,
+                reply_ref=reply_ref,
+            )
+        return MidjourneyMalformedAnswerError(what)
+
     async def aget_conn(self) -> httpx.AsyncClient:
         """The hook's async HTTP client for the running event loop (created on first use there)."""
         loop = asyncio.get_running_loop()
@@ -347,9 +457,10 @@ class MidjourneyBackendHook(BaseHook):
 
     async def aclose(self) -> None:
         if self._aclient is not None:
-            with contextlib.suppress(RuntimeError):
-                await self._aclient.aclose()
-            self._aclient = None
+            if self._aclient_loop is asyncio.get_running_loop():
+                with contextlib.suppress(RuntimeError):
+                    await self._aclient.aclose()
+            self._aclient = None  # one of an earlier loop is only dropped: closing it here would fail
         shared, self._shared = self._shared, None
         if shared is not None:
             await shared.release()
@@ -389,9 +500,10 @@ class MidjourneyBackendHook(BaseHook):
         raise error_for_status(response.status_code, self.redact(error), method=method, path=path)
 
     def redact(self, text: str) -> str:
-        """``text`` without the connection's secret."""
+        """``text`` without any secret this process has read (tokens, and echoes of 8+ of their characters)."""
         token = self._settings.token if self._settings else ""
-        return text.replace(token, "***") if token else text
+        text = text.replace(token, "***") if token else text
+        return redact(text)
 
     def _request(
         self,
@@ -430,6 +542,9 @@ class MidjourneyBackendHook(BaseHook):
         settings = await self.aconnection_settings()
         gate: contextlib.AbstractAsyncContextManager[Any]
         if self.shared_async_client:
+            if self._shared is not None and self._shared.loop is not asyncio.get_running_loop():
+                self._shared.forget()  # taken under an earlier event loop: unusable in this one
+                self._shared = None
             if self._shared is None:
                 self._shared = _SharedAsyncClient.acquire(self._client_kwargs(settings))
             client, gate = self._shared.client, self._shared.gate
@@ -584,6 +699,7 @@ class _SharedAsyncClient:
 
     def __init__(self, key: tuple[Any, ...], client_kwargs: dict[str, Any]) -> None:
         self.key = key
+        self.loop = asyncio.get_running_loop()
         limits = httpx.Limits(max_connections=SHARED_POOL_SIZE, max_keepalive_connections=SHARED_POOL_SIZE)
         self.client = httpx.AsyncClient(limits=limits, **client_kwargs)
         self.gate = asyncio.Semaphore(SHARED_POOL_SIZE)
@@ -625,15 +741,22 @@ class _SharedAsyncClient:
         return shared
 
     async def release(self) -> None:
+        if self.loop is not asyncio.get_running_loop():
+            self.forget()  # its loop is gone or elsewhere: closing it here would fail
+            return
         with self._lock:
             self.users -= 1
             if self.users > 0:
                 return
-            loop = asyncio.get_running_loop()
-            clients = self._registry.get(loop, {})
+            clients = self._registry.get(self.loop, {})
             if clients.get(self.key) is self:
                 del clients[self.key]
         await self.client.aclose()
+
+    def forget(self) -> None:
+        """Drop one user without closing (the client belongs to another event loop)."""
+        with self._lock:
+            self.users -= 1
 
 
 _HTTPCORE_ERRORS = (
@@ -665,7 +788,7 @@ def _transport_error(
     exc: httpx.TransportError, method: str, path: str, creates_job: bool, reply_ref: str | None
 ) -> MidjourneyTransportError:
     """Classify a transport failure: was the request possibly received by the API?"""
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    reason = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return MidjourneyConnectError(f"{method} {path} was not sent: {reason}")
     if creates_job:

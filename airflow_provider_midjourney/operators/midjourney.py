@@ -8,6 +8,7 @@ second one. See README, "Retries never duplicate a job", for the guarantee and i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import time
 from collections.abc import Sequence
@@ -18,15 +19,20 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_midjourney.exceptions import (
-    MidjourneyAPIError,
+    MidjourneyError,
     MidjourneyExpiredError,
     MidjourneyJobModeratedError,
+    MidjourneyLostSubmissionError,
     MidjourneyNotFoundError,
+    MidjourneyServerError,
+    MidjourneySubmitUncertainError,
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.jobstore import STATE_KEY, JobStore, job_store_for
 from airflow_provider_midjourney.links import MidjourneyImageLink
 from airflow_provider_midjourney.models import (
+    MAX_REPLY_LENGTH,
     BlendDimensions,
     BlendRequest,
     ButtonRequest,
@@ -39,18 +45,30 @@ from airflow_provider_midjourney.models import (
     SeedRequest,
     SettingsCommand,
     SettingsRequest,
+    check_seconds,
 )
 from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
-from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
+from airflow_provider_midjourney.triggers.midjourney import (
+    DEFAULT_TRANSIENT_ERROR_TIMEOUT,
+    MidjourneyJobTrigger,
+    check_trigger_numbers,
+    result_from_event,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-STATE_KEY = "midjourney_job_id"
+__all__ = ["STATE_KEY", "MidjourneyBaseOperator", "task_reply_ref"]
+
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+MAX_TIMEOUT = 7 * 24 * 3600.0
 # The trigger's own deadline fires first, so the operator can cancel the job; Airflow's defer
 # timeout is only the backstop.
 DEFER_GRACE = timedelta(minutes=2)
+#: Cancelling on timeout or kill is one attempt bounded by this many seconds in all.
+CANCEL_SECONDS = 10.0
+#: After a lost creation answer: looks for the job among running jobs, spread over a few seconds.
+RECOVER_DELAYS = (0.0, 0.5, 1.5, 3.0)
 
 
 def task_reply_ref(context: Context) -> str:
@@ -62,8 +80,30 @@ def task_reply_ref(context: Context) -> str:
     return key
 
 
+def _with_fingerprint(reply_ref: str, fingerprint: str) -> str:
+    """The task's replyRef plus the request's fingerprint: a lookup by replyRef then finds only a
+    job made for *this* request, not one of an earlier try whose inputs were different."""
+    ref = f"{reply_ref}~{fingerprint[:16]}"
+    if len(ref) > MAX_REPLY_LENGTH:
+        ref = "airflow:" + hashlib.sha256(reply_ref.encode()).hexdigest() + f"~{fingerprint[:16]}"
+    return ref
+
+
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def run_bounded(coro_factory: Any, seconds: float) -> Any:
+    """Run a coroutine in a fresh event loop on a helper thread, giving up after ``seconds``.
+
+    Works from any caller (a worker's sync code, a signal handler while a loop runs, a test).
+    """
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro_factory(), timeout=seconds)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, bounded()).result(timeout=seconds + 5)
 
 
 class MidjourneyBaseOperator(BaseOperator):
@@ -74,15 +114,20 @@ class MidjourneyBaseOperator(BaseOperator):
     :param channel: Discord channel id; default: the connection's ``channel`` extra, else the API
         balances across configured channels.
     :param reply_url: webhook the API posts job events to.
-    :param reply_ref: reference stored with the job. Default: a key of this task instance, which
-        lets a retry find a job whose creation answer was lost.
+    :param reply_ref: reference stored with the job. Default: a key of this task instance plus the
+        request's fingerprint, which lets this try find a job whose creation answer was lost.
     :param reply_level: ``all``, ``standard`` or ``minimal`` webhook events.
     :param wait_for_completion: wait for a terminal status; False returns the job id at once.
     :param deferrable: wait in the triggerer (no worker slot held) instead of polling in the worker.
-    :param poll_interval: seconds between status polls.
-    :param timeout: total wait for the job (seconds or timedelta); on expiry the job is cancelled.
+    :param poll_interval: seconds between status polls (0.01 to 3600).
+    :param timeout: total wait for the job (seconds or timedelta, up to 7 days); on expiry the job
+        is cancelled (one attempt of at most :data:`CANCEL_SECONDS`) and the task fails with
+        :class:`~airflow_provider_midjourney.exceptions.MidjourneyJobTimeoutError`.
     :param cancel_on_kill: cancel the job when the task is killed.
-    :param max_consecutive_errors: transient polling errors tolerated in a row.
+    :param max_consecutive_errors: optional bound on transient polling errors in a row (None: only
+        ``transient_error_timeout`` bounds them).
+    :param transient_error_timeout: seconds of transient polling errors (5xx, dropped connections,
+        malformed answers) in a row after which the wait gives up; the polls back off meanwhile.
     :param retry: the hook's HTTP retry policy (429 waits, backoff); default: the documented advice.
     """
 
@@ -103,15 +148,20 @@ class MidjourneyBaseOperator(BaseOperator):
         poll_interval: float = 5.0,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
-        max_consecutive_errors: int = 5,
+        max_consecutive_errors: int | None = None,
+        transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
         retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval}")
-        if _seconds(timeout) <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.timeout = check_seconds(timeout, "timeout", minimum=0.1, maximum=MAX_TIMEOUT)
+        self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
+            poll_interval, max_consecutive_errors, transient_error_timeout
+        )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
+
+            raise MidjourneyInvalidRequestError(f"retry: expected a RetryPolicy, got {type(retry).__name__}")
         self.midjourney_conn_id = midjourney_conn_id
         self.channel = channel
         self.reply_url = reply_url
@@ -119,10 +169,7 @@ class MidjourneyBaseOperator(BaseOperator):
         self.reply_level = reply_level
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = _seconds(timeout)
         self.cancel_on_kill = cancel_on_kill
-        self.max_consecutive_errors = max_consecutive_errors
         self.retry = retry
         self.submitted_job_id: str | None = None
         self.midjourney_result: dict[str, Any] | None = None
@@ -144,18 +191,28 @@ class MidjourneyBaseOperator(BaseOperator):
             "reply_level": self.reply_level,
         }
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def prepare_request(self, context: Context) -> tuple[JobOptions, str]:
+        """The validated, backend-checked request and its fingerprint; no HTTP call is made."""
         reply_ref = self.reply_ref or task_reply_ref(context)
-        # Validated, and checked against what the backend can do, before any HTTP call.
-        request = self.hook.check_request(self.build_request(self._options(reply_ref)))
-        job = self._reattach(context, reply_ref, ours=self.reply_ref is None)
+        request = self.build_request(self._options(reply_ref))
+        fingerprint = request.fingerprint(self.hook.backend)
+        if self.reply_ref is None:
+            request = request.model_copy(update={"reply_ref": _with_fingerprint(reply_ref, fingerprint)})
+        # Checked against what the backend can do, before any HTTP call.
+        return self.hook.check_request(request), fingerprint
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request, fingerprint = self.prepare_request(context)
+        store = job_store_for(context, self.log)
+        job = self._reattach(context, store, request, fingerprint)
         if job is None:
-            job = self.hook.submit_job(request)
+            job = self._submit(request)
         self.submitted_job_id = job.job_id
-        self._remember(context, job.job_id)
+        self._remember(context, store, job.job_id, fingerprint)
         if job.is_terminal:
-            return self._finish(job.to_event())
+            return self._finish(job.to_event(), context)
         if not self.wait_for_completion:
+            store.clear()  # the task succeeds now; nothing for a retry to find
             return {"job_id": job.job_id, "status": str(job.status), "backend": job.backend}
         trigger = MidjourneyJobTrigger(
             job_id=job.job_id,
@@ -165,6 +222,7 @@ class MidjourneyBaseOperator(BaseOperator):
             max_consecutive_errors=self.max_consecutive_errors,
             cancel_on_kill=self.cancel_on_kill,
             try_number=getattr(context["ti"], "try_number", None),
+            transient_error_timeout=self.transient_error_timeout,
         )
         if self.deferrable:
             self.defer(
@@ -172,7 +230,7 @@ class MidjourneyBaseOperator(BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout) + DEFER_GRACE,
             )
-        return self._finish(self._wait_in_worker(trigger))
+        return self._finish(self._wait_in_worker(trigger), context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: its one event decides the task's outcome."""
@@ -185,7 +243,7 @@ class MidjourneyBaseOperator(BaseOperator):
             return self.execute(context)
         if isinstance(event, dict) and event.get("job_id"):
             self.submitted_job_id = str(event["job_id"])
-        return self._finish(event)
+        return self._finish(event, context)
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""
@@ -194,28 +252,45 @@ class MidjourneyBaseOperator(BaseOperator):
 
         async def wait() -> dict[str, Any]:
             async with hook:
-                return await trigger.wait(hook)
+                return await trigger.safe_wait(hook)
 
         return asyncio.run(wait())
 
-    def _finish(self, event: Any) -> dict[str, Any]:
+    def _finish(self, event: Any, context: Context | None = None) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("status") == "timeout" and self.submitted_job_id:
             self._cancel(self.submitted_job_id, why="it did not finish within the task's timeout")
-        self.midjourney_result = result_from_event(event)
+        self.midjourney_result = result_from_event(event)  # raises for anything but success
+        if context is not None and "ti" in context:
+            job_store_for(context, self.log).clear()
         return self.midjourney_result
 
     def _cancel(self, job_id: str, why: str) -> None:
-        if Capability.CANCEL not in self.hook.supported_capabilities():
-            self.log.warning("Job %s keeps running: the %s backend cannot cancel jobs", job_id, self.hook.backend)
-            return
+        """One attempt, bounded by :data:`CANCEL_SECONDS` in all, never raising: the task keeps
+        the error it is failing with (a timeout), and a slow API cannot stretch it."""
         try:
-            job = self.hook.fetch_job(job_id)
-            if job.is_terminal:
+            hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY, timeout=CANCEL_SECONDS)
+            if Capability.CANCEL not in hook.supported_capabilities():
+                self.log.warning("Job %s keeps running: the %s backend cannot cancel jobs", job_id, hook.backend)
                 return
-            self.hook.cancel(job_id)
-            self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
-        except MidjourneyAPIError as exc:
-            self.log.warning("Could not cancel Midjourney job %s: %s", job_id, exc)
+            hook.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
+
+            async def cancel() -> bool:
+                async with hook:
+                    job = await hook.afetch_job(job_id)
+                    if job.is_terminal:
+                        return False
+                    await hook.acancel(job_id)
+                    return True
+
+            if run_bounded(cancel, CANCEL_SECONDS):
+                self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
+            else:
+                self.log.info("Job %s had already finished; nothing to cancel", job_id)
+        except (Exception, asyncio.TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
+                reason = f"no answer within {CANCEL_SECONDS:g} s"
+            self.log.warning("Could not cancel Midjourney job %s (%s); it may keep running", job_id, reason)
 
     def on_kill(self) -> None:
         """Worker-side kill (``deferrable=False``). While deferred, the trigger's ``on_kill`` acts."""
@@ -224,22 +299,63 @@ class MidjourneyBaseOperator(BaseOperator):
 
     # -- never duplicate a job ----------------------------------------------------------------
 
-    def _remember(self, context: Context, job_id: str) -> None:
-        store = context.get("task_state_store")  # type: ignore[call-overload]
-        if store is not None:
-            store.set(STATE_KEY, job_id)
+    def _submit(self, request: JobOptions) -> MidjourneyJob:
+        """Submit; if the answer was lost (no answer, 5xx, malformed), find the job this same try
+        created among the running jobs instead of leaving it to a retry that might not find it."""
+        try:
+            return self.hook.submit_job(request)
+        except MidjourneyLostSubmissionError:
+            raise
+        except (MidjourneySubmitUncertainError, MidjourneyServerError) as exc:
+            return self._recover_lost_submission(request, exc)
+
+    def _recover_lost_submission(self, request: JobOptions, exc: MidjourneyError) -> MidjourneyJob:
+        reply_ref = request.reply_ref
+        self.log.warning("The answer to the job submission was lost (%s); looking for the job by replyRef", exc)
+        if reply_ref:
+            for delay in RECOVER_DELAYS:
+                time.sleep(delay)
+                try:
+                    job = self.hook.find_job_by_reply_ref(reply_ref)
+                except MidjourneyError as lookup_error:
+                    self.log.warning("Looking for the job by replyRef failed: %s", lookup_error)
+                    continue
+                if job is not None:
+                    self.log.info("Found job %s, created by the submission whose answer was lost", job.job_id)
+                    return job
+        raise MidjourneyLostSubmissionError(
+            f"{exc} No running job carries replyRef {reply_ref!r}: the job was either not created or"
+            " already finished (a moderated prompt ends within seconds). It is not submitted again"
+            " automatically, so no duplicate job and no repeated moderated prompt can result; check the"
+            " API's job list, then clear this task to submit anew.",
+            path=request.path,
+            reply_ref=reply_ref,
+        ) from None
+
+    def _remember(self, context: Context, store: JobStore, job_id: str, fingerprint: str) -> None:
+        store.put(job_id, fingerprint)
         context["ti"].xcom_push(key="job_id", value=job_id)
 
-    def _reattach(self, context: Context, reply_ref: str, *, ours: bool) -> MidjourneyJob | None:
-        """The job an earlier try of this task instance created, if any."""
-        store = context.get("task_state_store")  # type: ignore[call-overload]
-        job_id = store.get(STATE_KEY) if store is not None else None
-        if isinstance(job_id, str) and job_id:
-            job = self._previous_job(job_id)
-            if job is not None:
-                return job
-        if getattr(context["ti"], "try_number", 1) > 1 and ours:
-            return self._find_by_reply_ref(reply_ref)
+    def _reattach(
+        self, context: Context, store: JobStore, request: JobOptions, fingerprint: str
+    ) -> MidjourneyJob | None:
+        """The job an earlier try of this task instance created for this same request, if any."""
+        stored = store.get()
+        if stored is not None:
+            if stored.fingerprint is not None and stored.fingerprint != fingerprint:
+                self.log.info(
+                    "Job %s of an earlier try was made for a different request (the inputs changed since):"
+                    " submitting the new request instead of reattaching",
+                    stored.job_id,
+                )
+            else:
+                if stored.fingerprint is None:
+                    self.log.info("Job %s was stored without a request fingerprint (older provider)", stored.job_id)
+                job = self._previous_job(stored.job_id)
+                if job is not None:
+                    return job
+        if getattr(context["ti"], "try_number", 1) > 1 and self.reply_ref is None and request.reply_ref:
+            return self._find_by_reply_ref(request.reply_ref)
         return None
 
     def _previous_job(self, job_id: str) -> MidjourneyJob | None:
@@ -263,7 +379,7 @@ class MidjourneyBaseOperator(BaseOperator):
         return job
 
     def _find_by_reply_ref(self, reply_ref: str) -> MidjourneyJob | None:
-        """Airflow < 3.3, or a lost creation answer: look among running jobs for our replyRef."""
+        """A retry without a stored id: look among running jobs for this request's replyRef."""
         job = self.hook.find_job_by_reply_ref(reply_ref)
         if job is not None:
             self.log.info("Found running job %s of an earlier try by its replyRef", job.job_id)

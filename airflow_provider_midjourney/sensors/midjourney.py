@@ -19,7 +19,16 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.links import MidjourneyImageLink
-from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger, result_from_event
+from airflow_provider_midjourney.models import check_seconds
+from airflow_provider_midjourney.triggers.midjourney import (
+    DEFAULT_TRANSIENT_ERROR_TIMEOUT,
+    MidjourneyJobTrigger,
+    check_trigger_numbers,
+    result_from_event,
+)
+
+#: Longest a sensor may wait (its ``timeout``); beyond this ``timedelta`` arithmetic overflows long before.
+MAX_SENSOR_TIMEOUT = 30 * 24 * 3600.0
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +42,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     :param job_id: the backend's job id (templated; e.g. ``imagine.output["job_id"]``).
     :param poll_interval: seconds between polls (also the poke interval when not deferrable).
+    :param max_consecutive_errors: optional bound on transient polling errors in a row.
+    :param transient_error_timeout: seconds of transient polling errors in a row before giving up.
     """
 
     template_fields: Sequence[str] = ("job_id",)
@@ -45,10 +56,20 @@ class MidjourneyJobSensor(BaseSensorOperator):
         midjourney_conn_id: str = "midjourney_default",
         deferrable: bool = True,
         poll_interval: float = 5.0,
-        max_consecutive_errors: int = 5,
+        max_consecutive_errors: int | None = None,
+        transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", poll_interval)
+        # Checked before BaseSensorOperator sees them: a 0 or "5" interval, a nan or 1e15 timeout
+        # must fail here naming the field, not storm the API or overflow a timedelta later.
+        poll_interval, max_consecutive_errors, transient_error_timeout = check_trigger_numbers(
+            poll_interval, max_consecutive_errors, transient_error_timeout
+        )
+        kwargs["poke_interval"] = check_seconds(
+            kwargs.get("poke_interval", poll_interval), "poke_interval", minimum=0.01, maximum=3600.0
+        )
+        if "timeout" in kwargs:
+            kwargs["timeout"] = check_seconds(kwargs["timeout"], "timeout", minimum=0.01, maximum=MAX_SENSOR_TIMEOUT)
         # Airflow redacts "eyJ..." (a JWT) in log lines; "MidjournEYJobSensor" matched: log under the module.
         kwargs.setdefault("logger_name", "airflow_provider_midjourney.sensors.midjourney")
         super().__init__(**kwargs)
@@ -57,6 +78,7 @@ class MidjourneyJobSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_consecutive_errors = max_consecutive_errors
+        self.transient_error_timeout = transient_error_timeout
 
     @cached_property
     def hook(self) -> MidjourneyBackendHook:
@@ -75,13 +97,15 @@ class MidjourneyJobSensor(BaseSensorOperator):
                 deadline=time.time() + self.timeout,
                 max_consecutive_errors=self.max_consecutive_errors,
                 cancel_on_kill=False,  # the sensor watches a job it does not own
+                transient_error_timeout=self.transient_error_timeout,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) + timedelta(minutes=2),
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        job = self.hook.fetch_job(self.job_id)
+        # job_id is templated: checked here, at execute, before any HTTP call.
+        job = self.hook.fetch_job(self.hook.check_job_id(self.job_id, "job_id"))
         self.log.info(
             "Job %s: %s%s", job.job_id, job.status, f" {job.progress_percent}%" if job.progress_percent else ""
         )

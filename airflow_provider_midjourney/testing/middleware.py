@@ -27,7 +27,7 @@ from airflow_provider_midjourney.testing.jobs import (
     SUBSCRIPTION_EXPIRED,
     redact,
 )
-from airflow_provider_midjourney.testing.models import BlobField, ParsedBody, RecordedRequest
+from airflow_provider_midjourney.testing.models import BlobField, FaultRule, ParsedBody, RecordedRequest
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -175,7 +175,8 @@ class EmulatorMiddleware:
         if self.emu.token is None:
             return True
         flavour = flavour_for(path)
-        return flavour.authorized(headers, self.emu.token) if flavour else True
+        # Outside the API (the CDN route) "authorized" records whether a valid token was sent at all.
+        return (flavour.authorized if flavour else bearer_authorized)(headers, self.emu.token)
 
     def _error_text(self, status: int) -> str:
         if status == 402:
@@ -250,6 +251,9 @@ class EmulatorMiddleware:
             await asyncio.sleep(delay)
         rule = self.emu.take_fail(scope["method"], path)
         status = 0
+        if rule is not None and rule.after_handling:
+            await self._rewrite(scope, receive, send, rule)
+            return
         if rule is not None:
             status = rule.status
             message = rule.error or self._error_text(status)
@@ -275,3 +279,47 @@ class EmulatorMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    async def _rewrite(self, scope: Scope, receive: Receive, send: Send, rule: FaultRule) -> None:
+        """Let the app handle the request (a job gets created), then answer what ``rule`` says."""
+        status, body = 0, b""
+
+        async def capture(message: Message) -> None:
+            nonlocal status, body
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                body += message.get("body", b"")
+
+        await self.app(scope, receive, capture)
+        if rule.malformed is not None:
+            ctype, data = _malformed(rule.malformed, body)
+            status = status if status < 400 else 200
+        else:
+            flavour = flavour_for(scope["path"])
+            message = rule.error or self._error_text(rule.status)
+            payload = flavour.error_body(rule.status, message) if flavour else {"error": message}
+            ctype, data, status = "application/json", json.dumps(payload).encode(), rule.status
+        headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+def _malformed(kind: str, body: bytes) -> tuple[str, bytes]:
+    """A broken version of an answer's JSON ``body`` (see ``EmulatorKnobs.malformed_next``)."""
+    if kind == "html":
+        return "text/html", b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
+    if kind == "empty":
+        return "application/json", b""
+    if kind == "truncated":
+        return "application/json", body[: len(body) // 2]
+    if kind == "not_object":
+        return "application/json", b"[]"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    if isinstance(data, dict):
+        for key in ("status", "verb", "jobid"):
+            data.pop(key, None)
+    return "application/json", json.dumps(data).encode()

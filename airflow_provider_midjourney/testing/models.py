@@ -11,6 +11,7 @@ from typing import Any
 DEFAULT_MODERATION_WORDS = frozenset({"forbidden"})
 DEFAULT_FAILURE_WORDS = frozenset({"explode"})
 DEFAULT_NEVER_FINISH_WORDS = frozenset({"neverending"})
+MALFORMED_KINDS = ("html", "missing_fields", "not_object", "empty", "truncated")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class FaultRule:
     status: int = 500
     after_handling: bool = False
     error: str | None = None
+    malformed: str | None = None  # see EmulatorKnobs.malformed_next
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0 or not path.startswith(self.path_prefix):
@@ -117,10 +119,34 @@ class EmulatorKnobs:
         path_prefix: str = "/",
         method: str | None = None,
         error: str | None = None,
+        after_handling: bool = False,
     ) -> None:
-        """The next ``n`` matching requests answer ``status`` with ``{"error": ...}``."""
+        """The next ``n`` matching requests answer ``status`` with ``{"error": ...}``.
+
+        ``after_handling=True`` processes the request fully first (a POST creates its job) and
+        only then answers the error: a gateway's 502 after the API did the work.
+        """
         with self._knob_lock:
-            self._fail_rules.append(FaultRule(n, path_prefix, method, status, error=error))
+            rule = FaultRule(n, path_prefix, method, status, after_handling=after_handling, error=error)
+            self._fail_rules.append(rule)
+
+    def malformed_next(
+        self,
+        n: int,
+        path_prefix: str = "/v3/midjourney/jobs/",
+        method: str | None = "GET",
+        kind: str = "html",
+    ) -> None:
+        """The next ``n`` matching requests are handled, then answered 200 with a broken body.
+
+        ``kind``: ``html`` (a proxy's error page), ``missing_fields`` (the JSON without
+        ``status``/``verb``/``jobid``), ``not_object`` (a JSON list), ``empty`` (no body) or
+        ``truncated`` (the first half of the JSON).
+        """
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, got {kind!r}")
+        with self._knob_lock:
+            self._fail_rules.append(FaultRule(n, path_prefix, method, 200, after_handling=True, malformed=kind))
 
     def drop_next(
         self,

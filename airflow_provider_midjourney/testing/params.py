@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_midjourney.testing.jobs import (
     QUALITY_UPSCALES,
@@ -72,6 +74,23 @@ def integer(params: dict[str, Any], name: str, low: int, high: int, default: int
     return number
 
 
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host and no whitespace (what the API accepts as a URL)."""
+    if any(char.isspace() for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a malformed port raises
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def is_blank(value: str) -> bool:
+    """Only whitespace, zero-width or control characters: the API refuses such a prompt."""
+    return all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value)
+
+
 def _stream(params: dict[str, Any]) -> bool | None:
     value = params.get("stream")
     if value is None or value == "":
@@ -102,7 +121,7 @@ def _common(params: dict[str, Any], verb: str) -> JobSpec:
         value = text(params, name, 1024)
         if value is not None:
             request[name] = value
-    if "replyUrl" in request and not re.match(r"https?://", request["replyUrl"]):
+    if "replyUrl" in request and not is_http_url(request["replyUrl"]):
         raise ApiError(400, "Parameter replyUrl must be a valid http(s) URL")
     level = text(params, "replyLevel")
     if level is not None:
@@ -117,7 +136,7 @@ def _common(params: dict[str, Any], verb: str) -> JobSpec:
 
 def _imagine(spec: JobSpec, params: dict[str, Any]) -> None:
     prompt = text(params, "prompt", 5000)
-    if prompt is None or not prompt.strip():
+    if prompt is None or is_blank(prompt):
         raise ApiError(400, "Parameter prompt is required")
     spec.request["prompt"] = spec.prompt = prompt
     spec.job_type = "video" if re.search(r"--video\b", prompt) else "image"
@@ -135,7 +154,7 @@ def _button(spec: JobSpec, params: dict[str, Any]) -> None:
     prompt, mask = text(params, "prompt", 5000), text(params, "mask")
     if button == "Vary (Region)" and mask is None:
         raise ApiError(400, "Parameter mask is required for button Vary (Region)")
-    if button == "Custom Zoom" and prompt is None:
+    if button == "Custom Zoom" and (prompt is None or is_blank(prompt)):
         raise ApiError(400, "Parameter prompt is required for button Custom Zoom")
     spec.request["button"], spec.request["jobId"] = button, job_id
     if prompt is not None:
@@ -151,6 +170,8 @@ def _blend(spec: JobSpec, params: dict[str, Any]) -> None:
         url, blob = text(params, f"imageUrl_{n}", 2048), _blob(params, f"imageBlob_{n}")
         if url is not None and blob is not None:
             raise ApiError(400, f"Specify either imageUrl_{n} or imageBlob_{n}, not both")
+        if url is not None and not is_http_url(url):
+            raise ApiError(400, f"Parameter imageUrl_{n} must be a valid http(s) URL")
         if url is not None:
             urls.append(url)
         elif blob is not None:
@@ -173,6 +194,8 @@ def _describe(spec: JobSpec, params: dict[str, Any]) -> None:
         raise ApiError(400, "Either imageUrl or imageBlob is required")
     if url is not None and blob is not None:
         raise ApiError(400, "Specify either imageUrl or imageBlob, not both")
+    if url is not None and not is_http_url(url):
+        raise ApiError(400, "Parameter imageUrl must be a valid http(s) URL")
     spec.request["describeUrl"] = url or "blob"
     spec.trigger_text = url or ""
     spec.source = url or f"blob:{blob.size if blob else 0}:{blob.filename if blob else ''}"
@@ -209,4 +232,6 @@ def account_params(params: dict[str, Any]) -> tuple[str, int, int, int, str | No
         if value > max_jobs:
             raise ApiError(400, f"Parameter {name} must be less than or equal to maxJobs")
     reply_url = text(params, "replyUrl", 2048)
+    if reply_url is not None and not is_http_url(reply_url):
+        raise ApiError(400, "Parameter replyUrl must be a valid http(s) URL")
     return discord.strip(), max_jobs, limits[0], limits[1], reply_url

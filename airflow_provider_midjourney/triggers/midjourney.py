@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,19 +13,44 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyBusyError,
     MidjourneyError,
+    MidjourneyInvalidRequestError,
     MidjourneyJobFailedError,
     MidjourneyJobModeratedError,
     MidjourneyJobTimeoutError,
+    MidjourneyPermanentError,
+    MidjourneyPollingError,
     MidjourneyServerError,
     MidjourneyTransportError,
+    redact,
+    redact_value,
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, ahook_for_connection
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus
+from airflow_provider_midjourney.models import JobStatus, check_count, check_seconds
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.watch import wait_for_turn
 
+# MidjourneyMalformedAnswerError (an HTML page, JSON of the wrong shape) is a MidjourneyTransportError.
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
+# What a backend's own parsing may raise on an answer of the wrong shape: transient, like the above.
+MALFORMED_ANSWER_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+#: Default seconds of transient polling errors in a row before the wait gives up.
+DEFAULT_TRANSIENT_ERROR_TIMEOUT = 600.0
+#: Longest pause between polls while errors repeat (the pause doubles from ``poll_interval``).
+MAX_ERROR_BACKOFF = 60.0
+#: ``on_kill``'s cancel is one attempt bounded by this many seconds.
+CANCEL_SECONDS = 10.0
+
+
+def check_trigger_numbers(
+    poll_interval: Any, max_consecutive_errors: Any, transient_error_timeout: Any
+) -> tuple[float, int | None, float]:
+    """The polling numbers, checked (finite, in range, not text), naming the bad field."""
+    return (
+        check_seconds(poll_interval, "poll_interval", minimum=0.01, maximum=3600.0),
+        None if max_consecutive_errors is None else check_count(max_consecutive_errors, "max_consecutive_errors"),
+        check_seconds(transient_error_timeout, "transient_error_timeout", minimum=0.01, maximum=7 * 24 * 3600.0),
+    )
 PROGRESS_LOG_EVERY = 30.0  # seconds between two "progress n%" lines of one trigger
 
 
@@ -40,11 +66,13 @@ class MidjourneyJobTrigger(BaseTrigger):
         up in the triggerer, never serialised with the trigger.
     :param poll_interval: seconds between polls.
     :param deadline: epoch seconds after which the trigger yields ``timeout``.
-    :param max_consecutive_errors: transient errors (5xx, dropped connections) tolerated in a row
-        before the trigger gives up with ``error``.
+    :param max_consecutive_errors: optional bound on transient errors (5xx, dropped connections,
+        malformed answers) in a row; None (default): only ``transient_error_timeout`` bounds them.
     :param cancel_on_kill: cancel the job when a user kills the deferred task (Airflow >= 3.3).
     :param try_number: the deferring task's try, echoed in the event so a later try can tell a
         stale event (Airflow 3.0 may resume a retry with the previous try's event) from its own.
+    :param transient_error_timeout: seconds of transient errors in a row after which the trigger
+        gives up with ``error``; meanwhile the pause between polls doubles (up to 60 s).
     """
 
     # Airflow redacts "eyJ..." (a JWT) in log lines, and "MidjournEYJobTrigger" matched: log under the module.
@@ -56,16 +84,20 @@ class MidjourneyJobTrigger(BaseTrigger):
         midjourney_conn_id: str = "midjourney_default",
         poll_interval: float = 5.0,
         deadline: float | None = None,
-        max_consecutive_errors: int = 5,
+        max_consecutive_errors: int | None = None,
         cancel_on_kill: bool = True,
         try_number: int | None = None,
+        transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
     ) -> None:
         super().__init__()
         self.job_id = job_id
         self.midjourney_conn_id = midjourney_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
+            poll_interval, max_consecutive_errors, transient_error_timeout
+        )
+        if deadline is not None:
+            deadline = check_seconds(deadline, "deadline (epoch seconds)", minimum=0, maximum=1e11)
         self.deadline = float(deadline) if deadline is not None else time.time() + 30 * 60
-        self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.try_number = try_number
         self._progress_logged = -PROGRESS_LOG_EVERY  # time.monotonic() of the last progress line
@@ -81,6 +113,7 @@ class MidjourneyJobTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "cancel_on_kill": self.cancel_on_kill,
                 "try_number": self.try_number,
+                "transient_error_timeout": self.transient_error_timeout,
             },
         )
 
@@ -93,26 +126,54 @@ class MidjourneyJobTrigger(BaseTrigger):
         try:
             hook = await self._hook()
         except MidjourneyError as exc:
-            event = _error(self.job_id, str(exc))
+            event = _error(self.job_id, str(exc), fatal=isinstance(exc, MidjourneyInvalidRequestError))
+        except Exception as exc:
+            event = _error(self.job_id, f"Could not set up polling: {type(exc).__name__}: {exc}")
         else:
             async with hook:
-                event = await self.wait(hook)
-        yield TriggerEvent({**event, "try_number": self.try_number})
+                event = await self.safe_wait(hook)
+        yield TriggerEvent(redact_value({**event, "try_number": self.try_number}))
+
+    async def safe_wait(self, hook: MidjourneyBackendHook) -> dict[str, Any]:
+        """:meth:`wait`, turning any unexpected exception into an ``error`` event (never a raw
+        "Trigger failure"), with every secret redacted."""
+        try:
+            event = await self.wait(hook)
+        except Exception as exc:
+            self.log.exception("Polling job %s broke off", self.job_id)
+            event = _error(self.job_id, f"Polling broke off: {type(exc).__name__}: {exc}")
+        return dict(redact_value(event))
 
     async def wait(self, hook: MidjourneyBackendHook) -> dict[str, Any]:
         """The polling loop; returns the one event payload."""
-        errors = 0
+        errors, first_error_at = 0, 0.0
         last_progress: tuple[str, int | None] | None = None  # (status, percent) of the last answer
         while True:
             try:
                 job = await hook.afetch_job(self.job_id)
-            except TRANSIENT_ERRORS as exc:
+                if not isinstance(job, MidjourneyJob):
+                    raise TypeError(f"the backend returned {type(job).__name__}, not a job")
+            except MidjourneyPermanentError as exc:  # 401, 402, 404, 410...: no poll or retry can help
+                return _error(self.job_id, str(exc), fatal=True, code=exc.status_code)
+            except TRANSIENT_ERRORS + MALFORMED_ANSWER_ERRORS as exc:
+                if isinstance(exc, MidjourneyError) and not isinstance(exc, TRANSIENT_ERRORS):
+                    return _error(self.job_id, str(exc), fatal=True)  # bad input (also a ValueError)
+                # 5xx, 429, no answer, or an answer of the wrong shape: bounded by time, backing off.
                 errors += 1
-                self.log.warning("Polling %s failed (%d/%d): %s", self.job_id, errors, self.max_consecutive_errors, exc)
-                if errors >= self.max_consecutive_errors:
-                    return _error(self.job_id, f"{errors} consecutive errors while polling; last: {exc}")
-            except MidjourneyAPIError as exc:  # 401, 402, 404, 410...: polling again cannot help
+                now = time.monotonic()
+                first_error_at = first_error_at if errors > 1 else now
+                reason = str(exc) if isinstance(exc, MidjourneyError) else f"malformed answer ({type(exc).__name__})"
+                self.log.warning("Polling %s failed (%d in a row): %s", self.job_id, errors, redact(reason))
+                over_count = self.max_consecutive_errors is not None and errors >= self.max_consecutive_errors
+                if over_count or now - first_error_at >= self.transient_error_timeout:
+                    return _error(
+                        self.job_id,
+                        f"{errors} consecutive errors while polling over {now - first_error_at:.0f} s; last: {reason}",
+                    )
+            except MidjourneyAPIError as exc:
                 return _error(self.job_id, str(exc))
+            except MidjourneyError as exc:
+                return _error(self.job_id, str(exc), fatal=True)
             else:
                 errors = 0
                 progress = (str(job.status), job.progress_percent)
@@ -135,6 +196,10 @@ class MidjourneyJobTrigger(BaseTrigger):
                 }
             # Triggers of one connection share one "which jobs still run" call per interval where the
             # API has one; this returns when this job left that list (or its progress is due).
+            if errors:  # back off: poll_interval, doubling, at most MAX_ERROR_BACKOFF
+                backoff = min(self.poll_interval * 2 ** (errors - 1), max(MAX_ERROR_BACKOFF, self.poll_interval))
+                await asyncio.sleep(min(backoff, remaining))
+                continue
             await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
     def _log_progress(self, job: MidjourneyJob) -> None:
@@ -151,6 +216,13 @@ class MidjourneyJobTrigger(BaseTrigger):
         """Airflow >= 3.3 calls this only when a user kills the deferred task (not on restarts)."""
         if not self.cancel_on_kill:
             return
+        try:
+            await asyncio.wait_for(self._cancel(), timeout=CANCEL_SECONDS)
+        except (Exception, asyncio.TimeoutError) as exc:
+            reason = f"no answer within {CANCEL_SECONDS:g} s" if isinstance(exc, TimeoutError) else str(exc)
+            self.log.warning("Could not cancel Midjourney job %s: %s", self.job_id, redact(reason))
+
+    async def _cancel(self) -> None:
         async with await self._hook() as hook:
             if Capability.CANCEL not in hook.supported_capabilities():
                 return
@@ -160,8 +232,14 @@ class MidjourneyJobTrigger(BaseTrigger):
                 self.log.info("Cancelled Midjourney job %s because the task was killed", self.job_id)
 
 
-def _error(job_id: str, message: str) -> dict[str, Any]:
-    return {"status": "error", "job_id": job_id, "message": message}
+def _error(job_id: str, message: str, *, fatal: bool = False, code: int | None = None) -> dict[str, Any]:
+    """An ``error`` event; ``fatal`` ones (402, 410, bad input...) fail the task without retries."""
+    event: dict[str, Any] = {"status": "error", "job_id": job_id, "message": redact(message)}
+    if fatal:
+        event["fatal"] = True
+    if code is not None:
+        event["code"] = code
+    return event
 
 
 def result_from_event(event: Any) -> dict[str, Any]:
@@ -190,5 +268,8 @@ def result_from_event(event: Any) -> dict[str, Any]:
     if status == "timeout":
         raise MidjourneyJobTimeoutError(message, **details)
     if status == "error":
+        if event.get("fatal"):
+            code = event.get("code")
+            raise MidjourneyPollingError(message, status_code=code if isinstance(code, int) else None)
         raise MidjourneyError(message)
     raise MidjourneyError(f"Unknown trigger event status {status!r} for job {job_id}")
