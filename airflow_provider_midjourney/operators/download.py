@@ -78,6 +78,7 @@ DOWNLOAD_RETRY = RetryPolicy(max_attempts=5, max_seconds=120.0, busy_wait=(5.0, 
 """Per file: at most 5 tries within 120 s; 1 s, 2 s, 4 s... (full jitter, capped at 30 s) between them."""
 DEFAULT_FILE_TIMEOUT = 600.0
 CHUNK_SIZE = 256 * 1024
+MAX_IN_MEMORY = 64 * 1024 * 1024  # a grid held whole to be cut into its pictures
 RETRYABLE_STATUSES = frozenset({403, 408, 425, 429})
 # Content type -> file extension. Other image/* and video/* types use their subtype.
 EXTENSIONS = {
@@ -304,6 +305,8 @@ class DownloadItem:
     stem: str
     job_id: str | None = None
     prompt: str | None = None
+    #: ``url`` is a 2x2 grid to store as its four pictures ``<stem>_1.png``..``_4.png`` (see ``grid``).
+    quadrants: bool = False
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,11 @@ class Downloader:
             self.destination.fs.makedirs(self.destination.root, exist_ok=True)
         except Exception as exc:  # object stores have no directories; a real problem shows on write
             self.log.debug("Could not create %s (%s); writing anyway", self.destination.uri, exc)
+        if any(item.quadrants for item in items):  # a grid cut into its four pictures (grid.py)
+            from airflow_provider_midjourney.grid import store_quadrants
+
+            grids = [stored for item in items if item.quadrants for stored in store_quadrants(self, item)]
+            return grids + self.download_all([item for item in items if not item.quadrants])
         workers = min(self.max_concurrency, len(items))
         budget = self._time_budget(len(items), workers)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="midjourney-download")
@@ -420,6 +428,28 @@ class Downloader:
         timeout = self.hook.connection_settings.timeout
         per_file = self.retry.max_seconds + self.retry.backoff_max + self.file_timeout + 2 * timeout
         return -(-count // workers) * per_file + 30.0
+
+    def fetch(self, item: DownloadItem, max_bytes: int = MAX_IN_MEMORY) -> tuple[bytes, str]:
+        """One picture's bytes and content type in memory (a grid to cut), with the retry policy."""
+        for attempt in Retrying(**self._retry_kwargs(item)):
+            with attempt:
+                return self._fetch_once(item, max_bytes)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _fetch_once(self, item: DownloadItem, max_bytes: int) -> tuple[bytes, str]:
+        deadline = time.monotonic() + self.file_timeout
+        with self.hook.open_download(item.url, use_proxy=self.use_proxy, chunk_size=CHUNK_SIZE) as (headers, chunks):
+            content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+            extension_for(content_type, item.url)  # refuses an answer that is no image or video
+            body = bytearray()
+            for chunk in self._guarded(chunks, item, deadline):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise MidjourneyDownloadError(f"{item.stem}: more than {max_bytes} bytes, refusing to hold it")
+            expected = _expected_size(headers)
+        if expected is not None and len(body) != expected:
+            raise MidjourneyTransportError(f"received {len(body)} of {expected} bytes for {item.stem}")
+        return bytes(body), content_type
 
     def download(self, item: DownloadItem) -> StoredFile:
         """One file, with the retry policy."""
@@ -693,6 +723,11 @@ class MidjourneyDownloadOperator(BaseOperator):
         stem, prompt = safe_name(job.job_id), _prompt_of(job)
         if self.kind == "grid":
             pairs = [("grid", job.grid_url)] if job.grid_url else []
+        elif self.kind == "images" and not job.image_urls and not job.video_urls and job.grid_url:
+            from airflow_provider_midjourney.grid import require_pillow
+
+            require_pillow()  # the API gives only the grid: cut it into its four pictures
+            return [DownloadItem(job.grid_url, stem, job.job_id, prompt, quadrants=True)]
         else:
             urls = job.image_urls if self.kind == "images" else job.video_urls
             pairs = [(str(n), url) for n, url in enumerate(urls, start=1)]

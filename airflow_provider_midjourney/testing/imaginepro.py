@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -259,8 +260,16 @@ def _positive(value: str | None, default: int) -> int:
     return int(value)
 
 
+_ROUTES: weakref.WeakKeyDictionary[Any, ImagineProRoutes] = weakref.WeakKeyDictionary()
+
+
+def job_for_message(emu: MidjourneyEmulator, message_id: str) -> str:
+    """The v3 engine's job id behind an ImaginePro ``messageId`` (for tests: ``emu.complete_job``)."""
+    return _ROUTES[emu].messages.get(message_id).jobid
+
+
 def build_router(emu: MidjourneyEmulator) -> APIRouter:
-    routes = ImagineProRoutes(emu)
+    routes = _ROUTES[emu] = ImagineProRoutes(emu)
     router = APIRouter()
 
     def answer(call: Callable[[], dict[str, Any]]) -> Response:
