@@ -17,6 +17,7 @@ from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers import watch
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+from tests.conftest import connection_json
 
 LIST = "/v3/midjourney/jobs"
 ONE = "/v3/midjourney/jobs/"
@@ -171,3 +172,20 @@ async def test_a_cancelled_trigger_leaves_no_subscription(emulator, running_jobs
     tasks[1].cancel()
     await asyncio.gather(tasks[1], return_exceptions=True)
     await until(lambda: watch._Watcher._registry.get(asyncio.get_running_loop(), {}) == {}, "watcher stopped")
+
+
+async def test_triggers_of_a_connection_share_one_lookup(emulator, midjourney_conn, monkeypatch) -> None:
+    first, second = await asyncio.gather(
+        watch.shared_connection(midjourney_conn), watch.shared_connection(midjourney_conn)
+    )
+    assert first is second and first.host == emulator.base_url  # one lookup, both callers
+    assert await watch.shared_connection(midjourney_conn) is first  # within CONNECTION_TTL
+    monkeypatch.setattr(watch, "CONNECTION_TTL", -1.0)
+    assert await watch.shared_connection(midjourney_conn) is not first  # then looked up again
+
+
+async def test_a_failed_lookup_is_not_kept(emulator, midjourney_conn, monkeypatch) -> None:
+    with pytest.raises(Exception, match="mj_later"):
+        await watch.shared_connection("mj_later")
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_LATER", connection_json(emulator.base_url))
+    assert (await watch.shared_connection("mj_later")).host == emulator.base_url

@@ -24,11 +24,11 @@ from airflow_provider_midjourney.exceptions import (
     redact,
     redact_value,
 )
-from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, ahook_for_connection
+from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_class_for
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import JobStatus, check_count, check_seconds
 from airflow_provider_midjourney.retry import NO_RETRY
-from airflow_provider_midjourney.triggers.watch import wait_for_turn
+from airflow_provider_midjourney.triggers.watch import shared_connection, wait_for_turn
 
 # MidjourneyMalformedAnswerError (an HTML page, JSON of the wrong shape) is a MidjourneyTransportError.
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
@@ -51,6 +51,8 @@ def check_trigger_numbers(
         None if max_consecutive_errors is None else check_count(max_consecutive_errors, "max_consecutive_errors"),
         check_seconds(transient_error_timeout, "transient_error_timeout", minimum=0.01, maximum=7 * 24 * 3600.0),
     )
+
+
 PROGRESS_LOG_EVERY = 30.0  # seconds between two "progress n%" lines of one trigger
 
 
@@ -120,7 +122,10 @@ class MidjourneyJobTrigger(BaseTrigger):
     async def _hook(self) -> MidjourneyBackendHook:
         # The connection's type picks the backend. One request per poll: this loop counts and paces
         # transient errors itself. All triggers of a triggerer share one pooled HTTP client.
-        return await ahook_for_connection(self.midjourney_conn_id, retry=NO_RETRY, shared_async_client=True)
+        # The lookup itself is shared by the triggers of a connection (triggers/watch.py).
+        conn = await shared_connection(self.midjourney_conn_id)
+        hook_class = hook_class_for(conn.conn_type, self.midjourney_conn_id)
+        return hook_class(self.midjourney_conn_id, connection=conn, retry=NO_RETRY, shared_async_client=True)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:

@@ -17,6 +17,11 @@ its job when
 * the list call failed, or the backend has no list call (``None``): plain per-job polling,
   paced by the trigger's own ``poll_interval``;
 * its progress is due to be shown again (:data:`PROGRESS_EVERY_POLLS`), or its deadline comes.
+
+The triggers of a connection also share its lookup (:func:`shared_connection`): in Airflow 3 a
+trigger's connection lookup is a request to the triggerer's supervisor process, which serves them
+one at a time between its database work; thousands of triggers starting together queued there
+for minutes before their first poll.
 """
 
 from __future__ import annotations
@@ -37,6 +42,34 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_POLLS = 12
 #: A list call is given up after this long (seconds; or the poll interval, if longer).
 LIST_TIMEOUT = 30.0
+#: How long (seconds) one connection lookup serves the triggers of an event loop: a changed token
+#: reaches triggers that start later than this.
+CONNECTION_TTL = 60.0
+
+_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Task[Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_connection(conn_id: str) -> Any:
+    """``conn_id``'s connection, looked up once per event loop and :data:`CONNECTION_TTL`.
+
+    Concurrent callers wait for the same lookup; a failed lookup is not kept (the next caller
+    tries again). Cancelling one caller does not cancel the lookup the others wait for.
+    """
+    from airflow_provider_midjourney.hooks.base import aget_connection
+
+    loop = asyncio.get_running_loop()
+    cache = _connections.setdefault(loop, {})
+    entry = cache.get(conn_id)
+    now = time.monotonic()
+    stale = entry is None or now - entry[0] > CONNECTION_TTL
+    if entry is not None and entry[1].done() and (entry[1].cancelled() or entry[1].exception() is not None):
+        stale = True
+    if stale or entry is None:
+        entry = cache[conn_id] = (now, loop.create_task(aget_connection(conn_id)))
+    return await asyncio.shield(entry[1])
+
 
 # What a subscription's future resolves to.
 _LEFT_LIST = "left"  # not in the latest list: fetch it now
