@@ -60,8 +60,8 @@ def test_job_pictures_grid_then_images_and_grid_only_backends() -> None:
     assert [p.label for p in job_pictures(result)] == ["grid", "U1", "U2", "U3", "U4"]
     only_grid = {"job_id": "j", "status": "completed", "grid_url": "https://c/g.png", "image_urls": []}
     assert job_pictures(only_grid) == [Picture("grid", "grid", "https://c/g.png")]
-    upscale = {"job_id": "j", "status": "completed", "grid_url": None, "image_urls": ["https://c/u.png"]}
-    assert [p.label for p in job_pictures(upscale)] == ["image"]
+    upscale = {"job_id": "j", "status": "completed", "grid_url": "https://c/a.png", "image_urls": ["https://c/u.png"]}
+    assert job_pictures(upscale) == [Picture("image", "image", "https://c/u.png")]  # not twice
     video = {"job_id": "j", "status": "completed", "video_urls": ["https://c/v.mp4"]}
     assert job_pictures(video)[0].is_video
 
@@ -213,6 +213,8 @@ def test_run_view_lists_every_midjourney_task_of_the_run(client: Any, run: Any) 
     assert sorted(cards) == sorted(
         [("imagine", "-1"), ("seed", "-1"), ("download", "-1")] + [("upscale", str(i)) for i in range(4)]
     )
+    # imagine: grid + U1-U4; each upscale: its image; seed: the grid it read; download: 4 files.
+    assert len(re.findall(r"<img ", page.text)) == 5 + 4 * 1 + 1 + 4
     # Task titles open the task instance's own tab in the UI (mapped ones at /mapped/<n>).
     assert f"/dags/{DAG_ID}/runs/{quote(run.run_id, safe='')}/tasks/upscale/mapped/3/plugin/midjourney" in page.text
 

@@ -9,6 +9,7 @@ only the api-server ever answers a request.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,11 +24,28 @@ PAGE_HEADERS = {"Content-Security-Policy": pages.CSP, "X-Content-Type-Options": 
 
 
 async def current_user(request: Request) -> Any:
-    """The caller, resolved by Airflow's own ``get_user`` (bearer token first, then the UI cookie)."""
+    """The caller, resolved by Airflow's own ``get_user`` (bearer token first, then the UI cookie).
+
+    Where ``get_user`` has another signature (Airflow 3.1/3.2), the same rule by hand: the bearer
+    token, else the ``_token`` cookie, checked by the auth manager.
+    """
     from airflow.api_fastapi.core_api import security
 
     credentials = await security.bearer_scheme(request)
-    return await security.get_user(request, None, credentials)
+    if "bearer_credentials" in inspect.signature(security.get_user).parameters:
+        return await security.get_user(request, None, credentials)
+    token = credentials.credentials if credentials else request.cookies.get("_token")
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    from airflow.api_fastapi.app import get_auth_manager
+    from jwt import ExpiredSignatureError, InvalidTokenError
+
+    try:
+        return await get_auth_manager().get_user_from_token(token)
+    except ExpiredSignatureError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Token Expired") from None
+    except InvalidTokenError:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid JWT token") from None
 
 
 UserDep = Annotated[Any, Depends(current_user)]

@@ -33,7 +33,7 @@ background:var(--bg);border-radius:4px;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0 0 12px}
 dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}code{font-size:12px}
 .pics{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:10px}
-.pics.grid-first figure.grid{grid-column:1/-1;max-width:720px}
+.pics.grid-first figure.grid{grid-column:1/-1;max-width:460px}
 figure{margin:0;background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:6px}
 figure.chosen{outline:3px solid var(--accent)}
 img,video{display:block;width:100%;height:auto;border-radius:4px;background:var(--line)}

@@ -88,13 +88,14 @@ def job_pictures(result: dict[str, Any]) -> list[Picture]:
     """Grid first, then the separate images (U1..U4 order), then videos.
 
     Some backends give only the grid (``image_urls`` empty): the grid is then the only picture.
+    A single image (an upscale) is shown once, not again as its attachment.
     """
     pictures: list[Picture] = []
     grid = result.get("grid_url")
-    if isinstance(grid, str) and grid:
-        pictures.append(Picture("grid", "grid", grid))
     images = _strings(result.get("image_urls"))
-    single = len(images) == 1
+    single = len(images) == 1  # an upscale: its "grid" (the attachment) is that same picture
+    if isinstance(grid, str) and grid and not single:
+        pictures.append(Picture("grid", "grid", grid))
     for number, url in enumerate(images, start=1):
         pictures.append(Picture("image", "image" if single else f"U{number}", url))
     for number, url in enumerate(_strings(result.get("video_urls")), start=1):
