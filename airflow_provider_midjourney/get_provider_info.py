@@ -179,14 +179,16 @@ def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
 
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:
     """``get_connection_form_widgets()`` of a hook (Airflow 3.0/3.1 form): one text field per extra."""
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
     from flask_babel import lazy_gettext
-    from wtforms import StringField
+    from wtforms import PasswordField, StringField
 
-    fields = connection_type(conn_type)["conn-fields"]
-    return {
-        name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget()) for name, spec in fields.items()
-    }
+    def field(spec: dict[str, Any]) -> Any:
+        if spec["schema"].get("format") == "password":  # a secret extra (the useapi v2 Discord token)
+            return PasswordField(lazy_gettext(spec["label"]), widget=BS3PasswordFieldWidget())
+        return StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget())
+
+    return {name: field(spec) for name, spec in connection_type(conn_type)["conn-fields"].items()}
 
 
 def get_provider_info() -> dict[str, Any]:
