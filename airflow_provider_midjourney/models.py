@@ -622,6 +622,16 @@ class _Request(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bytes_for_text(cls, data: Any) -> Any:
+        # pydantic would decode b"a cat" into a prompt; bytes are only ever images (ImageBlob).
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, bytes | bytearray):
+                    raise ValueError(f"{key}: expected text, got bytes")
+        return data
+
     @classmethod
     def build(cls: type[_R], **fields: Any) -> _R:
         """Validate ``fields`` and raise one readable error naming every bad field."""
