@@ -44,12 +44,17 @@ from airflow_provider_midjourney.models import (
     SeedRequest,
     SettingsRequest,
 )
-from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
+from airflow_provider_midjourney.operators import (
+    MidjourneyDescribeOperator,
+    MidjourneyDownloadOperator,
+    MidjourneySeedOperator,
+    MidjourneySettingsOperator,
+)
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
 from tests.conftest import FAST_RETRY, TOKEN
-from tests.test_operators import run_dag, task_states, xcom
+from tests.test_operators import context, run_dag, task_states, xcom
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imaginepro"
 CONN = "imaginepro_default"
@@ -210,6 +215,23 @@ def test_what_imaginepro_cannot_take_fails_before_http(hook, emulator, request_,
         hook.submit_job(request_())
     if "seed" in fragment or "relax" in fragment:
         assert isinstance(raised.value, MidjourneyUnsupportedError)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("operator", "kwargs", "fragment"),
+    [
+        (MidjourneySeedOperator, {"job_id": "d15c1541-229a"}, r"ImaginePro.*--seed"),
+        (MidjourneySettingsOperator, {"command": "fast"}, r"ImaginePro.*--fast"),
+        (MidjourneyDescribeOperator, {"image": "<a local png>"}, r"ImaginePro.*URLs only"),
+    ],
+)
+def test_operators_refuse_by_backend_before_http(emulator, ip_conn, tmp_path, operator, kwargs, fragment) -> None:
+    if kwargs.get("image"):
+        (tmp_path / "cat.png").write_bytes(png_bytes("cat"))
+        kwargs = {"image": str(tmp_path / "cat.png")}
+    with pytest.raises(MidjourneyInvalidRequestError, match=fragment):
+        operator(task_id="t", midjourney_conn_id=CONN, **kwargs).execute(context())
     assert emulator.requests == []
 
 
@@ -376,6 +398,16 @@ def test_download_images_cuts_the_grid_and_a_rerun_skips(hook, emulator, tmp_pat
     assert cdn == 1
     again = op.execute({})  # type: ignore[arg-type]
     assert all(f["skipped"] for f in again) and len([r for r in emulator.requests if r.path.startswith("/cdn/")]) == 1
+
+
+def test_the_grid_fetch_is_retried_like_any_download(hook, emulator, tmp_path) -> None:
+    grid = finished(hook, emulator, hook.submit_job(ImagineRequest.build(prompt="retry the cdn")).job_id)
+    emulator.cdn_forbid_next(1)
+    op = MidjourneyDownloadOperator(
+        task_id="d", job_id=grid.job_id, destination=str(tmp_path), midjourney_conn_id=CONN, retry=FAST_RETRY
+    )
+    assert len(op.execute({})) == 4  # type: ignore[arg-type]
+    assert [r.status for r in emulator.requests if r.path.startswith("/cdn/")] == [403, 200]
 
 
 def test_without_pillow_the_error_names_the_extra_before_downloading(hook, emulator, tmp_path, monkeypatch) -> None:
