@@ -358,6 +358,40 @@ def test_test_button_is_honest(hook, emulator, monkeypatch) -> None:
     assert not ok and "does not look like" in message
 
 
+# -- the emulator's routes keep the vendor's shapes --------------------------------------------------
+
+SDK_MESSAGE_FIELDS = {
+    "messageId", "prompt", "originalUrl", "uri", "progress", "status", "createdAt", "updatedAt", "buttons",
+    "originatingMessageId", "ref", "error",
+}  # fmt: skip
+
+
+def test_emulator_answers_in_the_sdks_shapes(emulator) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=emulator.base_url, headers=auth) as client:
+        bad = client.post("/api/v1/nova/imagine", json={"prompt": " ", "timeout": 5})
+        assert bad.status_code == 400 and bad.json() == {
+            "message": "prompt is required", "error": "Bad Request", "statusCode": 400
+        }  # fmt: skip
+        assert client.post("/api/v1/nova/imagine", json={"prompt": "p", "timeout": 5}).status_code == 400
+        assert client.post("/api/v1/nova/button", json={"messageId": "x-123456", "button": "U9"}).status_code == 400
+        assert client.get("/api/v1/message/fetch/no-such-message").status_code == 404
+        created = client.post("/api/v1/nova/imagine", json={"prompt": "shapes", "ref": "r"}).json()
+        assert set(created) == {"success", "messageId", "createdAt"} and created["success"] is True
+        message = client.get(f"/api/v1/message/fetch/{created['messageId']}").json()
+        assert set(message) <= SDK_MESSAGE_FIELDS and message["status"] in ("QUEUED", "PROCESSING")
+        emulator.complete_job(job_for_message(emulator, created["messageId"]))
+        done = client.get(f"/api/v1/midjourney/message/{created['messageId']}").json()
+        assert set(done) <= SDK_MESSAGE_FIELDS and done["status"] == "DONE" and done["progress"] == 100
+        assert done["ref"] == "r" and done["uri"].endswith("/grid_0.png")
+        history = client.get("/api/v1/nova/images", params={"page": 1, "size": 5}).json()
+        assert [set(e) for e in history["images"]] == [{"id", "type", "button", "prompt", "uri", "createdAt"}]
+        assert client.get("/api/v1/nova/images").status_code == 200
+        assert client.get("/api/v1/nova/images", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
 # -- grids become four pictures ------------------------------------------------------------------------
 
 

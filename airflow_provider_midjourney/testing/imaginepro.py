@@ -137,6 +137,8 @@ def _common(body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, "ref must be a string")
         params["replyRef"] = ref
     if webhook is not None:
+        if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
+            raise ApiError(400, "webhookOverride must be an http(s) URL")
         params["replyUrl"] = webhook
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 900):
         raise ApiError(400, "timeout must be an integer between 10 and 900")
