@@ -264,6 +264,7 @@ def test_every_job_kind_through_the_hook(hook: UseapiV2Hook, emulator: Midjourne
         assert zoom.grid_url and emulator.requests_to("POST", "/v2/jobs/button")[-1].json["prompt"] == "fox --zoom 1.8"  # type: ignore[index]
         seed = completed(hook, SeedRequest.build(job_id=imagine.job_id))
         assert isinstance(seed.seed, int) and len(seed.image_urls) == 4 and seed.grid_url is None
+        assert hook.fetch_job(imagine.job_id).children == {"U3": upscale.job_id}  # buttons only, not the seed
         info = hook.submit_job(SettingsRequest.build(command="info"))
         assert info.status == JobStatus.COMPLETED and info.settings == {"relax": False, "fast": True, "turbo": False}
         relax = hook.submit_job(SettingsRequest.build(command="relax"))

@@ -271,7 +271,9 @@ class UseapiV2Routes:
             out["buttons"] = [b for b in response.get("buttons", []) if b in allowed]
             children = response.get("children") or {}
             out["children"] = [
-                {"button": b, "jobid": c, "messageId": snowflake(f"{c}/message")} for b, c in children.items()
+                {"button": b, "jobid": c, "messageId": snowflake(f"{c}/message")}
+                for b, c in children.items()
+                if b in allowed  # the engine also records seed jobs here; v2 lists button children only
             ]
             out["attachments"] = list(response.get("attachments", []))
             out["embeds"] = [_embed(e) for e in response.get("embeds", [])]
