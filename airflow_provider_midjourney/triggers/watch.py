@@ -38,8 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: A job that is still running is fetched anyway every this many poll intervals, to show its
-#: progress (60 s at the default 5 s): about 0.08 requests per job and interval.
+#: progress (60 s at the default 5 s): about 0.08 requests per job and interval...
 PROGRESS_EVERY_POLLS = 12
+#: ...but all the triggers of a connection in one event loop fetch at most about this many jobs per
+#: interval for progress (more waiting jobs: each is shown less often). The shared pool serves
+#: ~SHARED_POOL_SIZE / latency requests a second (32 at 0.25 s); progress must not crowd out the
+#: fetches that detect finished jobs.
+PROGRESS_FETCHES_PER_INTERVAL = 20
 #: A list call is given up after this long (seconds; or the poll interval, if longer).
 LIST_TIMEOUT = 30.0
 #: How long (seconds) one connection lookup serves the triggers of an event loop: a changed token
@@ -175,8 +180,9 @@ async def wait_for_turn(hook: MidjourneyBackendHook, job_id: str, poll_interval:
         await asyncio.sleep(min(poll_interval, remaining))
         return
     sub = watcher.subscribe(job_id, hook, poll_interval)
+    polls = max(PROGRESS_EVERY_POLLS, len(watcher.subscriptions) / PROGRESS_FETCHES_PER_INTERVAL)
     try:
-        verdict = await asyncio.wait_for(sub.future, timeout=min(remaining, PROGRESS_EVERY_POLLS * poll_interval))
+        verdict = await asyncio.wait_for(sub.future, timeout=min(remaining, polls * poll_interval))
     except TimeoutError:
         return  # progress due, or the deadline: fetch
     finally:
