@@ -17,7 +17,10 @@ import pytest
 from airflow_provider_midjourney.exceptions import (
     AirflowFailException,
     MidjourneyBusyError,
+    MidjourneyConfigurationError,
     MidjourneyInvalidRequestError,
+    MidjourneyMalformedAnswerError,
+    MidjourneySubmitUncertainError,
     MidjourneyUnsupportedError,
 )
 from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
@@ -355,6 +358,29 @@ def test_bad_connection_extras_are_named(
     with pytest.raises(MidjourneyInvalidRequestError, match=fragment):
         UseapiV2Hook().submit_job(ImagineRequest.build(prompt="x"))
     assert emulator.requests == []
+
+
+def test_a_discord_token_with_a_line_break_is_refused_without_echoing_it(
+    emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MIDJOURNEY_USEAPI_V2_DEFAULT", v2_connection(emulator, discord="abc\ndef-SECRET-9")
+    )
+    with pytest.raises(MidjourneyConfigurationError, match="extra 'discord'") as info:
+        UseapiV2Hook().submit_job(ImagineRequest.build(prompt="x"))
+    assert "SECRET" not in str(info.value) and emulator.requests == []
+
+
+def test_malformed_answers(hook: UseapiV2Hook, emulator: MidjourneyEmulator, version: str) -> None:
+    emulator.malformed_next(1, path_prefix=f"/{version}/jobs/imagine", method="POST", kind="missing_fields")
+    with pytest.raises(MidjourneySubmitUncertainError, match="not sent again") as info:
+        hook.submit_job(ImagineRequest.build(prompt="lost in a bad answer", reply_ref="bad-answer"))
+    assert info.value.reply_ref == "bad-answer" and len(emulator.created_jobs()) == 1
+    [job] = emulator.created_jobs()
+    emulator.malformed_next(1, path_prefix=f"/{version}/jobs/", kind="html")
+    with pytest.raises(MidjourneyMalformedAnswerError, match="not JSON"):  # transient: the next poll may be fine
+        hook.fetch_job(job["jobid"])
+    assert hook.fetch_job(job["jobid"]).job_id == job["jobid"]
 
 
 def test_moderated_at_submit_is_terminal_and_not_resent(

@@ -29,6 +29,7 @@ import httpx
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyChannelLockedError,
+    MidjourneyConfigurationError,
     MidjourneyConflictError,
     MidjourneyError,
     MidjourneyInvalidRequestError,
@@ -36,12 +37,12 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyNotFoundError,
     MidjourneyPermanentError,
     error_for_status,
+    register_secret,
 )
 from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    base_url_from_host,
 )
 from airflow_provider_midjourney.hooks.useapi_v2_models import SETTINGS_VERBS, V2Job
 from airflow_provider_midjourney.job import MidjourneyJob
@@ -152,32 +153,34 @@ class UseapiV2Hook(MidjourneyBackendHook):
     def _settings_from(self, conn: Any) -> ConnectionSettings:
         settings = super()._settings_from(conn)
         extra = dict(settings.extra)
-        discord = str(extra.pop("discord", "") or "").strip()
         where = f"Connection {self.midjourney_conn_id!r}"
+        discord = _discord_token(extra.pop("discord", None), where)
         version = str(extra.get("api_version") or "v2").strip().lower()
         if version not in API_VERSIONS:
-            raise MidjourneyInvalidRequestError(
-                f"{where}: extra 'api_version' must be 'v2' or 'v1', got {extra.get('api_version')!r}"
+            raise MidjourneyConfigurationError(
+                f"{where}: extra 'api_version' must be 'v2' or 'v1', got {str(extra.get('api_version'))[:20]!r}"
             )
         extra["api_version"] = version
-        for name in ("server", "channel"):
-            value = extra.get(name)
-            if value not in (None, ""):
-                try:
-                    extra[name] = check_channel(str(value))
-                except MidjourneyInvalidRequestError:
-                    raise MidjourneyInvalidRequestError(
-                        f"{where}: extra {name!r} must be a Discord id (digits only), got {str(value)[:40]!r}"
-                    ) from None
+        server = extra.get("server")
+        if server not in (None, ""):
+            if isinstance(server, int) and not isinstance(server, bool):
+                server = str(server)
+            if not isinstance(server, str) or not server.strip().isdigit() or not server.strip().isascii():
+                raise MidjourneyConfigurationError(
+                    f"{where}: extra 'server' must be a Discord id (digits only), got {str(server)[:40]!r}"
+                )
+            extra["server"] = server.strip()
+        if settings.channel:
+            extra["channel"] = settings.channel
         extra["max_jobs"] = _max_jobs(extra.get("max_jobs"), where)
         self._discord = discord
         # The Discord token stays out of ConnectionSettings (its repr shows the extras).
         return ConnectionSettings(
-            base_url=base_url_from_host(conn.host, conn.port, self.default_base_url),
+            base_url=settings.base_url,
             token=settings.token,
             timeout=settings.timeout,
             extra=extra,
-            channel=extra.get("channel") or None,
+            channel=settings.channel,
         )
 
     @property
@@ -287,7 +290,7 @@ class UseapiV2Hook(MidjourneyBackendHook):
                 if existing is not None:
                     return existing
             raise
-        job = self._parse(response)
+        job = self._parse(response, creates_job=True, reply_ref=request.reply_ref)
         if job.status == "moderated":
             self.log.warning("useapi.net moderated the %s job %s; it is not resubmitted", job.verb, job.job_id)
         else:
@@ -397,13 +400,15 @@ class UseapiV2Hook(MidjourneyBackendHook):
                 body[key] = value
         return self._path(f"jobs/{verb}"), body
 
-    def _parse(self, response: httpx.Response) -> MidjourneyJob:
-        try:
-            data = response.json()
-            return V2Job.model_validate(data).normalised(self.backend, http_status=response.status_code)
-        except ValueError as exc:
-            what = f"{response.request.method} {response.request.url.path}"
-            raise MidjourneyError(f"{what}: the answer is not a v2 job ({type(exc).__name__})") from None
+    def _parse(
+        self, response: httpx.Response, *, creates_job: bool = False, reply_ref: str | None = None
+    ) -> MidjourneyJob:
+        """The answer as a job; a body that is not a v2 job is a malformed answer (after a submit:
+        an uncertain one, since the job may exist)."""
+        method, path = response.request.method, response.request.url.path
+        data = self.parse_json(response, method, path, creates_job=creates_job)
+        job = self.parse_answer(V2Job, data, method, path, creates_job=creates_job, reply_ref=reply_ref)
+        return job.normalised(self.backend, http_status=response.status_code)
 
     # -- error answers --------------------------------------------------------------------------
 
@@ -425,6 +430,23 @@ class UseapiV2Hook(MidjourneyBackendHook):
         raise error_for_status(status, error, method=method, path=path)
 
 
+def _discord_token(value: Any, where: str) -> str:
+    """The ``discord`` extra, trimmed, checked for characters HTTP bodies should not carry, registered
+    for redaction. Messages never contain it."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise MidjourneyConfigurationError(f"{where}: extra 'discord' (the Discord token) must be text")
+    token = value.strip()
+    if not token.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in token):
+        raise MidjourneyConfigurationError(
+            f"{where}: extra 'discord' (the Discord token) contains a control or non-ASCII character"
+            f" ({len(token)} characters in all); copy the token again"
+        )
+    register_secret(token)
+    return token
+
+
 def _max_jobs(value: Any, where: str) -> int | None:
     if value in (None, ""):
         return None
@@ -436,7 +458,7 @@ def _max_jobs(value: Any, where: str) -> int | None:
     except (TypeError, ValueError):
         number = 0
     if not low <= number <= high:
-        raise MidjourneyInvalidRequestError(
+        raise MidjourneyConfigurationError(
             f"{where}: extra 'max_jobs' must be a whole number from {low} to {high} (the Midjourney plan's"
             f" concurrent jobs: 3 on Basic/Standard, up to 15 on Pro/Mega), got {value!r}"
         )
