@@ -103,6 +103,7 @@ PROBE_TTL = 600.0
 PROBE_TASK_ID = "0"
 MAX_STATE_LENGTH = 255  # BaseSubmitDTO.State: "最大长度 255"
 SEED_SUFFIX = ":seed"
+MAX_WATCHED = 5000
 Flavour = Literal["auto", "original", "superset"]
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 _BLEND_DIMENSIONS = {"Portrait": "PORTRAIT", "Square": "SQUARE", "Landscape": "LANDSCAPE"}
@@ -203,6 +204,8 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
 
     _probes: ClassVar[dict[tuple[str, str], tuple[float, frozenset[Capability]]]] = {}
     _probes_lock: ClassVar[threading.Lock] = threading.Lock()
+    # Ids of tasks this process saw running, per (base URL, prefix): what alist_running_job_ids asks about.
+    _watched: ClassVar[dict[tuple[str, str], dict[str, None]]] = {}
 
     def __init__(self, midjourney_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(midjourney_conn_id, **kwargs)
@@ -238,6 +241,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         """Drop the cached capability probes (a server was upgraded; tests switch flavours)."""
         with cls._probes_lock:
             cls._probes.clear()
+            cls._watched.clear()
 
     def supported_capabilities(self) -> frozenset[Capability]:
         """The server's capabilities: from the ``flavour`` extra, else probed once and cached.
@@ -259,19 +263,21 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
             return cached[1]
         if _in_event_loop():
             return self.capabilities
-        found = self._probe()
-        with self._probes_lock:
-            self._probes[key] = (time.monotonic(), found)
+        found, definite = self._probe()
+        if definite:  # a 5xx answer says nothing about the routes: probe again next time
+            with self._probes_lock:
+                self._probes[key] = (time.monotonic(), found)
         self._supported = found
         return found
 
-    def _probe(self) -> frozenset[Capability]:
+    def _probe(self) -> tuple[frozenset[Capability], bool]:
         found = set(BASIC_CAPABILITIES)
         seed = self._probe_send("GET", self._path(f"/task/{PROBE_TASK_ID}/image-seed"))
-        if seed is not None and isinstance(_json_or_none(seed), dict) and "code" in _json_or_none(seed):
+        seed_json = _json_or_none(seed)
+        if isinstance(seed_json, dict) and isinstance(seed_json.get("code"), int):
             found.add(Capability.SEED)
         cancel = self._probe_send("POST", self._path(f"/task/{PROBE_TASK_ID}/cancel"))
-        if cancel is not None and 200 <= cancel.status_code < 300:
+        if 200 <= cancel.status_code < 300:
             found.add(Capability.CANCEL)
         if found & {Capability.SEED, Capability.CANCEL}:
             found.add(Capability.SEPARATE_IMAGES)  # the superset fills imageUrls where it can
@@ -281,9 +287,9 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
             self.options.path_prefix,
             ", ".join(sorted(c.value for c in found)),
         )
-        return frozenset(found)
+        return frozenset(found), seed.status_code < 500 and cancel.status_code < 500
 
-    def _probe_send(self, method: str, path: str) -> httpx.Response | None:
+    def _probe_send(self, method: str, path: str) -> httpx.Response:
         """One request, no retries; an auth refusal raises (the job would fail the same way)."""
         client, settings = self.get_conn(), self.connection_settings
         try:
@@ -521,7 +527,24 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         options = proxy_options(settings.extra, self.midjourney_conn_id)
         path = self._path(f"/task/{self.check_job_id(job_id)}/fetch", options)
         task = _task_from(await self._arequest("GET", path), path, job_id)
-        return task.normalised(self.backend, options.moderation)
+        job = task.normalised(self.backend, options.moderation)
+        self._watch((settings.base_url, options.path_prefix), [] if job.is_terminal else [job.job_id], [job.job_id])
+        return job
+
+    @classmethod
+    def _watch(cls, key: tuple[str, str], running: Iterable[str], seen: Iterable[str]) -> list[str]:
+        """Remember ``running`` ids, forget the other ``seen`` ones; return the ids remembered (bounded)."""
+        with cls._probes_lock:
+            watched = cls._watched.setdefault(key, {})
+            keep = set(running)
+            for job_id in seen:
+                if job_id not in keep:
+                    watched.pop(job_id, None)
+            for job_id in keep:
+                watched[job_id] = None
+            while len(watched) > MAX_WATCHED:
+                del watched[next(iter(watched))]  # the oldest: its trigger falls back to its own polls
+            return list(watched)
 
     async def afetch_jobs(self, job_ids: Sequence[str]) -> dict[str, MidjourneyJob]:
         """Many tasks in one ``POST <prefix>/task/list-by-condition``; ids the server does not know are absent."""
@@ -582,15 +605,23 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         return None
 
     async def alist_running_job_ids(self) -> set[str] | None:
+        """The tasks this process saw running, re-checked in one ``POST <prefix>/task/list-by-condition``.
+
+        midjourney-proxy cannot list only its running tasks (``/task/list`` is every task, or the
+        newest 100), so the waiting side asks about the ids it waits for: each trigger's fetch of
+        a running task adds its id (at most :data:`MAX_WATCHED` per server), this call drops the
+        finished ones. A job not asked about is not in the answer: its trigger fetches it itself.
+        """
         settings = await self.aconnection_settings()
         options = proxy_options(settings.extra, self.midjourney_conn_id)
-        path = self._path("/task/list", options)
-        try:
-            tasks = _tasks_from(await self._arequest("GET", path), path)
-        except MidjourneyNotFoundError:
-            return None
-        running = (t.normalised(self.backend, options.moderation) for t in tasks)
-        return {job.job_id for job in running if not job.is_terminal}
+        key = (settings.base_url, options.path_prefix)
+        ids = self._watch(key, [], [])
+        if not ids:
+            return set()
+        jobs = await self.afetch_jobs(ids)
+        running = {job_id for job_id, job in jobs.items() if not job.is_terminal}
+        self._watch(key, running, ids)
+        return running
 
 
 def _change_body(label: str) -> dict[str, Any] | None:
