@@ -203,7 +203,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://useapi.net/docs/api-midjourney-v3",
-                "tags": ["ai", "generative-ai", "service"],
+                "tags": ["ai", "service"],
             }
         ],
         "hooks": [
