@@ -101,6 +101,15 @@ def test_nothing_listening(stack: AirflowStack) -> None:
     assert not ok and message.startswith(f"Nothing is listening at {base}")
 
 
+def test_a_server_that_never_answers(stack: AirflowStack) -> None:
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody ever reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        base = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        ok, message = press_test(stack, "never answers", base)
+    assert not ok and message.startswith(f"No complete answer from {base} within 8 s")
+
+
 def test_another_web_server(stack: AirflowStack) -> None:
     base = f"http://127.0.0.1:{stack.port}"  # Airflow's own api-server: a web server, not the API
     ok, message = press_test(stack, "another web server", base)
