@@ -713,3 +713,28 @@ def test_dag_retry_after_a_lost_creation_answer_reattaches(proxy, emulator, flav
     assert len(emulator.created_jobs()) == 1 and len(emulator.requests_to("POST", "/mj/submit/imagine")) == 1
     [task] = proxy.tasks.values()
     assert (task.state or "").startswith(f"airflow:proxy_lost_answer_{flavour}/")
+
+
+def test_acancel_in_the_triggerer(hook, emulator, flavour) -> None:
+    emulator.never_finish = True
+    job = hook.submit_job(ImagineRequest.build(prompt="kill me"))
+
+    async def cancel(**extra: object) -> None:
+        async with MidjourneyProxyHook("x", connection=conn(emulator.base_url, **extra)) as ahook:
+            await ahook.acancel(job.job_id)
+
+    asyncio.run(cancel(flavour="original"))  # the connection says it cannot: nothing is sent
+    assert [r for r in emulator.requests if r.path.endswith("/cancel") and "/task/0/" not in r.path] == []
+    asyncio.run(cancel())  # the original answers 404: a warning, no exception
+    after = hook.fetch_job(job.job_id)
+    assert after.status == JobStatus.FAILED if flavour == "superset" else not after.is_terminal
+
+
+def test_a_long_reply_ref_is_found_again(hook, emulator) -> None:
+    emulator.never_finish = True
+    ref = "airflow:" + "d" * 400
+    job = hook.submit_job(ImagineRequest.build(prompt="long ref", reply_ref=ref))
+    [sent] = [r.json for r in submits(emulator)]
+    assert sent and sent["state"] == state_for(ref) and len(sent["state"]) <= 255
+    found = hook.find_job_by_reply_ref(ref)
+    assert found is not None and found.job_id == job.job_id
