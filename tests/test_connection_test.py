@@ -199,6 +199,12 @@ def test_a_dropped_connection_is_a_plain_failure(emulator: MidjourneyEmulator) -
     assert not ok and emulator.base_url in message and "closed the connection" in message
 
 
+def test_a_password_in_the_base_url_is_not_shown(emulator: MidjourneyEmulator) -> None:
+    base = emulator.base_url.replace("http://", "http://someone:hunter2-secret@") + "/wrong"
+    ok, message = run_probe(base)
+    assert not ok and "hunter2-secret" not in message and "404" in message and "someone:***@127.0.0.1" in message
+
+
 def test_the_timeout_is_capped() -> None:
     ok, message = run_probe("http://127.0.0.1:1", timeout=30.0)
     assert not ok and "timeout must be more than 0 and at most 10 seconds" in message

@@ -21,6 +21,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -55,9 +56,10 @@ def probe(
     """
     base = base_url.strip().rstrip("/")
     secrets = _secret_values(headers)
+    url_password = urlsplit(base).password  # secret too: messages show user:***@host
     problem = _check_inputs(base, headers, timeout)
     if problem:
-        return False, _scrub(problem, secrets)
+        return False, _scrub(problem, secrets, url_password)
     deadline = min(float(timeout), MAX_TIMEOUT)
     url = f"{base}/{path.lstrip('/')}"
     answers: queue.Queue[ProbeResult] = queue.Queue(maxsize=1)
@@ -74,7 +76,7 @@ def probe(
         ok, message = answers.get(timeout=deadline)
     except queue.Empty:
         ok, message = False, _no_answer(base, deadline)
-    return ok, _scrub(message, secrets)
+    return ok, _scrub(message, secrets, url_password)
 
 
 def _check_inputs(base: str, headers: Mapping[str, str], timeout: float) -> str | None:
@@ -213,7 +215,9 @@ def _secret_values(headers: Mapping[str, str]) -> list[str]:
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 
-def _scrub(message: str, secrets: list[str]) -> str:
+def _scrub(message: str, secrets: list[str], url_password: str | None) -> str:
+    if url_password:
+        message = message.replace(f":{url_password}@", ":***@")
     for secret in secrets:
         message = message.replace(secret, "***")
     return message
