@@ -95,7 +95,7 @@ def links_for(request: Request, dag_id: str, run_id: str) -> pages.Links:
     return pages.Links(picture=picture, task_page=task_page)
 
 
-def _entries(dag_id: str, run_id: str, task_id: str | None) -> list[Any]:
+def _entries(dag_id: str, run_id: str, task_id: str | None, map_index: int | None = None) -> list[Any]:
     from airflow.utils.session import create_session
 
     from airflow_provider_midjourney.plugins import store
@@ -103,7 +103,7 @@ def _entries(dag_id: str, run_id: str, task_id: str | None) -> list[Any]:
     with create_session() as session:
         if not store.run_exists(session, dag_id, run_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"DAG run {run_id!r} of {dag_id!r} not found")
-        return store.task_entries(session, dag_id, run_id, task_id)
+        return store.task_entries(session, dag_id, run_id, task_id, map_index)
 
 
 def create_app() -> FastAPI:
@@ -130,7 +130,7 @@ def create_app() -> FastAPI:
         """One task instance (or every instance of a mapped task when no map index is given)."""
         authorize(request, user, dag_id)
         wanted = parse_map_index(map_index)
-        entries = [e for e in _entries(dag_id, run_id, task_id) if wanted is None or e.map_index == wanted]
+        entries = _entries(dag_id, run_id, task_id, wanted)
         page = pages.task_page(dag_id, run_id, task_id, entries, links_for(request, dag_id, run_id))
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
@@ -146,7 +146,7 @@ def create_app() -> FastAPI:
     ) -> Response:
         """Picture ``number`` (0-based, in gallery order) of what the task's own result names."""
         authorize(request, user, dag_id)
-        entries = [e for e in _entries(dag_id, run_id, task_id) if e.map_index == map_index]
+        entries = _entries(dag_id, run_id, task_id, map_index)
         if not entries or entries[0].pictures.kind in ("none", "waiting"):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "this task instance has no Midjourney pictures")
         if not 0 <= number < len(entries[0].pictures.pictures):

@@ -52,7 +52,9 @@ def _decode(row: Any) -> Any:
             return None
 
 
-def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str | None) -> dict[tuple[str, int, str], Any]:
+def _xcoms(
+    session: Session, dag_id: str, run_id: str, task_id: str | None, map_index: int | None
+) -> dict[tuple[str, int, str], Any]:
     """Every relevant XCom of a run (or of one task of it): (task_id, map_index, key) -> value."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
@@ -64,6 +66,8 @@ def _xcoms(session: Session, dag_id: str, run_id: str, task_id: str | None) -> d
     )
     if task_id is not None:
         query = query.where(XComModel.task_id == task_id)
+    if map_index is not None:
+        query = query.where(XComModel.map_index == map_index)
     return {(row.task_id, row.map_index, row.key): _decode(row) for row in session.scalars(query)}
 
 
@@ -83,16 +87,20 @@ def _event_extras(session: Session, dag_id: str, run_id: str, task_id: str | Non
     }
 
 
-def task_entries(session: Session, dag_id: str, run_id: str, task_id: str | None = None) -> list[TaskEntry]:
-    """The run's task instances (or one task's, mapped ones included) in task and map order."""
+def task_entries(
+    session: Session, dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
+) -> list[TaskEntry]:
+    """The run's task instances (or one task's, mapped ones included, or one of them) in task and map order."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
     query = select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
     if task_id is not None:
         query = query.where(TaskInstance.task_id == task_id)
+    if map_index is not None:
+        query = query.where(TaskInstance.map_index == map_index)
     instances = session.scalars(query.limit(MAX_TASKS)).all()
-    xcoms = _xcoms(session, dag_id, run_id, task_id)
+    xcoms = _xcoms(session, dag_id, run_id, task_id, map_index)
     extras = _event_extras(session, dag_id, run_id, task_id)
     entries = []
     for ti in instances:
