@@ -509,20 +509,23 @@ def test_dag_imagine_upscales_seed_and_downloads(
         grid = MidjourneyDownloadOperator(task_id="grid", job_id=imagine.output["job_id"], kind="grid",
                                           midjourney_conn_id=C, destination="{tmp_path}/grid")
         imagine >> grid
-        for n in range(1, 5):
+        for n in range(1, 5):  # waiting in the worker: the imagine and seed tasks cover the triggerer
             up = MidjourneyButtonOperator(task_id=f"u{{n}}", job_id=imagine.output["job_id"], button=f"U{{n}}",
-                                          midjourney_conn_id=C, poll_interval=0.05)
-            files = MidjourneyDownloadOperator(task_id=f"files{{n}}", job_id=up.output["job_id"], midjourney_conn_id=C,
-                                               destination="{tmp_path}/u{{n}}")
-            imagine >> up >> files
+                                          midjourney_conn_id=C, poll_interval=0.05, deferrable=False)
+            imagine >> up
+        files = MidjourneyDownloadOperator(task_id="files", job_id=up.output["job_id"], midjourney_conn_id=C,
+                                           destination="{tmp_path}/u4")
+        up >> files
         """
         + seed,
     )
     assert set(states(dr).values()) == {"success"}, states(dr)
     result = xcom(dr, "imagine")
     assert result["backend"] == "useapi_v2" and result["grid_url"] and result["status"] == "completed"
-    assert len({xcom(dr, f"u{n}")["job_id"] for n in range(1, 5)}) == 4
-    assert [len(xcom(dr, f"files{n}")) for n in range(1, 5)] == [1, 1, 1, 1]
+    upscales = [xcom(dr, f"u{n}") for n in range(1, 5)]
+    assert len({u["job_id"] for u in upscales}) == 4 and all(len(u["image_urls"]) == 1 for u in upscales)
+    [stored] = xcom(dr, "files")
+    assert stored["url"] == upscales[3]["image_urls"][0] and stored["content_type"] == "image/png"
     assert len(list((tmp_path / "grid").glob("*.png"))) == 1
     expected = {"imagine": 1, "button": 4}
     if version == "v2":
