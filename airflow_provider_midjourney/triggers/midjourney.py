@@ -184,7 +184,10 @@ class MidjourneyJobTrigger(BaseTrigger):
                 progress = (str(job.status), job.progress_percent)
                 if progress != last_progress:
                     last_progress = progress
-                    self._log_progress(job)
+                    if self._log_due(job):
+                        # Off the event loop: in Airflow 3's triggerer a log line is a blocking write to
+                        # the supervisor, and stalls the loop whenever the supervisor is busy.
+                        await asyncio.to_thread(self._log_progress, job)
                 if job.is_terminal:
                     return job.to_event()
                 # Nothing of an answer is kept while sleeping: a waiting trigger stays small, and
@@ -207,12 +210,17 @@ class MidjourneyJobTrigger(BaseTrigger):
                 continue
             await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
+    def _log_due(self, job: MidjourneyJob) -> bool:
+        """Every status change, but progress percentages at most every ``PROGRESS_LOG_EVERY`` s."""
+        if job.status != JobStatus.PROGRESS or job.progress_percent is None:
+            return True
+        if time.monotonic() - self._progress_logged < PROGRESS_LOG_EVERY:
+            return False
+        self._progress_logged = time.monotonic()
+        return True
+
     def _log_progress(self, job: MidjourneyJob) -> None:
         if job.status == JobStatus.PROGRESS and job.progress_percent is not None:
-            # A log line is a blocking write in the triggerer: percentages at most every 30 s.
-            if time.monotonic() - self._progress_logged < PROGRESS_LOG_EVERY:
-                return
-            self._progress_logged = time.monotonic()
             self.log.info("Job %s: progress %d%%", job.job_id, job.progress_percent)
         else:
             self.log.info("Job %s: %s", job.job_id, job.status)
