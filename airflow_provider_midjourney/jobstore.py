@@ -8,7 +8,7 @@ job; a changed prompt or a different parent job is submitted anew.
 - Airflow >= 3.3: the task state store (``context["task_state_store"]``), which Airflow keeps
   per task instance (30 days), under the keys ``midjourney_job_id`` and ``midjourney_job_fingerprint``.
 - Airflow 3.0-3.2 have no task state store: an Airflow Variable keyed by the task instance
-  (``midjourney_job/<digest>``), written through the Task SDK, read by every try of the same task
+  (``midjourney_job-<digest>``), written through the Task SDK, read by every try of the same task
   instance and deleted when the task succeeds.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 STATE_KEY = "midjourney_job_id"
 FINGERPRINT_KEY = "midjourney_job_fingerprint"
-VARIABLE_PREFIX = "midjourney_job/"
+VARIABLE_PREFIX = "midjourney_job-"  # no "/": the Task SDK puts the key in a URL path
 
 __all__ = ["FINGERPRINT_KEY", "STATE_KEY", "JobStore", "StoredJob", "job_store_for"]
 

@@ -26,6 +26,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyNotFoundError,
     MidjourneyServerError,
     MidjourneySubmitUncertainError,
+    MidjourneyTransportError,
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.job import MidjourneyJob
@@ -276,9 +277,11 @@ class MidjourneyBaseOperator(BaseOperator):
 
             async def cancel() -> bool:
                 async with hook:
-                    job = await hook.afetch_job(job_id)
-                    if job.is_terminal:
-                        return False
+                    try:
+                        if (await hook.afetch_job(job_id)).is_terminal:
+                            return False
+                    except (MidjourneyTransportError, MidjourneyServerError):
+                        pass  # state unknown (no answer, 5xx, malformed): cancel anyway
                     await hook.acancel(job_id)
                     return True
 

@@ -240,16 +240,21 @@ class EmulatorMiddleware:
             if not dropping:
                 await send(message)
 
-        await self._dispatch(scope, _replay(body, receive), recording_send, record)
+        await self._dispatch(scope, _replay(body, receive), recording_send, record, dropping=dropping)
 
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send, record: RecordedRequest) -> None:
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, record: RecordedRequest, *, dropping: bool = False
+    ) -> None:
         path: str = scope["path"]
         flavour = flavour_for(path)
         api = flavour is not None
         delay = self.emu.api_delay() if api else self.emu.cdn_delay(path) if path.startswith(CDN_PREFIX) else 0.0
+        slow = self.emu.take_slow(scope["method"], path)
+        delay += slow.delay if slow is not None else 0.0
         if delay > 0:
             await asyncio.sleep(delay)
-        rule = self.emu.take_fail(scope["method"], path)
+        # A request whose answer will be dropped leaves the fail/malformed rules for the next one.
+        rule = None if dropping else self.emu.take_fail(scope["method"], path)
         status = 0
         if rule is not None and rule.after_handling:
             await self._rewrite(scope, receive, send, rule)

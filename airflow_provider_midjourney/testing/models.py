@@ -62,6 +62,7 @@ class FaultRule:
     after_handling: bool = False
     error: str | None = None
     malformed: str | None = None  # see EmulatorKnobs.malformed_next
+    delay: float = 0.0  # see EmulatorKnobs.slow_next
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining <= 0 or not path.startswith(self.path_prefix):
@@ -89,6 +90,7 @@ class EmulatorKnobs:
         self.stuck_on_disconnect = False
         self._fail_rules: list[FaultRule] = []
         self._drop_rules: list[FaultRule] = []
+        self._slow_rules: list[FaultRule] = []
         self._cdn_forbid = 0
         self.cdn_latency: float | tuple[float, float] = 0.0
         self._cdn_truncate = 0
@@ -108,6 +110,7 @@ class EmulatorKnobs:
             self.stuck_on_disconnect = False
             self._fail_rules.clear()
             self._drop_rules.clear()
+            self._slow_rules.clear()
             self._cdn_forbid = 0
             self.cdn_latency = 0.0
             self._cdn_truncate = 0
@@ -161,6 +164,15 @@ class EmulatorKnobs:
         """
         with self._knob_lock:
             self._drop_rules.append(FaultRule(n, path_prefix, method, after_handling=after_handling))
+
+    def slow_next(self, n: int, seconds: float, path_prefix: str = "/", method: str | None = None) -> None:
+        """The next ``n`` matching requests wait ``seconds`` before being handled (a hung API:
+        e.g. a DELETE that never answers while a task cancels its job on timeout)."""
+        with self._knob_lock:
+            self._slow_rules.append(FaultRule(n, path_prefix, method, delay=float(seconds)))
+
+    def take_slow(self, method: str, path: str) -> FaultRule | None:
+        return self._take(self._slow_rules, method, path)
 
     def cdn_forbid_next(self, n: int) -> None:
         """The next ``n`` requests to the CDN route answer 403, even with a browser UA."""
