@@ -166,19 +166,19 @@ def check_token(token: Any, conn_id: str, api_name: str, *, required: bool = Tru
         token = ""
     if not isinstance(token, str):
         raise MidjourneyConfigurationError(f"Connection {conn_id!r}: the API token (password) must be text")
-    token = token.strip()
-    if required and not token:
+    secret = str(token).strip()
+    if required and not secret:
         raise MidjourneyConfigurationError(
             f"Connection {conn_id!r} has no API token: put the {api_name} token in its password"
             " (it is empty or only whitespace)"
         )
-    if token and (not token.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in token)):
+    if secret and (not secret.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in secret)):
         raise MidjourneyConfigurationError(
             f"Connection {conn_id!r}: the API token (password) contains a control character or a non-ASCII character"
-            f" ({len(token)} characters in all); copy the {api_name} token again"
+            f" ({len(secret)} characters in all); copy the {api_name} token again"
         )
-    register_secret(token)
-    return token
+    register_secret(secret)
+    return secret
 
 
 class _HeaderAuth(httpx.Auth):

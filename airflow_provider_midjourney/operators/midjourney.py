@@ -209,7 +209,7 @@ class MidjourneyBaseOperator(BaseOperator):
         if job is None:
             job = self._submit(request)
         self.submitted_job_id = job.job_id
-        self._remember(context, store, job.job_id, fingerprint)
+        self._remember(context, job.job_id, fingerprint, store)
         if job.is_terminal:
             return self._finish(job.to_event(), context)
         if not self.wait_for_completion:
@@ -335,8 +335,11 @@ class MidjourneyBaseOperator(BaseOperator):
             reply_ref=reply_ref,
         ) from None
 
-    def _remember(self, context: Context, store: JobStore, job_id: str, fingerprint: str) -> None:
-        store.put(job_id, fingerprint)
+    def _remember(
+        self, context: Context, job_id: str, fingerprint: str = "", store: JobStore | None = None
+    ) -> None:
+        """Record the job id (and the request's fingerprint) before any waiting."""
+        (store or job_store_for(context, self.log)).put(job_id, fingerprint)
         context["ti"].xcom_push(key="job_id", value=job_id)
 
     def _reattach(

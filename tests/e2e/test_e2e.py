@@ -226,6 +226,36 @@ def test_4_errors_while_polling(stack: AirflowStack, emulator: MidjourneyEmulato
     )
 
 
+def test_4c_malformed_answers_and_lost_creation_answers(stack: AirflowStack, emulator: MidjourneyEmulator) -> None:
+    # Issue 10: three HTML pages in a row while polling failed a run whose job completed.
+    emulator.malformed_next(3, path_prefix="/v3/midjourney/jobs/j", method="GET", kind="html")
+    run_id = stack.trigger("e2e_html_polls")
+    assert stack.wait_run("e2e_html_polls", run_id, 180) == "success"
+    assert len(jobs_with(emulator, "[html]")) == 1
+    record(
+        "4c. 3 HTML pages (200) while polling",
+        "malformed answers counted as transient by the trigger",
+        1,
+        requests_for(emulator, "[html]"),
+        "success",
+    )
+
+    # Issue 10: a 502 or a dropped connection *after* the job was created; the same try finds it.
+    emulator.fail_next(1, status=502, path_prefix="/v3/midjourney/jobs/imagine", method="POST", after_handling=True)
+    emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/imagine", method="POST", after_handling=True)
+    run_id = stack.trigger("e2e_lost_answer")
+    assert stack.wait_run("e2e_lost_answer", run_id, 240) == "success"
+    tis = stack.task_instances("e2e_lost_answer", run_id)
+    assert [ti["try_number"] for ti in tis] == [1, 1] and len(jobs_with(emulator, "[lost]")) == 2
+    record(
+        "4d. 502 / dropped connection after the job was created",
+        "the same try found its job by replyRef among running jobs",
+        2,
+        requests_for(emulator, "[lost]"),
+        "success on try 1, one job per task",
+    )
+
+
 def test_5_channel_locked(stack: AirflowStack, emulator: MidjourneyEmulator) -> None:
     channel = emulator.channels[0]
     emulator.lock_channel(channel, "CAPTCHA detected")

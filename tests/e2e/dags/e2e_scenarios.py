@@ -20,8 +20,8 @@ START = datetime(2026, 1, 1)
 class CrashAfterSubmitOperator(MidjourneyImagineOperator):
     """Kills its own task process right after the job id is recorded, on the first try only."""
 
-    def _remember(self, context: Any, job_id: str) -> None:
-        super()._remember(context, job_id)
+    def _remember(self, context: Any, job_id: str, *args: Any, **kwargs: Any) -> None:
+        super()._remember(context, job_id, *args, **kwargs)
         if context["ti"].try_number == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -54,6 +54,14 @@ with dag("e2e_broken_polling") as broken_polling:
         retries=1,
         retry_delay=timedelta(seconds=1),
         **FAST,
+    )
+
+with dag("e2e_html_polls") as html_polls:
+    MidjourneyImagineOperator(task_id="imagine", prompt="[html] proxy pages", retries=0, **FAST)
+
+with dag("e2e_lost_answer") as lost_answer:
+    MidjourneyImagineOperator.partial(task_id="imagine", retries=2, retry_delay=timedelta(seconds=1), **FAST).expand(
+        prompt=["[lost] answer 502", "[lost] answer dropped"]
     )
 
 with dag("e2e_locked") as locked:
