@@ -230,6 +230,12 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         assert self._options is not None
         return self._options
 
+    async def _asettings(self) -> tuple[ConnectionSettings, ProxyOptions]:
+        """The connection and its extras, read without blocking the event loop."""
+        settings = await self.aconnection_settings()
+        assert self._options is not None  # parsed with the settings
+        return settings, self._options
+
     def _path(self, tail: str, options: ProxyOptions | None = None) -> str:
         return f"{(options or self.options).path_prefix}{tail}"
 
@@ -523,8 +529,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
     async def afetch_job(self, job_id: str) -> MidjourneyJob:
         if job_id.endswith(SEED_SUFFIX):
             raise MidjourneyUnsupportedError("seed jobs finish when submitted: fetch them with fetch_job")
-        settings = await self.aconnection_settings()
-        options = proxy_options(settings.extra, self.midjourney_conn_id)
+        settings, options = await self._asettings()
         path = self._path(f"/task/{self.check_job_id(job_id)}/fetch", options)
         task = _task_from(await self._arequest("GET", path), path, job_id)
         job = task.normalised(self.backend, options.moderation)
@@ -549,8 +554,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
     async def afetch_jobs(self, job_ids: Sequence[str]) -> dict[str, MidjourneyJob]:
         """Many tasks in one ``POST <prefix>/task/list-by-condition``; ids the server does not know are absent."""
         ids = [self.check_job_id(j, f"job_ids[{n}]") for n, j in enumerate(job_ids)]
-        settings = await self.aconnection_settings()
-        options = proxy_options(settings.extra, self.midjourney_conn_id)
+        _settings, options = await self._asettings()
         path = self._path("/task/list-by-condition", options)
         response = await self._arequest("POST", path, body=HttpBody(json_body={"ids": ids}))
         tasks = _tasks_from(response, path)
@@ -573,8 +577,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         self._request("POST", self._path(f"/task/{self.check_job_id(job_id)}/cancel"))
 
     async def acancel(self, job_id: str) -> None:
-        settings = await self.aconnection_settings()
-        options = proxy_options(settings.extra, self.midjourney_conn_id)
+        _settings, options = await self._asettings()
         if options.flavour == "original":
             self.log.warning("Task %s keeps running: the connection says the server cannot cancel", job_id)
             return
@@ -612,8 +615,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         a running task adds its id (at most :data:`MAX_WATCHED` per server), this call drops the
         finished ones. A job not asked about is not in the answer: its trigger fetches it itself.
         """
-        settings = await self.aconnection_settings()
-        options = proxy_options(settings.extra, self.midjourney_conn_id)
+        settings, options = await self._asettings()
         key = (settings.base_url, options.path_prefix)
         ids = self._watch(key, [], [])
         if not ids:
