@@ -339,14 +339,18 @@ class MidjourneyHook(MidjourneyBackendHook):
 
     def list_accounts(self) -> dict[str, Account]:
         """``GET /accounts``: configured channels by id (empty when none is configured)."""
+        path = "/v3/midjourney/accounts"
         try:
-            data = self._request("GET", "/v3/midjourney/accounts").json()
+            data = self.parse_json(self._request("GET", path), "GET", path)
         except MidjourneyNotFoundError:
             return {}
-        return {channel: Account.model_validate(value) for channel, value in data.items()}
+        if not isinstance(data, dict):
+            raise self._malformed(f"GET {path} answered {type(data).__name__}, not an object of channels", path, False)
+        return {channel: self.parse_answer(Account, value, "GET", path) for channel, value in data.items()}
 
     def get_account(self, channel: str) -> Account:
-        return Account.model_validate(self._request("GET", _account_path(channel)).json())
+        path = _account_path(channel)
+        return self._get(Account, path, self._request("GET", path))
 
     def create_or_update_account(
         self,
@@ -369,8 +373,9 @@ class MidjourneyHook(MidjourneyBackendHook):
             max_video_jobs=max_video_jobs,
             reply_url=reply_url,
         )
-        response = self._request("POST", "/v3/midjourney/accounts", body=request.http_body())
-        return Account.model_validate(response.json())
+        path = "/v3/midjourney/accounts"
+        response = self._request("POST", path, body=request.http_body())
+        return self.parse_answer(Account, self.parse_json(response, "POST", path), "POST", path)
 
     def delete_account(self, channel: str) -> None:
         self._request("DELETE", _account_path(channel))

@@ -22,6 +22,7 @@ from airflow_provider_midjourney.links import MidjourneyImageLink
 from airflow_provider_midjourney.models import check_seconds
 from airflow_provider_midjourney.triggers.midjourney import (
     DEFAULT_TRANSIENT_ERROR_TIMEOUT,
+    TRANSIENT_ERRORS,
     MidjourneyJobTrigger,
     check_trigger_numbers,
     result_from_event,
@@ -105,7 +106,19 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         # job_id is templated: checked here, at execute, before any HTTP call.
-        job = self.hook.fetch_job(self.hook.check_job_id(self.job_id, "job_id"))
+        job_id = self.hook.check_job_id(self.job_id, "job_id")
+        try:
+            job = self.hook.fetch_job(job_id)
+        except TRANSIENT_ERRORS as exc:
+            # A 5xx, no answer or a malformed answer: poke again, as the trigger would, until
+            # transient_error_timeout of errors in a row (402/410... are permanent and raise).
+            now = time.monotonic()
+            self._first_error_at = getattr(self, "_first_error_at", None) or now
+            if now - self._first_error_at >= self.transient_error_timeout:
+                raise
+            self.log.warning("Polling %s failed: %s", job_id, exc)
+            return False
+        self._first_error_at = None
         self.log.info(
             "Job %s: %s%s", job.job_id, job.status, f" {job.progress_percent}%" if job.progress_percent else ""
         )
