@@ -598,9 +598,10 @@ class MidjourneyBackendHook(BaseHook):
         """
         if use_proxy:
             raise MidjourneyUnsupportedError(f"use_proxy: the {self.api_name} backend has no CDN proxy")
+        from airflow_provider_midjourney.models import check_http_url
+
+        check_http_url(url, "url")  # before any connection: refused naming the field
         client = self.get_conn()
-        if not url.lower().startswith(("http://", "https://")):
-            raise MidjourneyError(f"url: expected an http(s) URL, got {url[:80]!r}")
         request = client.build_request("GET", url, headers=BROWSER_HEADERS)
         with self._send_stream(client, request, auth=None) as response:
             yield response
