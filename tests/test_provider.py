@@ -21,10 +21,23 @@ def test_provider_info_matches_airflows_schema() -> None:
     jsonschema.validate(info, schema)
     assert info["package-name"] == "airflow-provider-midjourney"
     assert info["versions"] == [airflow_provider_midjourney.__version__]
-    [conn] = info["connection-types"]
-    assert conn["connection-type"] == MidjourneyHook.conn_type == "midjourney"
+    by_type = {conn["connection-type"]: conn for conn in info["connection-types"]}
+    assert set(by_type) == {"midjourney", "imaginepro", "midjourney_useapi_v2", "midjourney_proxy"}
+    conn = by_type[MidjourneyHook.conn_type]
     assert conn["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API token"}
     assert set(conn["conn-fields"]) == {"channel", "timeout"}
+
+
+def test_every_connection_type_resolves_to_its_own_hook_class() -> None:
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_classes
+
+    classes = hook_classes()
+    assert len(set(classes.values())) == len(classes) == 4
+    for conn_type, cls in classes.items():
+        assert issubclass(cls, MidjourneyBackendHook) and cls.conn_type == conn_type
+        assert cls.backend and cls.api_name and cls.default_conn_name.endswith("_default")
+        behaviour = cls.get_ui_field_behaviour()
+        assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
 
 
 def test_every_listed_module_and_class_imports() -> None:
@@ -35,7 +48,7 @@ def test_every_listed_module_and_class_imports() -> None:
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    for dotted in [*info["extra-links"], info["connection-types"][0]["hook-class-name"]]:
+    for dotted in [*info["extra-links"], *(conn["hook-class-name"] for conn in info["connection-types"])]:
         module, _, name = dotted.rpartition(".")
         assert getattr(importlib.import_module(module), name)
 
