@@ -220,7 +220,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors.midjourney"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
-        "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink"],
+        "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink", f"{PACKAGE}.links.MidjourneyFilesLink"],
         "connection-types": [
             {key: entry[key] for key in _CONNECTION_TYPE_KEYS} for entry in CONNECTION_TYPES
         ],
