@@ -583,7 +583,9 @@ class MidjourneyDownloadOperator(BaseOperator):
     :param job_id: a completed job (``imagine.output["job_id"]``). Optional with ``urls``.
     :param destination: a directory: an ``ObjectStoragePath`` or a URI (``file:///data/mj/{{ ds }}/``,
         ``s3://bucket/prefix/``, ``memory://x/``, a plain local path). Templated.
-    :param kind: ``images`` (``imageUx``), ``videos`` (``videoUx``) or ``grid`` (``attachments[0]``).
+    :param kind: ``images`` (the job's separate pictures; where the API gives only the grid, as
+        ImaginePro does, its four quadrants cut losslessly into ``<job id>_1.png``..``_4.png``, which
+        needs Pillow: ``airflow-provider-midjourney[images]``), ``videos`` or ``grid`` (one file).
     :param urls: fetch these URLs instead of the job's.
     :param use_proxy: fetch through ``GET /v1/proxy/cdn-midjourney`` (sends the API token to the API,
         never to the CDN) instead of directly with browser headers.
