@@ -246,7 +246,9 @@ def test_402_and_410_while_polling_fail_without_retries(emulator, capfd, status,
                                   poll_interval=0.05)
         """,
     )
-    logged = "".join(capfd.readouterr())
+    # Airflow 3.0's dag.test() prints its own debug line "MaskSecret(value=...)" for every connection
+    # password it is asked to mask; that line is Airflow's, not an echo: leave it out.
+    logged = "\n".join(line for line in "".join(capfd.readouterr()).splitlines() if "MaskSecret(" not in line)
     survived = states(dr) == {"imagine": "failed"} and tis(dr)["imagine"].try_number == 1
     assert survived
     assert len(emulator.requests_to("POST", IMAGINE)) == 1
@@ -254,7 +256,7 @@ def test_402_and_410_while_polling_fail_without_retries(emulator, capfd, status,
     report(f"{label} while polling", emulator, survived)
 
 
-@pytest.mark.parametrize("cancel_fault", ["hung DELETE", "failing DELETE", "malformed polls"])
+@pytest.mark.parametrize("cancel_fault", ["failing DELETE", "malformed polls", "hung DELETE"])
 def test_timeout_cancels_once_and_keeps_the_timeout_error(emulator, capfd, cancel_fault) -> None:
     emulator.never_finish = True
     if cancel_fault == "hung DELETE":

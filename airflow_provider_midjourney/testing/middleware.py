@@ -251,10 +251,11 @@ class EmulatorMiddleware:
         delay = self.emu.api_delay() if api else self.emu.cdn_delay(path) if path.startswith(CDN_PREFIX) else 0.0
         slow = self.emu.take_slow(scope["method"], path)
         delay += slow.delay if slow is not None else 0.0
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # Rules are matched on arrival (a request held by latency must not take a rule set later).
         # A request whose answer will be dropped leaves the fail/malformed rules for the next one.
         rule = None if dropping else self.emu.take_fail(scope["method"], path)
+        if delay > 0:
+            await asyncio.sleep(delay)
         status = 0
         if rule is not None and rule.after_handling:
             await self._rewrite(scope, receive, send, rule)
