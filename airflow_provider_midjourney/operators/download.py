@@ -50,7 +50,7 @@ from airflow_provider_midjourney.exceptions import (
 from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.links import MidjourneyFilesLink
-from airflow_provider_midjourney.models import JobStatus
+from airflow_provider_midjourney.models import JobStatus, check_count, check_seconds
 from airflow_provider_midjourney.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -364,10 +364,9 @@ class Downloader:
         log: logging.Logger | None = None,
         cancel: threading.Event | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        if file_timeout <= 0:
-            raise ValueError(f"file_timeout must be positive, got {file_timeout}")
+        # Named, non-retryable errors (also ValueErrors) for 0, "4", nan, 1e15...
+        max_concurrency = check_count(max_concurrency, "max_concurrency", maximum=64)
+        file_timeout = check_seconds(file_timeout, "file_timeout", minimum=0.1, maximum=24 * 3600.0)
         self.hook = hook
         self.destination = destination
         self.use_proxy = use_proxy
@@ -615,10 +614,9 @@ class MidjourneyDownloadOperator(BaseOperator):
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        if file_timeout <= 0:
-            raise ValueError(f"file_timeout must be positive, got {file_timeout}")
+        # Named, non-retryable errors (also ValueErrors) for 0, "4", nan, 1e15...
+        max_concurrency = check_count(max_concurrency, "max_concurrency", maximum=64)
+        file_timeout = check_seconds(file_timeout, "file_timeout", minimum=0.1, maximum=24 * 3600.0)
         asset = None if "outlets" in kwargs else destination_asset(destination)
         if asset is not None:
             kwargs["outlets"] = [asset]
