@@ -362,3 +362,41 @@ def test_one_hook_works_under_many_event_loops(emulator, midjourney_conn, shared
     asyncio.run(hook.aclose())
     hook.close()
     report(f"one hook under three event loops (shared client: {shared})", emulator, True)
+
+
+# -- 5. a cleared task (the state store still holds the earlier run's job) -----------------------------
+
+
+class _TI:
+    dag_id, run_id, task_id, map_index, try_number = "cleared", "r", "t", -1, 2
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+class _Store(dict):
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+def _execute(prompt: str, store: _Store) -> dict[str, Any]:
+    from airflow_provider_midjourney.operators import MidjourneyImagineOperator
+
+    op = MidjourneyImagineOperator(task_id="t", prompt=prompt, deferrable=False, poll_interval=0.02, timeout=30)
+    return op.execute({"ti": _TI(), "task_state_store": store})
+
+
+def test_a_cleared_task_reattaches_only_when_its_request_is_unchanged(emulator) -> None:
+    store = _Store()
+    alpha = _execute("alpha", store)
+    assert store["midjourney_job_id"] == alpha["job_id"] and len(store["midjourney_job_fingerprint"]) == 64
+    again = _execute("alpha", store)  # cleared, same rendered prompt: the same job, nothing sent
+    assert again["job_id"] == alpha["job_id"] and len(emulator.requests_to("POST", IMAGINE)) == 1
+    beta = _execute("beta", store)  # cleared after the Variable behind the prompt changed
+    assert beta["prompt"] == "beta" and beta["job_id"] != alpha["job_id"]
+    assert store["midjourney_job_id"] == beta["job_id"]
+    assert [job["request"]["prompt"] for job in emulator.created_jobs()] == ["alpha", "beta"]
+    report("cleared task: same input reattaches, changed input submits anew", emulator, True)
