@@ -316,7 +316,10 @@ class MidjourneyBaseOperator(BaseOperator):
         reply_ref = request.reply_ref
         self.log.warning("The answer to the job submission was lost (%s); looking for the job by replyRef", exc)
         if reply_ref:
-            for delay in RECOVER_DELAYS:
+            # An API that cannot list running jobs gets one look (its find_job_by_reply_ref may
+            # still know another way); one that can gets a few, in case the job shows up late.
+            can_list = Capability.LIST_RUNNING in self.hook.supported_capabilities()
+            for delay in RECOVER_DELAYS if can_list else RECOVER_DELAYS[:1]:
                 time.sleep(delay)
                 try:
                     job = self.hook.find_job_by_reply_ref(reply_ref)
