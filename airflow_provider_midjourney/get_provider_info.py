@@ -88,7 +88,7 @@ CONNECTION_TYPES.append(
                 "description": "v2 (default) or v1 (the v1 paths, which useapi.net routes to v2).",
                 "schema": {"type": "string", "enum": ["v2", "v1"], "default": "v2"},
             },
-            "discord": {
+            "discord_token": {
                 "label": "Discord token",
                 "description": "Discord token of the Midjourney account (secret); empty uses the account"
                 " configured at useapi.net.",
@@ -110,7 +110,7 @@ CONNECTION_TYPES.append(
                 "host": "https://api.useapi.net (empty = default; http://127.0.0.1:8765 for the emulator)",
                 "password": "useapi.net API token",
                 "api_version": "v2",
-                "discord": "Discord token (optional with v2 when the account is configured at useapi.net)",
+                "discord_token": "Discord token (optional with v2 when the account is configured at useapi.net)",
                 "server": "Discord server id",
                 "channel": "Discord channel id",
                 "max_jobs": "3",

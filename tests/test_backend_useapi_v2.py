@@ -57,7 +57,9 @@ def fixture(name: str) -> Any:
 
 
 def v2_connection(emulator: MidjourneyEmulator, version: str = "v2", **extra: Any) -> str:
-    extras = {"api_version": version, "discord": DISCORD, "server": SERVER, "channel": emulator.channels[0]}
+    extras = {"api_version": version, "discord_token": DISCORD, "server": SERVER, "channel": emulator.channels[0]}
+    if "discord" in extra:  # the API's own field name, accepted as the extra's name too
+        extras.pop("discord_token")
     extras.update({"max_jobs": 3, **extra})
     return json.dumps(
         {"conn_type": "midjourney_useapi_v2", "host": emulator.base_url, "password": TOKEN, "extra": extras}

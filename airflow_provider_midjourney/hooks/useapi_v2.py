@@ -112,7 +112,8 @@ class UseapiV2Hook(MidjourneyBackendHook):
     """Talks to the useapi.net Midjourney API v2, or to its v1 paths.
 
     Connection: password = useapi.net API token; host = base URL (empty: https://api.useapi.net);
-    extras ``api_version`` (``v2`` default, or ``v1``), ``discord`` (Discord token, secret),
+    extras ``api_version`` (``v2`` default, or ``v1``), ``discord_token`` (the Discord token, a secret;
+    ``discord`` is accepted too),
     ``server`` and ``channel`` (Discord ids), ``max_jobs`` (1-15, the Midjourney plan's concurrent
     jobs), ``timeout`` (seconds per request). Without ``discord``/``server``/``channel`` v2 uses the
     account configured at useapi.net (``POST /v2/account/midjourney/<channel>``); v1 needs all three.
@@ -154,7 +155,10 @@ class UseapiV2Hook(MidjourneyBackendHook):
         settings = super()._settings_from(conn)
         extra = dict(settings.extra)
         where = f"Connection {self.midjourney_conn_id!r}"
-        discord = _discord_token(extra.pop("discord", None), where)
+        # ``discord_token``: a name Airflow's secrets masker hides wherever the extras are shown;
+        # ``discord`` (the API's own field name) is accepted too.
+        discord = _discord_token(extra.pop("discord_token", None) or extra.pop("discord", None), where)
+        extra.pop("discord", None)
         version = str(extra.get("api_version") or "v2").strip().lower()
         if version not in API_VERSIONS:
             raise MidjourneyConfigurationError(
