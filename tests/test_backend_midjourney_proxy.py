@@ -739,3 +739,15 @@ def test_a_long_reply_ref_is_found_again(hook, emulator) -> None:
     assert sent and sent["state"] == state_for(ref) and len(sent["state"]) <= 255
     found = hook.find_job_by_reply_ref(ref)
     assert found is not None and found.job_id == job.job_id
+
+
+def test_the_connection_form(monkeypatch: pytest.MonkeyPatch, emulator) -> None:
+    behaviour = MidjourneyProxyHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"] == {"host": "Server base URL", "password": "API secret (mj-api-secret)"}
+    assert {"path_prefix", "flavour", "moderation_patterns", "timeout"} <= set(behaviour["placeholders"])
+    monkeypatch.delenv("MIDJOURNEY_EMULATOR_PROXY_FLAVOUR", raising=False)
+    routes = MidjourneyProxyRoutes(emulator)  # the demo's switch: the flavour from the environment
+    assert routes.superset is False
+    monkeypatch.setenv("MIDJOURNEY_EMULATOR_PROXY_FLAVOUR", "superset")
+    routes.reset()
+    assert routes.superset is True
