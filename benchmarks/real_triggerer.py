@@ -9,7 +9,9 @@ by ``airflow dags reserialize``, the connection stored as a row), the emulator i
 answering after ``--latency`` +/- ``--jitter`` seconds, and the real ``airflow triggerer`` (its
 supervisor process and the trigger-runner process it forks). After a warm-up (20 triggers on
 finished jobs), N task instances are put in state ``deferred`` with their trigger rows, exactly
-as ``defer()`` leaves them, for N jobs finishing ``--complete-after`` seconds later.
+as ``defer()`` leaves them. Their N emulator jobs are held running until all N triggers run in
+the triggerer (Airflow's supervisor starts them at its own pace: "all running after"), then each
+gets a completion time ``--complete-after`` LO..HI seconds later.
 
 Measured: RSS of the supervisor and the runner (psutil, every 0.5 s) while all N triggers wait,
 minus their RSS after warm-up, per waiting trigger; the worst event-loop stall, both as Airflow's
@@ -98,6 +100,7 @@ class RealResult:
     gc_full_max_s: float
     start_s: float  # from the rows' insertion to all N trigger tasks running
     wall_s: float
+    load: float = float("nan")  # mean 1-minute load average during the run (2 = both cores busy)
     notes: list[str] = field(default_factory=list)
     detection: list[float] = field(default_factory=list, repr=False)
 
@@ -314,6 +317,7 @@ def _measure(
     completes: dict[int, float] = {}
     all_running = float("inf")
     samples: list[tuple[float, int, int]] = []
+    loads: list[float] = []
     last_count, remaining = 0.0, n
     while time.time() < hard_stop:
         now = time.time()
@@ -325,6 +329,7 @@ def _measure(
                 completes = {i: now + rng.uniform(lo, hi) for i in range(n)}
                 emu.plan_completions([(planned[i].job_id, when) for i, when in completes.items()])
         if completes and now - last_count >= 2.0:
+            loads.append(os.getloadavg()[0])
             remaining, last_count = db.count_deferred(), now
             if remaining == 0:
                 break
@@ -384,6 +389,7 @@ def _measure(
             gc_full_max_s=max((p.get("gc_full_max", 0.0) for p in probe), default=0.0),
             start_s=all_running - t0,
             wall_s=t_end - t0,
+            load=median(loads),
             notes=notes,
             detection=detection,
         )
@@ -519,6 +525,7 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
                 f"{r.gc_full}, {r.gc_full_max_s:.3f}",
                 round(r.start_s, 1),
                 round(r.wall_s, 0),
+                round(r.load, 1),
             ]
         )
     print(
@@ -538,6 +545,7 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
                 "full GCs, longest (s)",
                 "all running after (s)",
                 "wall (s)",
+                "load",
             ],
             rows,
         )
@@ -677,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
                 f" watchdog {r.stall_watchdog_s:.2f} s"
                 f" ({r.watchdog_lines} lines), probe {r.stall_probe_s:.3f} s, {r.requests_per_job_interval:.3f}"
                 f" req/job/interval, {r.kb_per_trigger:.1f} KB/trigger, CPU {r.cpu_runner_s:.0f}+"
-                f"{r.cpu_supervisor_s:.0f} s, all running after {r.start_s:.1f} s {r.notes}",
+                f"{r.cpu_supervisor_s:.0f} s, all running after {r.start_s:.1f} s, load {r.load:.1f} {r.notes}",
                 flush=True,
             )
     workers = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import re
 import threading
 import weakref
@@ -84,6 +85,10 @@ SHARED_POOL_SIZE = 16
 # no URL merging, no auth flow per request (benchmarks/poll_cost.py; the httpx path stays for
 # everything else, for redirects, and where the client has proxy mounts).
 DIRECT_POOL_GETS = True
+#: Set (in its own task) by a request that must not queue behind the others on the shared client's
+#: gate: the one "which jobs still run" call that all waiting triggers depend on (triggers/watch.py).
+#: It still waits for a free connection in the pool, behind at most SHARED_POOL_SIZE requests.
+SKIP_SHARED_QUEUE: contextvars.ContextVar[bool] = contextvars.ContextVar("midjourney_skip_shared_queue", default=False)
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._~:@!$&'()*+,;=-]*\Z")  # nothing httpx would have to encode
 
 
@@ -549,7 +554,8 @@ class MidjourneyBackendHook(BaseHook):
                 self._shared = None
             if self._shared is None:
                 self._shared = _SharedAsyncClient.acquire(self._client_kwargs(settings))
-            client, gate = self._shared.client, self._shared.gate
+            client = self._shared.client
+            gate = contextlib.nullcontext() if SKIP_SHARED_QUEUE.get() else self._shared.gate
         else:
             client, gate = await self.aget_conn(), contextlib.nullcontext()
 

@@ -142,6 +142,11 @@ class _Watcher:
             self.task = None
 
     async def _list(self, hook: MidjourneyBackendHook, interval: float) -> set[str] | None:
+        from airflow_provider_midjourney.hooks.base import SKIP_SHARED_QUEUE
+
+        # Not behind the fetches queued on the shared client: when many jobs finish at once, the
+        # list call waiting for them would delay every other trigger's news by that queue.
+        SKIP_SHARED_QUEUE.set(True)  # this task's own context: only its requests skip the queue
         try:
             running = await asyncio.wait_for(hook.alist_running_job_ids(), timeout=max(interval, LIST_TIMEOUT))
         except asyncio.CancelledError:
