@@ -202,12 +202,12 @@ class MidjourneyJobTrigger(BaseTrigger):
                     "progress_percent": last_progress[1] if last_progress else None,
                     "message": f"Job {self.job_id} did not finish before its deadline",
                 }
-            # Triggers of one connection share one "which jobs still run" call per interval where the
-            # API has one; this returns when this job left that list (or its progress is due).
             if errors:  # back off: poll_interval, doubling, at most MAX_ERROR_BACKOFF
                 backoff = min(self.poll_interval * 2 ** (errors - 1), max(MAX_ERROR_BACKOFF, self.poll_interval))
                 await asyncio.sleep(min(backoff, remaining))
                 continue
+            # Triggers of one connection share one "which jobs still run" call per interval where the
+            # API has one; this returns when this job left that list (or its progress is due).
             await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
     def _log_due(self, job: MidjourneyJob) -> bool:
