@@ -23,10 +23,9 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
@@ -56,6 +55,9 @@ from airflow_provider_midjourney.models import (
     check_seconds,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpcore
 
 try:
     from airflow.sdk import BaseHook
@@ -730,7 +732,9 @@ class _SharedAsyncClient:
         headers = self.headers if auth is None else [*self.headers, auth]
         try:
             answer = await self.pool.request("GET", self.base + path, headers=headers, extensions=self.extensions)
-        except _HTTPCORE_ERRORS as exc:
+        except Exception as exc:  # httpcore's own (not imported here: httpx imports it lazily, DAG parsing never)
+            if not type(exc).__module__.startswith("httpcore"):
+                raise
             raise _as_httpx_error(exc) from None
         if 300 <= answer.status < 400:
             return None  # let httpx follow it
@@ -766,15 +770,6 @@ class _SharedAsyncClient:
         """Drop one user without closing (the client belongs to another event loop)."""
         with self._lock:
             self.users -= 1
-
-
-_HTTPCORE_ERRORS = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
 
 
 def _as_httpx_error(exc: Exception) -> httpx.TransportError:
