@@ -14,19 +14,22 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_midjourney.exceptions import (
+    AirflowSkipException,
     MidjourneyError,
     MidjourneyExpiredError,
+    MidjourneyInvalidRequestError,
     MidjourneyJobModeratedError,
     MidjourneyLostSubmissionError,
     MidjourneyNotFoundError,
     MidjourneyServerError,
     MidjourneySubmitUncertainError,
     MidjourneyTransportError,
+    MidjourneyUnsupportedError,
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.job import MidjourneyJob
@@ -130,6 +133,9 @@ class MidjourneyBaseOperator(BaseOperator):
     :param transient_error_timeout: seconds of transient polling errors (5xx, dropped connections,
         malformed answers) in a row after which the wait gives up; the polls back off meanwhile.
     :param retry: the hook's HTTP retry policy (429 waits, backoff); default: the documented advice.
+    :param if_unsupported: ``"fail"`` (default) or ``"skip"``: what the task does when the
+        connection's backend cannot serve the request (seed on ImaginePro, say). Skipping lets one
+        DAG run on any backend; either way nothing is sent.
     """
 
     template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level")
@@ -152,16 +158,18 @@ class MidjourneyBaseOperator(BaseOperator):
         max_consecutive_errors: int | None = None,
         transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
         retry: RetryPolicy | None = None,
+        if_unsupported: Literal["fail", "skip"] = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if if_unsupported not in ("fail", "skip"):
+            raise MidjourneyInvalidRequestError(f"if_unsupported: must be 'fail' or 'skip', got {if_unsupported!r}")
+        self.if_unsupported = if_unsupported
         self.timeout = check_seconds(timeout, "timeout", minimum=0.1, maximum=MAX_TIMEOUT)
         self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
             poll_interval, max_consecutive_errors, transient_error_timeout
         )
         if retry is not None and not isinstance(retry, RetryPolicy):
-            from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
-
             raise MidjourneyInvalidRequestError(f"retry: expected a RetryPolicy, got {type(retry).__name__}")
         self.midjourney_conn_id = midjourney_conn_id
         self.channel = channel
@@ -200,7 +208,12 @@ class MidjourneyBaseOperator(BaseOperator):
         if self.reply_ref is None:
             request = request.model_copy(update={"reply_ref": _with_fingerprint(reply_ref, fingerprint)})
         # Checked against what the backend can do, before any HTTP call.
-        return self.hook.check_request(request), fingerprint
+        try:
+            return self.hook.check_request(request), fingerprint
+        except MidjourneyUnsupportedError as exc:
+            if self.if_unsupported == "skip":
+                raise AirflowSkipException(f"Skipped (if_unsupported='skip'): {exc}") from exc
+            raise
 
     def execute(self, context: Context) -> dict[str, Any]:
         request, fingerprint = self.prepare_request(context)
@@ -316,10 +329,8 @@ class MidjourneyBaseOperator(BaseOperator):
         reply_ref = request.reply_ref
         self.log.warning("The answer to the job submission was lost (%s); looking for the job by replyRef", exc)
         if reply_ref:
-            # An API that cannot list running jobs gets one look (its find_job_by_reply_ref may
-            # still know another way); one that can gets a few, in case the job shows up late.
-            can_list = Capability.LIST_RUNNING in self.hook.supported_capabilities()
-            for delay in RECOVER_DELAYS if can_list else RECOVER_DELAYS[:1]:
+            # A few looks over some seconds: a job (or an API's history of them) may show up late.
+            for delay in RECOVER_DELAYS:
                 time.sleep(delay)
                 try:
                     job = self.hook.find_job_by_reply_ref(reply_ref)
