@@ -211,7 +211,13 @@ class MidjourneyJobTrigger(BaseTrigger):
             await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
     def _log_due(self, job: MidjourneyJob) -> bool:
-        """Every status change, but progress percentages at most every ``PROGRESS_LOG_EVERY`` s."""
+        """Every status change, but progress percentages at most every ``PROGRESS_LOG_EVERY`` s.
+
+        In the triggerer (a task instance is attached) the final status is not logged here:
+        Airflow logs the event with its payload, and each line costs the busy supervisor a write.
+        """
+        if job.is_terminal and getattr(self, "task_instance", None) is not None:
+            return False
         if job.status != JobStatus.PROGRESS or job.progress_percent is None:
             return True
         if time.monotonic() - self._progress_logged < PROGRESS_LOG_EVERY:
