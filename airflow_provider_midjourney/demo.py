@@ -1,7 +1,13 @@
 """Run the ``midjourney_imagine_upscale`` example DAG end to end and print what it made.
 
     python -m airflow_provider_midjourney.demo            # against the embedded emulator
-    MIDJOURNEY_API_TOKEN=... python -m airflow_provider_midjourney.demo   # against api.useapi.net
+    MIDJOURNEY_API_TOKEN=... python -m airflow_provider_midjourney.demo   # against the real API
+    MIDJOURNEY_BACKEND=imaginepro python -m airflow_provider_midjourney.demo
+
+``MIDJOURNEY_BACKEND`` picks the API: ``useapi_v3`` (default), ``imaginepro``, ``useapi_v2`` or
+``midjourney_proxy`` (the emulator serves them all; ``MIDJOURNEY_EMULATOR_PROXY_FLAVOUR=superset``
+switches its midjourney-proxy routes to the maintained superset). The example's seed task is
+skipped on a backend without seed.
 
 It uses a throwaway AIRFLOW_HOME (SQLite) and ``dag.test()``, which runs the deferred trigger
 in-process, so nothing else has to be running. ``MIDJOURNEY_BASE_URL`` overrides the API URL,
@@ -22,6 +28,13 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = "midjourney_imagine_upscale"
+# MIDJOURNEY_BACKEND -> connection type (the connection's type picks the hook).
+BACKENDS = {
+    "useapi_v3": "midjourney",
+    "imaginepro": "imaginepro",
+    "useapi_v2": "midjourney_useapi_v2",
+    "midjourney_proxy": "midjourney_proxy",
+}
 
 
 def _example_source() -> Path:
@@ -93,11 +106,19 @@ def main() -> int:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
         }
     )
-    token = os.environ.get("MIDJOURNEY_API_TOKEN")
+    backend = os.environ.get("MIDJOURNEY_BACKEND", "useapi_v3").strip().lower()
+    if backend not in BACKENDS:
+        raise SystemExit(f"MIDJOURNEY_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    conn_type = BACKENDS[backend]
+    token = (os.environ.get("MIDJOURNEY_API_TOKEN") or "").strip()
     with ExitStack() as stack:
-        if token:
-            base_url = os.environ.get("MIDJOURNEY_BASE_URL", "https://api.useapi.net")
-            print(f"Using the real API at {base_url}")
+        if token or (backend == "midjourney_proxy" and os.environ.get("MIDJOURNEY_BASE_URL")):
+            from airflow_provider_midjourney.hooks.base import hook_class_for
+
+            base_url = os.environ.get("MIDJOURNEY_BASE_URL") or hook_class_for(conn_type, "demo").default_base_url
+            if not base_url:
+                raise SystemExit(f"MIDJOURNEY_BASE_URL: the {backend} backend has no default server; give its URL")
+            print(f"Backend {backend}: using the real API at {base_url}")
         else:
             from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 
@@ -109,9 +130,9 @@ def main() -> int:
             )
             base_url = emulator.base_url
             os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.5")
-            print(f"No MIDJOURNEY_API_TOKEN: using the embedded emulator at {base_url}")
+            print(f"Backend {backend}: no MIDJOURNEY_API_TOKEN, using the embedded emulator at {base_url}")
         os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(
-            {"conn_type": "midjourney", "host": base_url, "password": token}
+            {"conn_type": conn_type, "host": base_url, "password": token}
         )
         return _run()
 
@@ -135,7 +156,7 @@ def _run() -> int:
     print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
     imagine = _xcom(EXAMPLE, dag_run.run_id, "imagine")
     if imagine:
-        print(f"imagine  job {imagine['job_id']}  grid {imagine['grid_url']}")
+        print(f"imagine  job {imagine['job_id']}  backend {imagine.get('backend')}  grid {imagine['grid_url']}")
         for url in imagine["image_urls"]:
             print(f"         image {url}")
     for index in range(4):
@@ -145,6 +166,8 @@ def _run() -> int:
     seed = _xcom(EXAMPLE, dag_run.run_id, "seed")
     if seed:
         print(f"seed     job {seed['job_id']}  seed {seed['seed']}")
+    else:
+        print("seed     skipped: this backend has no seed")
     stored = _xcom(EXAMPLE, dag_run.run_id, "download")
     if stored:
         download = dag_run.get_task_instance("download")

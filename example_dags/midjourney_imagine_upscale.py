@@ -38,7 +38,10 @@ with DAG(
     upscale = MidjourneyButtonOperator.partial(
         task_id="upscale", job_id=imagine.output["job_id"], poll_interval=POLL_INTERVAL
     ).expand(button=["U1", "U2", "U3", "U4"])
-    seed = MidjourneySeedOperator(task_id="seed", job_id=imagine.output["job_id"], poll_interval=POLL_INTERVAL)
+    # Not every API has seed (ImaginePro, the original midjourney-proxy): skip it there.
+    seed = MidjourneySeedOperator(
+        task_id="seed", job_id=imagine.output["job_id"], poll_interval=POLL_INTERVAL, if_unsupported="skip"
+    )
     # run_after, not ds: a manual run may have no logical date.
     download = MidjourneyDownloadOperator(
         task_id="download",

@@ -235,6 +235,17 @@ def test_operators_refuse_by_backend_before_http(emulator, ip_conn, tmp_path, op
     assert emulator.requests == []
 
 
+def test_if_unsupported_skip_turns_the_refusal_into_a_skip(emulator, ip_conn) -> None:
+    from airflow.exceptions import AirflowSkipException
+
+    seed = MidjourneySeedOperator(task_id="t", job_id="d15c1541-229a", midjourney_conn_id=CONN, if_unsupported="skip")
+    with pytest.raises(AirflowSkipException, match=r"if_unsupported='skip'.*ImaginePro"):
+        seed.execute(context())
+    assert emulator.requests == []
+    with pytest.raises(MidjourneyInvalidRequestError, match="if_unsupported: must be 'fail' or 'skip'"):
+        MidjourneySeedOperator(task_id="t", job_id="x", if_unsupported="ignore")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [({"api": "v9"}, "'api' must be one of nova, midjourney"), ({"job_timeout": 5}, "'job_timeout'.*10 to 900")],

@@ -556,5 +556,5 @@ def test_hook_is_per_operator(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_connection_of_another_type_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_OTHER", '{"conn_type": "http", "host": "example.invalid"}')
     op = MidjourneyImagineOperator(task_id="t", prompt="p", midjourney_conn_id="other")
-    with pytest.raises(MidjourneyError, match="has type 'http'; a Midjourney task needs one of: .*midjourney"):
+    with pytest.raises(MidjourneyError, match=r"has type 'http'; a Midjourney task needs one of: .*midjourney"):
         op.hook  # noqa: B018
