@@ -46,6 +46,7 @@ class Answerer:
         self.client, self.dag_id, self.chosen, self.timeout = client, dag_id, chosen, timeout
         self.question: dict[str, Any] | None = None
         self.answer: Any = None
+        self.errors: list[str] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Answerer:
@@ -58,7 +59,12 @@ class Answerer:
     def _run(self) -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            found = self.client.get(f"/api/v2/dags/{self.dag_id}/dagRuns/~/hitlDetails", headers=auth("admin"))
+            try:
+                found = self.client.get(f"/api/v2/dags/{self.dag_id}/dagRuns/~/hitlDetails", headers=auth("admin"))
+            except Exception as exc:  # e.g. SQLite busy while dag.test() writes: ask again
+                self.errors.append(repr(exc))
+                time.sleep(0.5)
+                continue
             open_ones = [d for d in found.json().get("hitl_details", []) if not d["response_received"]]
             if open_ones:
                 self.question = open_ones[0]
@@ -78,12 +84,18 @@ def client(airflow_api: Any, emulator: Any, midjourney_conn: str) -> Iterator[An
     yield airflow_api
 
 
+def bounded(dag: Any) -> Any:
+    """The pick waits a day for a person; here, if the answer never comes, it times out instead."""
+    dag.get_task("pick").response_timeout = timedelta(seconds=150)
+    return dag
+
+
 @needs_hitl
 def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -> None:
-    dag = example_dag("midjourney_pick")
+    dag = bounded(example_dag("midjourney_pick"))
     with Answerer(client, "midjourney_pick", ["U3", "U1"]) as answerer:
         dag_run = dag.test()
-    assert answerer.answer is not None and answerer.answer.status_code == 200, answerer.answer
+    assert answerer.answer is not None and answerer.answer.status_code == 200, (answerer.answer, answerer.errors)
     question = answerer.question or {}
     imagine = xcom(dag_run, "imagine")
     # The question shows the prompt, the job and the four pictures, served by the gallery.
@@ -110,7 +122,7 @@ def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -
 
 @needs_hitl
 def test_the_gallery_shows_the_pick_and_its_choice(client: Any, emulator: Any) -> None:
-    dag = example_dag("midjourney_pick")
+    dag = bounded(example_dag("midjourney_pick"))
     with Answerer(client, "midjourney_pick", ["U2"]):
         dag_run = dag.test()
     page = client.get(f"/midjourney/dags/midjourney_pick/runs/{dag_run.run_id}/tasks/pick", headers=auth("viewer")).text
