@@ -101,6 +101,9 @@ class RealResult:
     start_s: float  # from the rows' insertion to all N trigger tasks running
     wall_s: float
     load: float = float("nan")  # mean 1-minute load average during the run (2 = both cores busy)
+    # The same two, once all N triggers run (Airflow's creation of N triggers at once excluded):
+    stall_watchdog_steady_s: float = float("nan")
+    stall_probe_steady_s: float = float("nan")
     notes: list[str] = field(default_factory=list)
     detection: list[float] = field(default_factory=list, repr=False)
 
@@ -368,7 +371,9 @@ def _measure(
     in_window = [r for r in steady if w_start <= r[0] <= w_end]
     intervals = (w_end - w_start) / poll if window else float("nan")
     detection = [states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"]
-    stalls = [float(x) for when, x in BLOCKED.findall(log_text) if _epoch(when) >= t0]  # not start-up
+    blocked = [(_epoch(when), float(x)) for when, x in BLOCKED.findall(log_text)]
+    stalls = [x for when, x in blocked if when >= t0]  # not the triggerer's own start-up
+    steady_from = all_running + 1.0
     full = sum(p.get("gc_full", 0) for p in probe)
     return asdict(
         RealResult(
@@ -399,6 +404,8 @@ def _measure(
             start_s=all_running - t0,
             wall_s=t_end - t0,
             load=median(loads),
+            stall_watchdog_steady_s=max((x for when, x in blocked if when >= steady_from), default=0.0),
+            stall_probe_steady_s=max((p["lag"] for p in probe if p["t"] >= steady_from), default=float("nan")),
             notes=notes,
             detection=detection,
         )
