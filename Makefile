@@ -6,6 +6,9 @@ VENVS ?= .venvs
 VENV := $(VENVS)/airflow-$(AIRFLOW_VERSION)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), each with its own AIRFLOW_HOME: most of a test's time is waiting
+# on loopback HTTP, so three share two cores well. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 3
 CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 
 .PHONY: test test-all test-fresh-copy lint tests venv demo emulator clean e2e browser
@@ -45,7 +48,7 @@ ifdef REUSE_VENV
 	$(BIN)/python -c 'import airflow_provider_midjourney as p, os, sys; \
 		sys.exit(0 if p.__file__.startswith(os.getcwd() + os.sep) else f"imports {p.__file__}, not this folder")'
 endif
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 emulator: venv  ## run the API emulator on http://127.0.0.1:8765
 	$(BIN)/python -m airflow_provider_midjourney.testing --port 8765

@@ -196,13 +196,14 @@ def get_provider_info() -> dict[str, Any]:
 
     return {
         "package-name": "airflow-provider-midjourney",
-        "name": "Midjourney (useapi.net)",
-        "description": "Drive Midjourney from Airflow through the useapi.net Midjourney API v3.",
+        "name": "Midjourney",
+        "description": "Drive Midjourney from Airflow through a choice of APIs: useapi.net v3 and v2/v1,"
+        " ImaginePro, and self-hosted midjourney-proxy (or a service that speaks its contract).",
         "versions": [__version__],
         "integrations": [
             {
                 "integration-name": INTEGRATION,
-                "external-doc-url": "https://useapi.net/docs/api-midjourney-v3",
+                "external-doc-url": "https://github.com/airflow-provider-midjourney/airflow-provider-midjourney#readme",
                 "tags": ["ai", "service"],
             }
         ],

@@ -13,6 +13,13 @@ import pytest
 # Airflow reads its configuration at import time: point it at a throwaway home first.
 # (conftest may be imported twice, as conftest and tests.conftest: both must agree on the home.)
 _HOME = Path(os.environ.setdefault("MJ_TEST_AIRFLOW_HOME", tempfile.mkdtemp(prefix="mj-airflow-home-")))
+if _WORKER := os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist (make tests runs the suite on several workers): a home and SQLite database per
+    # worker, overriding what the controlling process put in the environment the workers inherit.
+    _HOME = _HOME / _WORKER
+    _HOME.mkdir(exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(_HOME)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
