@@ -176,8 +176,17 @@ BlendDimensions = Literal["Portrait", "Square", "Landscape"]
 # --------------------------------------------------------------------------------------------
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+class OpenModel(BaseModel):
+    """Base of every vendor's answer models: unknown fields are kept, never an error.
+
+    ``defer_build``: the validators are built on first use, not when a DAG file imports the
+    provider (that would add tens of milliseconds to every parse of every such file).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+
+_Open = OpenModel
 
 
 class MediaUx(_Open):
@@ -517,7 +526,7 @@ def _image_problem(content: bytes) -> str | None:
 class ImageBlob(BaseModel):
     """An image uploaded as ``multipart/form-data``. The bytes stay out of reprs and logs."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     content: bytes = Field(repr=False)
     filename: str = "image.png"
@@ -612,6 +621,8 @@ def image_from_source(source: ImageSource, field: str) -> str | ImageBlob:
 class HttpBody(BaseModel):
     """What a request model sends: a JSON object, or form fields plus files (multipart)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     json_body: dict[str, Any] | None = None
     data: dict[str, str] | None = None
     files: list[tuple[str, tuple[str, bytes, str]]] | None = None
@@ -620,7 +631,7 @@ class HttpBody(BaseModel):
 class _Request(BaseModel):
     """Base of request models: camelCase on the wire, snake_case in Python, strict fields."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -18,11 +18,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus
+from airflow_provider_midjourney.models import JobStatus, OpenModel
 
 # Case-insensitive regular expressions; an error text matching any of them is moderation. They
 # cover Midjourney's own wordings ("Banned prompt detected", "a word that is not allowed",
@@ -50,8 +50,7 @@ _DESCRIBE_ITEM = re.compile(r"(?:^|\s)([1-4])[.)]\s*(.*?)(?=\s[1-4][.)]\s|\Z)", 
 _KEYCAP_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20e3|\Z)", re.S)
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+_Open = OpenModel
 
 
 class SubmitAnswer(_Open):

@@ -19,11 +19,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus
+from airflow_provider_midjourney.models import JobStatus, OpenModel
 
 # Submit return codes (ReturnCode.java / ReturnCode.cs): the same on both servers.
 CODE_SUCCESS = 1
@@ -82,8 +82,7 @@ _DESCRIBE_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20
 _PERCENT = re.compile(r"^\s*(\d{1,3})(?:\.\d+)?\s*%?\s*$")
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+_Open = OpenModel
 
 
 class SubmitResult(_Open):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus
+from airflow_provider_midjourney.models import JobStatus, OpenModel
 
 #: v2 ``status`` → the normalised status. ``cancelled`` is a failure (a job cancelled by user).
 STATUS_MAP: dict[str, JobStatus] = {
@@ -41,8 +41,7 @@ _DESCRIBE_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20
 _JOB_MODE = re.compile(r"\*\*Job Mode\*\*\s*:?\s*(Fast|Relaxed|Relax|Turbo)", re.IGNORECASE)
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+_Open = OpenModel
 
 
 class V2Attachment(_Open):
