@@ -28,11 +28,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperator
@@ -71,6 +71,7 @@ __all__ = [
     "extension_for",
 ]
 
+_T = TypeVar("_T")
 DownloadKind = Literal["images", "videos", "grid"]
 KINDS: tuple[str, ...] = ("images", "videos", "grid")
 CONTACT_SHEET_NAME = "index.html"
@@ -430,10 +431,7 @@ class Downloader:
 
     def fetch(self, item: DownloadItem, max_bytes: int = MAX_IN_MEMORY) -> tuple[bytes, str]:
         """One picture's bytes and content type in memory (a grid to cut), with the retry policy."""
-        for attempt in Retrying(**self._retry_kwargs(item)):
-            with attempt:
-                return self._fetch_once(item, max_bytes)
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        return self._retried(item, lambda: self._fetch_once(item, max_bytes))
 
     def _fetch_once(self, item: DownloadItem, max_bytes: int) -> tuple[bytes, str]:
         deadline = time.monotonic() + self.file_timeout
@@ -452,9 +450,13 @@ class Downloader:
 
     def download(self, item: DownloadItem) -> StoredFile:
         """One file, with the retry policy."""
+        return self._retried(item, lambda: self._download_once(item))
+
+    def _retried(self, item: DownloadItem, once: Callable[[], _T]) -> _T:
+        """``once()`` under the per-file retry policy (one loop for files and in-memory grids)."""
         for attempt in Retrying(**self._retry_kwargs(item)):
             with attempt:
-                return self._download_once(item)
+                return once()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _retry_kwargs(self, item: DownloadItem) -> dict[str, Any]:
