@@ -10,6 +10,7 @@ from typing import Any
 PACKAGE = "airflow_provider_midjourney"
 INTEGRATION = "Midjourney"
 
+
 def _number(label: str, description: str, default: float) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["number", "null"], "default": default}}
 
@@ -222,7 +223,5 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors.midjourney"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink", f"{PACKAGE}.links.MidjourneyFilesLink"],
-        "connection-types": [
-            {key: entry[key] for key in _CONNECTION_TYPE_KEYS} for entry in CONNECTION_TYPES
-        ],
+        "connection-types": [{key: entry[key] for key in _CONNECTION_TYPE_KEYS} for entry in CONNECTION_TYPES],
     }

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import stat
 import unicodedata
 from collections.abc import Sequence
-from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -750,9 +748,7 @@ def _has_control(value: str, allowed: str = "") -> bool:
 
 def is_blank(value: str) -> bool:
     """True when ``value`` shows nothing: whitespace, zero-width characters, NUL and the like."""
-    return all(
-        char.isspace() or char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf") for char in value
-    )
+    return all(char.isspace() or char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf") for char in value)
 
 
 def _check_prompt(value: str | None, required: bool) -> str | None:
@@ -793,47 +789,6 @@ def check_http_url(value: Any, field: str) -> str:
         return _http_url(value)
     except ValueError as exc:
         raise MidjourneyInvalidRequestError(f"{field}: {exc}") from None
-
-
-# -- numbers --------------------------------------------------------------------------------------
-
-
-def check_number(
-    value: Any,
-    field: str,
-    *,
-    minimum: float,
-    maximum: float,
-    integer: bool = False,
-) -> float:
-    """A finite number in ``[minimum, maximum]``; raise naming ``field`` otherwise.
-
-    Strings, booleans, NaN and infinities are refused: a ``"5"`` compared with a number is a
-    TypeError deep inside a task, a ``0`` or ``nan`` poll interval is a request storm, and a
-    ``1e15`` timeout overflows ``timedelta``. Used at construction for plain values and at
-    execute for templated ones.
-    """
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MidjourneyInvalidRequestError(
-            f"{field}: expected a number between {minimum:g} and {maximum:g}, got {type(value).__name__} {value!r:.40}"
-        )
-    if not math.isfinite(value) or not minimum <= value <= maximum:
-        raise MidjourneyInvalidRequestError(f"{field}: must be between {minimum:g} and {maximum:g}, got {value!r:.40}")
-    if integer and not float(value).is_integer():
-        raise MidjourneyInvalidRequestError(f"{field}: must be a whole number, got {value!r}")
-    return float(value)
-
-
-def check_seconds(value: Any, field: str, *, minimum: float = 0.01, maximum: float = 7 * 24 * 3600.0) -> float:
-    """Seconds (a number or a ``timedelta``) in a sane range; raise naming ``field``."""
-    return check_number(value, field, minimum=minimum, maximum=maximum)
-
-
-def check_count(value: Any, field: str, *, minimum: int = 1, maximum: int = 1000) -> int:
-    """A whole number in a sane range; raise naming ``field``."""
-    return int(check_number(value, field, minimum=minimum, maximum=maximum, integer=True))
 
 
 def _check_job_id(value: str) -> str:

@@ -12,9 +12,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyBusyError,
@@ -22,6 +20,9 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyServerError,
     MidjourneyTransportError,
 )
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["NO_RETRY", "RetryPolicy"]
 
@@ -43,8 +44,8 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         # Refused here, naming the field, instead of as a TypeError or a retry storm later.
+        from airflow_provider_midjourney.checks import check_count, check_number
         from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
-        from airflow_provider_midjourney.models import check_count, check_number
 
         check_count(self.max_attempts, "retry.max_attempts", minimum=1, maximum=100)
         check_number(self.max_seconds, "retry.max_seconds", minimum=0, maximum=24 * 3600)
@@ -81,6 +82,9 @@ class RetryPolicy:
 
         ``retryable`` replaces :meth:`should_retry` for callers with their own rule (downloads).
         """
+        # Imported here: operators build policies at DAG-parse time, and tenacity is not needed then.
+        from tenacity import retry_if_exception, stop_after_attempt, stop_after_delay
+
         if retryable is None:
 
             def retryable(exc: BaseException) -> bool:

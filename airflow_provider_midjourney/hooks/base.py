@@ -30,6 +30,7 @@ import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
 
+from airflow_provider_midjourney.checks import check_seconds
 from airflow_provider_midjourney.exceptions import (
     MidjourneyConfigurationError,
     MidjourneyConnectError,
@@ -52,7 +53,6 @@ from airflow_provider_midjourney.models import (
     JobOptions,
     SeedRequest,
     SettingsRequest,
-    check_seconds,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
 

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperator
-from tenacity import Retrying
 
+from airflow_provider_midjourney.checks import check_count, check_seconds
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyChannelLockedError,
@@ -47,17 +47,18 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
     MidjourneyTransportError,
 )
-from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
-from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.links import MidjourneyFilesLink
-from airflow_provider_midjourney.models import JobStatus, check_count, check_seconds
 from airflow_provider_midjourney.retry import RetryPolicy
 
+# Hooks, models and tenacity are imported where the task uses them, not on every DAG parse.
 if TYPE_CHECKING:
     import logging
 
     from airflow.sdk import Asset, Context
     from fsspec import AbstractFileSystem
+
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+    from airflow_provider_midjourney.job import MidjourneyJob
 
 __all__ = [
     "CONTACT_SHEET_NAME",
@@ -454,6 +455,8 @@ class Downloader:
 
     def _retried(self, item: DownloadItem, once: Callable[[], _T]) -> _T:
         """``once()`` under the per-file retry policy (one loop for files and in-memory grids)."""
+        from tenacity import Retrying
+
         for attempt in Retrying(**self._retry_kwargs(item)):
             with attempt:
                 return once()
@@ -639,6 +642,8 @@ class MidjourneyDownloadOperator(BaseOperator):
     @cached_property
     def hook(self) -> MidjourneyBackendHook:
         """The hook of the connection's backend (chosen by its connection type)."""
+        from airflow_provider_midjourney.hooks.base import hook_for_connection
+
         return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -706,6 +711,8 @@ class MidjourneyDownloadOperator(BaseOperator):
             return [
                 DownloadItem(url, f"{safe_name(job_id)}_{n}", job_id, prompt) for n, url in enumerate(urls, start=1)
             ]
+        from airflow_provider_midjourney.models import JobStatus
+
         assert job_id is not None
         job = self.hook.fetch_job(job_id)
         if job.status != JobStatus.COMPLETED:

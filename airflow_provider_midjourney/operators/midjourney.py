@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowSkipException,
     MidjourneyError,
@@ -31,36 +32,25 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
     MidjourneyUnsupportedError,
 )
-from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_for_connection
-from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.jobstore import STATE_KEY, JobStore, job_store_for
 from airflow_provider_midjourney.links import MidjourneyImageLink
-from airflow_provider_midjourney.models import (
-    MAX_REPLY_LENGTH,
-    BlendDimensions,
-    BlendRequest,
-    ButtonRequest,
-    DescribeRequest,
-    ImageSource,
-    ImagineRequest,
-    JobOptions,
-    JobStatus,
-    ReplyLevel,
-    SeedRequest,
-    SettingsCommand,
-    SettingsRequest,
-    check_seconds,
-)
 from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
-from airflow_provider_midjourney.triggers.midjourney import (
-    DEFAULT_TRANSIENT_ERROR_TIMEOUT,
-    MidjourneyJobTrigger,
-    check_trigger_numbers,
-    result_from_event,
-)
 
+# Only what a constructor needs is imported here: a DAG file imports this module on every parse.
+# The hooks, models and trigger (pydantic, httpx) are imported where a task uses them.
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+    from airflow_provider_midjourney.job import MidjourneyJob
+    from airflow_provider_midjourney.models import (
+        BlendDimensions,
+        ImageSource,
+        JobOptions,
+        ReplyLevel,
+        SettingsCommand,
+    )
+    from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 
 __all__ = ["STATE_KEY", "MidjourneyBaseOperator", "task_reply_ref"]
 
@@ -87,6 +77,8 @@ def task_reply_ref(context: Context) -> str:
 def _with_fingerprint(reply_ref: str, fingerprint: str) -> str:
     """The task's replyRef plus the request's fingerprint: a lookup by replyRef then finds only a
     job made for *this* request, not one of an earlier try whose inputs were different."""
+    from airflow_provider_midjourney.models import MAX_REPLY_LENGTH
+
     ref = f"{reply_ref}~{fingerprint[:16]}"
     if len(ref) > MAX_REPLY_LENGTH:
         ref = "airflow:" + hashlib.sha256(reply_ref.encode()).hexdigest() + f"~{fingerprint[:16]}"
@@ -186,6 +178,8 @@ class MidjourneyBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> MidjourneyBackendHook:
         """The hook of the connection's backend (chosen by its connection type)."""
+        from airflow_provider_midjourney.hooks.base import hook_for_connection
+
         return hook_for_connection(self.midjourney_conn_id, retry=self.retry)
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
@@ -228,6 +222,8 @@ class MidjourneyBaseOperator(BaseOperator):
         if not self.wait_for_completion:
             store.clear()  # the task succeeds now; nothing for a retry to find
             return {"job_id": job.job_id, "status": str(job.status), "backend": job.backend}
+        from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+
         trigger = MidjourneyJobTrigger(
             job_id=job.job_id,
             midjourney_conn_id=self.midjourney_conn_id,
@@ -261,6 +257,8 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""
+        from airflow_provider_midjourney.hooks.base import hook_for_connection
+
         hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
         hook.connection_settings  # noqa: B018 - resolve the connection synchronously, outside the loop
 
@@ -273,6 +271,8 @@ class MidjourneyBaseOperator(BaseOperator):
     def _finish(self, event: Any, context: Context | None = None) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("status") == "timeout" and self.submitted_job_id:
             self._cancel(self.submitted_job_id, why="it did not finish within the task's timeout")
+        from airflow_provider_midjourney.triggers.midjourney import result_from_event
+
         self.midjourney_result = result_from_event(event)  # raises for anything but success
         if context is not None and "ti" in context:
             job_store_for(context, self.log).clear()
@@ -281,6 +281,8 @@ class MidjourneyBaseOperator(BaseOperator):
     def _cancel(self, job_id: str, why: str) -> None:
         """One attempt, bounded by :data:`CANCEL_SECONDS` in all, never raising: the task keeps
         the error it is failing with (a timeout), and a slow API cannot stretch it."""
+        from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
+
         try:
             hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY, timeout=CANCEL_SECONDS)
             if Capability.CANCEL not in hook.supported_capabilities():
@@ -349,9 +351,7 @@ class MidjourneyBaseOperator(BaseOperator):
             reply_ref=reply_ref,
         ) from None
 
-    def _remember(
-        self, context: Context, job_id: str, fingerprint: str = "", store: JobStore | None = None
-    ) -> None:
+    def _remember(self, context: Context, job_id: str, fingerprint: str = "", store: JobStore | None = None) -> None:
         """Record the job id (and the request's fingerprint) before any waiting."""
         (store or job_store_for(context, self.log)).put(job_id, fingerprint)
         context["ti"].xcom_push(key="job_id", value=job_id)
@@ -379,6 +379,8 @@ class MidjourneyBaseOperator(BaseOperator):
         return None
 
     def _previous_job(self, job_id: str) -> MidjourneyJob | None:
+        from airflow_provider_midjourney.models import JobStatus
+
         try:
             job = self.hook.fetch_job(job_id)
         except (MidjourneyNotFoundError, MidjourneyExpiredError):
@@ -416,6 +418,8 @@ class MidjourneyImagineOperator(MidjourneyBaseOperator):
         self.prompt = prompt
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import ImagineRequest
+
         return ImagineRequest.build(prompt=self.prompt, **options)
 
 
@@ -445,6 +449,8 @@ class MidjourneyButtonOperator(MidjourneyBaseOperator):
         self.allow_unknown_button = allow_unknown_button
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import ButtonRequest
+
         options.pop("channel")  # a button job always runs in its parent's channel
         return ButtonRequest.build(
             job_id=self.job_id,
@@ -467,6 +473,8 @@ class MidjourneyBlendOperator(MidjourneyBaseOperator):
         self.dimensions = dimensions
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import BlendRequest
+
         return BlendRequest.from_images(self.images, blend_dimensions=self.dimensions, **options)
 
 
@@ -480,6 +488,8 @@ class MidjourneyDescribeOperator(MidjourneyBaseOperator):
         self.image = image
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import DescribeRequest
+
         return DescribeRequest.from_image(self.image, **options)
 
 
@@ -493,6 +503,8 @@ class MidjourneySeedOperator(MidjourneyBaseOperator):
         self.job_id = job_id
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import SeedRequest
+
         options.pop("channel")  # seed jobs run in the parent's channel
         return SeedRequest.build(job_id=self.job_id, **options)
 
@@ -511,4 +523,6 @@ class MidjourneySettingsOperator(MidjourneyBaseOperator):
         self.command = command
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
+        from airflow_provider_midjourney.models import SettingsRequest
+
         return SettingsRequest.build(command=self.command, **options)

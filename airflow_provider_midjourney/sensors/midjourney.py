@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowFailException,
     AirflowSensorTimeout,
@@ -17,22 +18,16 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyJobError,
     MidjourneyJobTimeoutError,
 )
-from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_for_connection
 from airflow_provider_midjourney.links import MidjourneyImageLink
-from airflow_provider_midjourney.models import check_seconds
-from airflow_provider_midjourney.triggers.midjourney import (
-    DEFAULT_TRANSIENT_ERROR_TIMEOUT,
-    TRANSIENT_ERRORS,
-    MidjourneyJobTrigger,
-    check_trigger_numbers,
-    result_from_event,
-)
 
 #: Longest a sensor may wait (its ``timeout``); beyond this ``timedelta`` arithmetic overflows long before.
 MAX_SENSOR_TIMEOUT = 30 * 24 * 3600.0
 
+# Hooks and trigger (pydantic, httpx) are imported where the task uses them, not on every DAG parse.
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
 
 
 class MidjourneyJobSensor(BaseSensorOperator):
@@ -83,6 +78,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> MidjourneyBackendHook:
+        from airflow_provider_midjourney.hooks.base import hook_for_connection
+
         return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> Any:
@@ -90,6 +87,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
             return super().execute(context)
         if (done := self.poke(context)) and isinstance(done, PokeReturnValue):
             return done.xcom_value
+        from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+
         self.defer(
             trigger=MidjourneyJobTrigger(
                 job_id=self.job_id,
@@ -106,6 +105,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         # job_id is templated: checked here, at execute, before any HTTP call.
+        from airflow_provider_midjourney.triggers.midjourney import TRANSIENT_ERRORS
+
         job_id = self.hook.check_job_id(self.job_id, "job_id")
         try:
             job = self.hook.fetch_job(job_id)
@@ -130,6 +131,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
         return self._result(event)
 
     def _result(self, event: Any) -> dict[str, Any]:
+        from airflow_provider_midjourney.triggers.midjourney import result_from_event
+
         try:
             self.midjourney_result: dict[str, Any] | None = result_from_event(event)
             return self.midjourney_result

@@ -71,6 +71,8 @@ def register_flavour(flavour: ApiFlavour) -> None:
 
 def flavour_for(path: str) -> ApiFlavour | None:
     return next((f for f in API_FLAVOURS if path.startswith(f.prefix)), None)
+
+
 CDN_PREFIX = "/cdn/"
 _STATUS_TEXT = {
     400: "Bad Request",

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyBusyError,
@@ -26,7 +27,7 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_class_for
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus, check_count, check_seconds
+from airflow_provider_midjourney.models import JobStatus
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.watch import shared_connection, wait_for_turn
 
@@ -34,23 +35,10 @@ from airflow_provider_midjourney.triggers.watch import shared_connection, wait_f
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)
 # What a backend's own parsing may raise on an answer of the wrong shape: transient, like the above.
 MALFORMED_ANSWER_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
-#: Default seconds of transient polling errors in a row before the wait gives up.
-DEFAULT_TRANSIENT_ERROR_TIMEOUT = 600.0
 #: Longest pause between polls while errors repeat (the pause doubles from ``poll_interval``).
 MAX_ERROR_BACKOFF = 60.0
 #: ``on_kill``'s cancel is one attempt bounded by this many seconds.
 CANCEL_SECONDS = 10.0
-
-
-def check_trigger_numbers(
-    poll_interval: Any, max_consecutive_errors: Any, transient_error_timeout: Any
-) -> tuple[float, int | None, float]:
-    """The polling numbers, checked (finite, in range, not text), naming the bad field."""
-    return (
-        check_seconds(poll_interval, "poll_interval", minimum=0.01, maximum=3600.0),
-        None if max_consecutive_errors is None else check_count(max_consecutive_errors, "max_consecutive_errors"),
-        check_seconds(transient_error_timeout, "transient_error_timeout", minimum=0.01, maximum=7 * 24 * 3600.0),
-    )
 
 
 PROGRESS_LOG_EVERY = 30.0  # seconds between two "progress n%" lines of one trigger
