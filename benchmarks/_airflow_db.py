@@ -68,6 +68,7 @@ class AirflowSettings:
     watchdog_threshold: float = 0.2
     greenback_portal: bool = True
     gc_freeze: bool = False
+    log_level: str = ""  # [logging] logging_level ("": Airflow's INFO); trigger log lines are supervisor work
 
 
 def airflow_env(home: Path, settings: AirflowSettings, bench_dir: Path) -> dict[str, str]:
@@ -87,6 +88,8 @@ def airflow_env(home: Path, settings: AirflowSettings, bench_dir: Path) -> dict[
         "AIRFLOW__TRIGGERER__BLOCKED_MAIN_THREAD_WARNING_THRESHOLD": str(settings.watchdog_threshold),
         "PYTHONPATH": os.pathsep.join(p for p in (str(bench_dir), os.environ.get("PYTHONPATH", "")) if p),
     }
+    if settings.log_level:
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = settings.log_level
     if not settings.greenback_portal:
         env["AIRFLOW_DISABLE_GREENBACK_PORTAL"] = "true"
     return env

@@ -26,12 +26,29 @@ supervisor (``supervise_task``, what a LocalExecutor worker runs, here with the 
 Execution API) and the task process it forks, running ``MidjourneyJobSensor`` in poke mode on
 a job of the same kind; memory of both processes per slot, measured in the same invocation.
 
+The floor (``--trigger datetime``): the same run with Airflow's own simplest trigger,
+``DateTimeTrigger`` (``airflow.providers.standard.triggers.temporal``), instead of ours, to tell
+Airflow's per-trigger cost from the Midjourney trigger's. Its moment is fixed in its row, so each
+is the rows' insertion + ``--start-allowance`` (default max(15, N/50) s, about twice the time
+Airflow takes to start N) + the same LO..HI spread; detection is measured from the moment. The
+warm-up triggers are of the measured kind (20 DateTimeTriggers already due, for the floor).
+No API requests (n/a). It logs a line every second in its last 20 s (the supervisor writes
+each to the trigger's log file): ``--log-level WARNING`` shows the floor without them.
+
+Detection is split (both modes) with the per-trigger log files: the runner's "Trigger fired
+event" line is stamped in the runner, so DB time minus it is Airflow's part after the trigger's
+event (runner loop, supervisor, DB). For the Midjourney trigger, "seen by the runner" is the answer
+that showed the job finished: the trigger's last ``GET`` of its job (it stops polling once it saw
+the job finished), at its arrival + the configured mean latency; Airflow's share = DB time minus it.
+For the DateTimeTrigger, seeing its moment is firing: seen by the runner = the fired line.
+
 Every run is bounded in time (``--max-minutes``), everything listens on loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -62,6 +79,7 @@ from _common import (  # noqa: E402
 )
 
 WARMUP_JOBS = 20
+TRIGGERS = {"midjourney": "Midjourney trigger", "datetime": "Airflow's DateTimeTrigger (floor)"}
 BLOCKED = re.compile(r"^(\S+Z) .*async thread was blocked for ([0-9.]+) seconds", re.MULTILINE)
 
 # Targets from the issue (real triggerer, SQLite, poll 5 s, latency 0.25 s).
@@ -104,6 +122,24 @@ class RealResult:
     # The same two, once all N triggers run (Airflow's creation of N triggers at once excluded):
     stall_watchdog_steady_s: float = float("nan")
     stall_probe_steady_s: float = float("nan")
+    # Which trigger waits: "midjourney" (ours) or "datetime" (Airflow's DateTimeTrigger, the floor).
+    trigger: str = "midjourney"
+    start_allowance_s: float = float("nan")  # datetime: moments are insertion + this + LO..HI
+    moments_before_running: int = -1  # datetime: moments that fell before all N triggers ran (-1: n/a)
+    # Detection split at the runner. Seen by the runner: midjourney, the answer that showed the job
+    # finished (arrival + the configured mean latency); datetime, the trigger's "Trigger fired event"
+    # log line (a DateTimeTrigger sees its moment when it fires); minus the completion. Airflow's
+    # share = DB detection minus that. Fired to DB: DB detection minus the runner's "Trigger fired
+    # event" line (both modes: Airflow's part after the trigger's event, runner loop to supervisor to DB).
+    runner_p50_s: float = float("nan")
+    runner_p99_s: float = float("nan")
+    airflow_p50_s: float = float("nan")
+    airflow_p99_s: float = float("nan")
+    runner_seen_jobs: int = 0
+    fired_to_db_p50_s: float = float("nan")
+    fired_to_db_p99_s: float = float("nan")
+    fired_jobs: int = 0
+    trigger_log_lines: int = -1  # lines in the per-trigger log files the supervisor wrote (-1: n/a)
     notes: list[str] = field(default_factory=list)
     detection: list[float] = field(default_factory=list, repr=False)
 
@@ -190,7 +226,7 @@ def _probe_lines(path: Path) -> list[dict[str, Any]]:
 def _run_real(options: dict[str, Any]) -> dict[str, Any]:
     import psutil
 
-    n, poll = int(options["n"]), float(options["poll_interval"])
+    n = int(options["n"])
     config = EmulatorConfig(
         hold=True,
         channels=channels_for(n + WARMUP_JOBS),
@@ -202,16 +238,14 @@ def _run_real(options: dict[str, Any]) -> dict[str, Any]:
         import _airflow_db as db
         from _loop_probe import LoopProbeTrigger
 
-        from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
-
         db.add_connection(emu.base_url, TOKEN)
         hard_stop = time.time() + options["max_minutes"] * 60
         probe_path = home / "probe.jsonl"
         warm = emu.create_jobs(WARMUP_JOBS)
         emu.complete_now([j.job_id for j in warm])
-        deadline = time.time() + 3600
+        # Warm-up triggers of the measured kind (their code imported before the baseline), firing at once.
         db.create_deferred(
-            [MidjourneyJobTrigger(job_id=j.job_id, poll_interval=poll, deadline=deadline) for j in warm],
+            _triggers(options, [j.job_id for j in warm], [time.time()] * WARMUP_JOBS),
             LoopProbeTrigger(str(probe_path), until=hard_stop),
             first_index=0,
             run_id="warmup",
@@ -229,6 +263,21 @@ def _run_real(options: dict[str, Any]) -> dict[str, Any]:
             return _measure(options, emu, proc, probe_path, log_path, hard_stop, psutil)
         finally:
             _stop(proc)
+
+
+def _triggers(options: dict[str, Any], job_ids: list[str], moments: list[float]) -> list[Any]:
+    """One trigger per job: ``MidjourneyJobTrigger`` on the job, or Airflow's ``DateTimeTrigger`` at its moment."""
+    if options.get("trigger", "midjourney") == "datetime":
+        from datetime import datetime, timezone
+
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        return [DateTimeTrigger(moment=datetime.fromtimestamp(m, tz=timezone.utc)) for m in moments]
+    from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+
+    deadline = time.time() + 3600
+    poll = float(options["poll_interval"])
+    return [MidjourneyJobTrigger(job_id=j, poll_interval=poll, deadline=deadline) for j in job_ids]
 
 
 def _py_spy(options: dict[str, Any], pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
@@ -281,9 +330,8 @@ def _measure(
 ) -> dict[str, Any]:
     import _airflow_db as db
 
-    from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
-
     n, poll = int(options["n"]), float(options["poll_interval"])
+    floor = options.get("trigger", "midjourney") == "datetime"
     # Warm-up: the 20 triggers fire, the probe reports.
     started = time.time()
     while db.count_deferred("warmup") > 0 or not _probe_lines(probe_path):
@@ -304,34 +352,45 @@ def _measure(
     emu.reset_requests()
     profilers = _py_spy(options, {"supervisor": sup.pid, "runner": runner.pid})
 
-    planned = emu.create_jobs(n)
-    deadline = time.time() + 3600
-    db.create_deferred(
-        [MidjourneyJobTrigger(job_id=j.job_id, poll_interval=poll, deadline=deadline) for j in planned],
-        None,
-        first_index=0,
-    )
-    t0 = time.time()
-    # The jobs run (held in the emulator) until every trigger is running; then each gets its own
-    # completion time, --complete-after LO..HI s later. So detection measures waiting, not start-up
-    # (which Airflow's supervisor paces: see "all running after").
     lo, hi = options["complete_after"]
     rng = random.Random(7)
     completes: dict[int, float] = {}
+    allowance = float(options.get("start_allowance") or 0.0)
+    if floor:
+        # A DateTimeTrigger's moment is fixed in its row: insertion + a start allowance (longer than
+        # Airflow takes to start all N) + the same LO..HI spread the Midjourney jobs get once all run.
+        planned: list[Any] = []
+        t_insert = time.time()
+        completes = {i: t_insert + allowance + rng.uniform(lo, hi) for i in range(n)}
+        db.create_deferred(_triggers(options, [], [completes[i] for i in range(n)]), None, first_index=0)
+    else:
+        planned = emu.create_jobs(n)
+        db.create_deferred(_triggers(options, [j.job_id for j in planned], []), None, first_index=0)
+    t0 = time.time()
+    # Midjourney: the jobs run (held in the emulator) until every trigger is running; then each gets
+    # its own completion time, --complete-after LO..HI s later. So detection measures waiting, not
+    # start-up (which Airflow's supervisor paces: see "all running after").
     all_running = float("inf")
+    first_moment = min(completes.values(), default=float("inf"))
     samples: list[tuple[float, int, int]] = []
     loads: list[float] = []
     last_count, remaining = 0.0, n
     while time.time() < hard_stop:
         now = time.time()
         samples.append((now, sup.memory_info().rss, runner.memory_info().rss))
-        if not completes:
-            running = [p["t"] for p in _probe_lines(probe_path) if p["t"] >= t0 and p["tasks"] >= base_tasks + n]
-            if running or now - t0 > options["start_limit"]:
-                all_running = running[0] if running else float("inf")
-                completes = {i: now + rng.uniform(lo, hi) for i in range(n)}
-                emu.plan_completions([(planned[i].job_id, when) for i, when in completes.items()])
-        if completes and now - last_count >= 2.0:
+        if all_running == float("inf") and now - t0 <= options["start_limit"]:
+            # All N run: as many trigger tasks in the loop as triggers not yet fired (only the floor's
+            # can fire before all run, if its start allowance was too short).
+            fired = n - remaining if floor else 0
+            running = [
+                p["t"] for p in _probe_lines(probe_path) if p["t"] >= t0 and p["tasks"] >= base_tasks + n - fired
+            ]
+            all_running = running[0] if running else all_running
+        if not completes and (all_running < float("inf") or now - t0 > options["start_limit"]):
+            completes = {i: now + rng.uniform(lo, hi) for i in range(n)}
+            emu.plan_completions([(planned[i].job_id, when) for i, when in completes.items()])
+        counting = not floor or all_running < float("inf") or now >= first_moment - 2.0
+        if completes and counting and now - last_count >= 2.0:
             loads.append(os.getloadavg()[0])
             remaining, last_count = db.count_deferred(), now
             if remaining == 0:
@@ -369,8 +428,21 @@ def _measure(
             continue
         steady.append(r)
     in_window = [r for r in steady if w_start <= r[0] <= w_end]
-    intervals = (w_end - w_start) / poll if window else float("nan")
-    detection = [states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"]
+    intervals = (w_end - w_start) / poll if window and not floor else float("nan")
+    detected = {i: states[i][1] - completes[i] for i in completes if i in states and states[i][0] != "deferred"}
+    detection = list(detected.values())
+    fired = {i: t - completes[i] for i, t in _fired_times(log_path.parent / "logs").items() if i in completes}
+    after_fire = [detected[i] - fired[i] for i in detected if i in fired]
+    runner: dict[int, float] = dict(fired) if floor else {}
+    if not floor:
+        runner = _runner_seen(requests, [j.job_id for j in planned], completes, options["latency"], options["jitter"])
+        missing = sum(1 for i in detected if i not in runner)
+        if missing:
+            notes.append(f"{missing} detected jobs without a per-job GET that could have seen them finished")
+    share = [detected[i] - runner[i] for i in detected if i in runner]
+    before = sum(1 for m in completes.values() if m < all_running) if floor else -1
+    if before > 0:
+        notes.append(f"{before} moments fell before all {n} triggers ran: raise --start-allowance")
     blocked = [(_epoch(when), float(x)) for when, x in BLOCKED.findall(log_text)]
     stalls = [x for when, x in blocked if when >= t0]  # not the triggerer's own start-up
     steady_from = all_running + 1.0
@@ -388,7 +460,7 @@ def _measure(
             stall_watchdog_s=max(stalls, default=0.0),
             watchdog_lines=len(stalls),
             stall_probe_s=max((p["lag"] for p in probe), default=float("nan")),
-            requests_per_job_interval=len(in_window) / (n * intervals) if window else float("nan"),
+            requests_per_job_interval=len(in_window) / (n * intervals) if intervals == intervals else float("nan"),
             requests_total=len(api),
             list_requests=sum(1 for r in api if not _per_job(r[2])),
             supervisor_kb=(peak[1] - base_sup) / n / 1024,
@@ -406,10 +478,79 @@ def _measure(
             load=median(loads),
             stall_watchdog_steady_s=max((x for when, x in blocked if when >= steady_from), default=0.0),
             stall_probe_steady_s=max((p["lag"] for p in probe if p["t"] >= steady_from), default=float("nan")),
+            trigger="datetime" if floor else "midjourney",
+            start_allowance_s=allowance if floor else float("nan"),
+            moments_before_running=before,
+            runner_p50_s=percentile(list(runner.values()), 50),
+            runner_p99_s=percentile(list(runner.values()), 99),
+            airflow_p50_s=percentile(share, 50),
+            airflow_p99_s=percentile(share, 99),
+            runner_seen_jobs=len(runner),
+            fired_to_db_p50_s=percentile(after_fire, 50),
+            fired_to_db_p99_s=percentile(after_fire, 99),
+            fired_jobs=len(fired),
+            trigger_log_lines=_log_lines(log_path.parent / "logs"),
             notes=notes,
             detection=detection,
         )
     )
+
+
+def _runner_seen(
+    requests: list[tuple[float, str, str]],
+    job_ids: list[str],
+    completes: dict[int, float],
+    latency: float,
+    jitter: float,
+) -> dict[int, float]:
+    """Job index -> when the runner saw it finished, minus its completion (s).
+
+    The emulator decides a job's status after the answer's latency, so the answer that showed it
+    finished is the trigger's last ``GET`` of the job (a trigger stops polling once it has seen its
+    job finished); its time is the arrival plus the configured MEAN latency (the jitter of one answer
+    is not recorded). A last GET that even the longest latency would answer before the completion
+    could not have seen it: that job is left out.
+    """
+    last: dict[str, float] = {}
+    for t, method, path in requests:
+        if method == "GET" and _per_job(path):
+            last[path.rstrip("/").rsplit("/", 1)[-1]] = t
+    seen = {}
+    for i, done in completes.items():
+        t = last.get(job_ids[i])
+        if t is not None and t + latency + jitter >= done:
+            seen[i] = t + latency - done
+    return seen
+
+
+FIRED = b'"event":"Trigger fired event"'
+MAP_INDEX = re.compile(r"map_index=(\d+)")
+
+
+def _fired_times(folder: Path, run_id: str = "bench") -> dict[int, float]:
+    """Map index -> epoch of the runner's "Trigger fired event" line in that task's trigger log.
+
+    The trigger runner stamps its log lines itself (structlog in the runner process) and sends them
+    to the supervisor, which writes one file per trigger: the stamp is when the event left the trigger.
+    """
+    fired = {}
+    for path in folder.glob(f"dag_id=*/run_id={run_id}/task_id=imagine/map_index=*/*trigger*"):
+        found = MAP_INDEX.search(str(path))
+        line = next((line for line in path.read_bytes().splitlines() if FIRED in line), None)
+        if found and line:
+            with contextlib.suppress(ValueError, KeyError):
+                fired[int(found.group(1))] = _epoch(json.loads(line)["timestamp"])
+    return fired
+
+
+def _log_lines(folder: Path) -> int:
+    """Lines of every log file under ``folder`` (the triggerer's per-trigger logs)."""
+    total = 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                total += sum(1 for _ in f)
+    return total
 
 
 def _epoch(iso: str) -> float:
@@ -528,18 +669,24 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
         rows.append(
             [
                 r.n,
+                TRIGGERS.get(r.trigger, r.trigger),
                 r.label or "-",
                 f"{r.finished}/{r.n}" + (f" ({r.failed} failed)" if r.failed else ""),
                 f"{r.detect_p50_s:.2f} / {r.detect_p99_s:.2f} / {r.detect_max_s:.2f}",
+                _pair(r.runner_p50_s, r.runner_p99_s),
+                _pair(r.airflow_p50_s, r.airflow_p99_s),
+                _pair(r.fired_to_db_p50_s, r.fired_to_db_p99_s),
                 round(r.stall_watchdog_s, 3),
                 r.watchdog_lines,
                 round(r.stall_probe_s, 3),
-                round(r.requests_per_job_interval, 3),
+                _num(r.requests_per_job_interval, 3),
                 f"{r.kb_per_trigger:.1f} ({r.runner_kb:.1f} + {r.supervisor_kb:.1f})",
                 f"{r.baseline_mb:.0f} -> {r.waiting_mb:.0f}",
                 f"{r.cpu_runner_s:.0f} + {r.cpu_supervisor_s:.0f}",
                 f"{r.gc_full}, {r.gc_full_max_s:.3f}",
                 round(r.start_s, 1),
+                _moments(r),
+                _num(r.trigger_log_lines / r.n, 1) if r.trigger_log_lines >= 0 else "n/a",
                 round(r.wall_s, 0),
                 round(r.load, 1),
             ]
@@ -548,9 +695,13 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
         table(
             [
                 "N",
+                "trigger",
                 "variant",
                 "finished",
                 "detection p50 / p99 / max (s)",
+                "seen by the runner p50 / p99 (s)",
+                "Airflow's share p50 / p99 (s)",
+                "trigger fired -> DB p50 / p99 (s)",
                 "watchdog worst (s)",
                 "watchdog lines",
                 "probe worst lag (s)",
@@ -560,6 +711,8 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
                 "CPU s (runner + supervisor)",
                 "full GCs, longest (s)",
                 "all running after (s)",
+                "moments before all ran (allowance s)",
+                "trigger log lines / trigger",
                 "wall (s)",
                 "load",
             ],
@@ -594,11 +747,15 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
         rows.append(
             [
                 r.n,
+                TRIGGERS.get(r.trigger, r.trigger),
                 r.label or "-",
                 f"{r.finished}/{r.n}",
                 round(r.detect_p99_s, 2),
+                _num(r.runner_p99_s, 2),
+                _num(r.airflow_p99_s, 2),
+                _num(r.fired_to_db_p99_s, 2),
                 round(max(r.stall_watchdog_s, r.stall_probe_s), 3),
-                round(r.requests_per_job_interval, 3),
+                _num(r.requests_per_job_interval, 3),
                 round(r.kb_per_trigger, 1),
                 f"{ratio:,.0f}x" if ratio == ratio else "n/a",
                 " / ".join(f"{k} {v:.0f}" for k, v in dag_parse.items()) or "-",
@@ -608,9 +765,13 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
         table(
             [
                 "N",
+                "trigger",
                 "variant",
                 "finished",
                 "p99 detection (s)",
+                "p99 seen by the runner (s)",
+                "p99 Airflow's share (s)",
+                "p99 trigger fired -> DB (s)",
                 "worst stall (s)",
                 "requests/job/interval",
                 "KB per trigger",
@@ -622,11 +783,37 @@ def report(results: list[RealResult], workers: WorkerSlotResult | None, dag_pars
     )
 
 
+def _num(x: float, digits: int) -> str:
+    return "n/a" if x != x else f"{x:.{digits}f}"
+
+
+def _pair(a: float, b: float) -> str:
+    return "n/a" if a != a and b != b else f"{_num(a, 2)} / {_num(b, 2)}"
+
+
+def _moments(r: RealResult) -> str:
+    if r.trigger != "datetime" or r.moments_before_running < 0:
+        return "n/a"
+    return f"{r.moments_before_running} ({r.start_allowance_s:g})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--n", type=int, nargs="+", default=None, help="waiting triggers per run (1000 3000)")
+    parser.add_argument(
+        "--trigger",
+        choices=sorted(TRIGGERS),
+        default="midjourney",
+        help="what waits: our MidjourneyJobTrigger, or Airflow's DateTimeTrigger (the floor) (midjourney)",
+    )
+    parser.add_argument(
+        "--start-allowance",
+        type=float,
+        default=None,
+        help="datetime: s between inserting the rows and the first possible moment (max(15, N/50))",
+    )
     parser.add_argument("--poll-interval", type=float, default=5.0, help="trigger poll interval, s (5)")
     parser.add_argument("--latency", type=float, default=0.25, help="emulator API latency, s (0.25)")
     parser.add_argument("--jitter", type=float, default=0.1, help="+/- uniform jitter on the latency, s (0.1)")
@@ -637,6 +824,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select-per-loop", type=int, default=None, help="max_trigger_to_select_per_loop (N)")
     parser.add_argument("--watchdog-threshold", type=float, default=0.15, help="block watchdog threshold (0.15)")
     parser.add_argument("--no-greenback", action="store_true", help="AIRFLOW_DISABLE_GREENBACK_PORTAL=true")
+    parser.add_argument(
+        "--log-level", default="", help="[logging] logging_level, e.g. WARNING (Airflow's INFO): trigger log lines"
+    )
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() in airflow_local_settings.py")
     parser.add_argument("--workers", type=int, default=None, help="worker slots for the comparator (3; 0: skip)")
     parser.add_argument("--worker-job-s", type=float, default=60.0, help="worker comparator job duration (60)")
@@ -671,6 +861,12 @@ def main(argv: list[str] | None = None) -> int:
         f" {args.complete_after[0]:g}-{args.complete_after[1]:g} s after all N triggers run",
         flush=True,
     )
+    if args.trigger == "datetime":
+        print(
+            "trigger: Airflow's DateTimeTrigger (floor), moments = row insertion + start allowance + that spread;"
+            " warm-up: 20 DateTimeTriggers already due",
+            flush=True,
+        )
     results: list[RealResult] = []
     for run in range(1, args.repeat + 1):
         for n in args.n:
@@ -678,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
                 "n": n,
                 "run": run,
                 "label": args.label,
+                "trigger": args.trigger,
+                "start_allowance": args.start_allowance if args.start_allowance is not None else max(15.0, n / 50),
                 "poll_interval": args.poll_interval,
                 "latency": args.latency,
                 "jitter": args.jitter,
@@ -691,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
                     "watchdog_threshold": args.watchdog_threshold,
                     "greenback_portal": not args.no_greenback,
                     "gc_freeze": args.gc_freeze,
+                    "log_level": args.log_level,
                 },
             }
             print(f"N={n}, run {run} ...", flush=True)
@@ -701,7 +900,11 @@ def main(argv: list[str] | None = None) -> int:
                 f" watchdog {r.stall_watchdog_s:.2f} s"
                 f" ({r.watchdog_lines} lines), probe {r.stall_probe_s:.3f} s, {r.requests_per_job_interval:.3f}"
                 f" req/job/interval, {r.kb_per_trigger:.1f} KB/trigger, CPU {r.cpu_runner_s:.0f}+"
-                f"{r.cpu_supervisor_s:.0f} s, all running after {r.start_s:.1f} s, load {r.load:.1f} {r.notes}",
+                f"{r.cpu_supervisor_s:.0f} s, all running after {r.start_s:.1f} s, load {r.load:.1f},"
+                f" seen by the runner p50/p99 {_pair(r.runner_p50_s, r.runner_p99_s)} s, Airflow's share"
+                f" {_pair(r.airflow_p50_s, r.airflow_p99_s)} s,"
+                f" fired->DB {_pair(r.fired_to_db_p50_s, r.fired_to_db_p99_s)} s,"
+                f" {r.trigger_log_lines} trigger log lines {r.notes}",
                 flush=True,
             )
     workers = None
