@@ -439,6 +439,11 @@ def _measure(
         missing = sum(1 for i in detected if i not in runner)
         if missing:
             notes.append(f"{missing} detected jobs without a per-job GET that could have seen them finished")
+        differ = _first_rule_differs(requests, [j.job_id for j in planned], completes, runner, options["latency"])
+        if differ:
+            notes.append(f"{differ} jobs: the first GET arriving after completion is not the last GET")
+    if 0 < len(fired) < len(detected):
+        notes.append(f"{len(detected) - len(fired)} detected jobs without a 'Trigger fired event' log line")
     share = [detected[i] - runner[i] for i in detected if i in runner]
     before = sum(1 for m in completes.values() if m < all_running) if floor else -1
     if before > 0:
@@ -525,6 +530,23 @@ def _runner_seen(
 
 FIRED = b'"event":"Trigger fired event"'
 MAP_INDEX = re.compile(r"map_index=(\d+)")
+
+
+def _first_rule_differs(
+    requests: list[tuple[float, str, str]],
+    job_ids: list[str],
+    completes: dict[int, float],
+    seen: dict[int, float],
+    latency: float,
+) -> int:
+    """How many jobs' first per-job GET arriving at or after completion is not the answer counted as seen."""
+    index = {job_id: i for i, job_id in enumerate(job_ids)}
+    first: dict[int, float] = {}
+    for t, method, path in requests:
+        i = index.get(path.rstrip("/").rsplit("/", 1)[-1]) if method == "GET" and _per_job(path) else None
+        if i is not None and i not in first and t >= completes[i]:
+            first[i] = t
+    return sum(1 for i, s in seen.items() if i not in first or abs(first[i] + latency - completes[i] - s) > 1e-6)
 
 
 def _fired_times(folder: Path, run_id: str = "bench") -> dict[int, float]:
