@@ -129,7 +129,13 @@ HARNESS = textwrap.dedent(
 
 def measure(path: Path, env: dict[str, str]) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", HARNESS, str(path)], capture_output=True, text=True, env=env, timeout=180, check=True
+        [sys.executable, "-c", HARNESS, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=True,
+        cwd=path.parent,  # not the repository: "python -c" puts the working directory first on sys.path
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["errors"] or not result["dags"]:
@@ -143,6 +149,7 @@ def import_breakdown(provider: Path, sdk: Path, env: dict[str, str], top: int) -
     def importtime(path: Path) -> dict[str, float]:
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", HARNESS, str(path)],
+            cwd=path.parent,
             capture_output=True,
             text=True,
             env=env,
@@ -176,12 +183,25 @@ def main(argv: list[str] | None = None) -> int:
         help="also parse the provider DAG with the package imported from DIR (a before/after row)",
     )
     parser.add_argument("--top", type=int, default=12, help="modules listed in the import breakdown (12)")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="compile every module's source on every parse (an editable install with PYTHONDONTWRITEBYTECODE)",
+    )
     parser.add_argument("--json", default=None, help="write the raw results to this file")
     args = parser.parse_args(argv)
     runs = args.runs or (5 if args.quick else 15)
 
     isolate_airflow_home()
     env = {**os.environ}
+    # As installed from a wheel: pip compiles the byte code, so a deployed DAG processor does not compile
+    # the provider's source on every parse. (PYTHONDONTWRITEBYTECODE would charge every run with it.)
+    if args.no_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="midjourney-dag-parse-nocache-")  # no stale .pyc
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="midjourney-dag-parse-pycache-")
     folder = Path(tempfile.mkdtemp(prefix="midjourney-dag-parse-"))
     files = {"airflow.sdk only": folder / "bench_sdk.py", "provider operators": folder / "bench_provider.py"}
     files["airflow.sdk only"].write_text(SDK_DAG)
@@ -198,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Machine:")
     print_machine()
     print(f"{runs} fresh processes per DAG file, interleaved; times: DagBag(file) + DAG serialization")
+    cached = "none (every module compiled on every parse)" if args.no_bytecode else "cached, as pip installs"
+    print(f"byte code: {cached}")
     samples: dict[str, list[dict[str, object]]] = {name: [] for name in files}
     for name, path in files.items():  # warm the OS file cache and byte-code caches, not measured
         measure(path, envs[name])
