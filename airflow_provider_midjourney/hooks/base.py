@@ -79,9 +79,11 @@ BROWSER_HEADERS = {
 }
 # Connections of the AsyncClient that hooks created with ``shared_async_client=True`` (the trigger's)
 # share per event loop, base URL and timeout; requests beyond this many wait their turn. The pool
-# serves about SHARED_POOL_SIZE / latency requests a second: 64 at a real API's 0.25 s, enough for
-# the one fetch each finished job needs when 3,000 waiting jobs finish within a minute (8 was not).
-SHARED_POOL_SIZE = 16
+# serves at most SHARED_POOL_SIZE / latency requests a second, less while the event loop is busy:
+# in Airflow's real triggerer, 16 connections at 0.25 s delivered ~40 a second, short of the ~50 a
+# second that 3,000 waiting jobs finishing within a minute need (their news queued for up to 24 s,
+# docs/benchmarks.md); 32 keep up. Only bursts use them: a waiting job sends ~2 requests in all.
+SHARED_POOL_SIZE = 32
 # A poll on the shared client (a GET without body or query: what a trigger sends) goes straight to
 # the client's own httpcore pool, with the client's headers and timeouts prebuilt: no cookie jar,
 # no URL merging, no auth flow per request (benchmarks/poll_cost.py; the httpx path stays for

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_POLLS = 12
 #: ...but all the triggers of a connection in one event loop fetch at most about this many jobs per
 #: interval for progress (more waiting jobs: each is shown less often). The shared pool serves
-#: ~SHARED_POOL_SIZE / latency requests a second (32 at 0.25 s); progress must not crowd out the
+#: at most ~SHARED_POOL_SIZE / latency requests a second (128 at 0.25 s); progress must not crowd out the
 #: fetches that detect finished jobs.
 PROGRESS_FETCHES_PER_INTERVAL = 20
 #: From this many waiting triggers on, the list call is made twice per poll interval: it costs one
