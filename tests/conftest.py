@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+try:  # as tests.conftest or as conftest, the guard module is its sibling
+    from tests._self_contained import install as _refuse_reads_beside_the_repository
+except ImportError:
+    from _self_contained import install as _refuse_reads_beside_the_repository  # type: ignore[no-redef]
+
+_refuse_reads_beside_the_repository()
+
 # Airflow reads its configuration at import time: point it at a throwaway home first.
 # (conftest may be imported twice, as conftest and tests.conftest: both must agree on the home.)
 _HOME = Path(os.environ.setdefault("MJ_TEST_AIRFLOW_HOME", tempfile.mkdtemp(prefix="mj-airflow-home-")))

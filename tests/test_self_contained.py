@@ -1,34 +1,66 @@
-"""A clone runs its tests with nothing beside it: no test, Makefile target or CI step names a path
-outside the repository (the vendor documents the fixtures were made from live elsewhere)."""
+"""A clone runs its tests with nothing beside it (the vendor documents the fixtures were made
+from live elsewhere; ``tests/fixtures`` holds what the tests need).
+
+Two guards: every test process refuses to read beside the repository (``tests/_self_contained.py``,
+installed by conftest; ``make test-fresh-copy`` runs the suite in a copy that has nothing beside
+it, which also covers the subprocesses tests start), and the Makefile and CI scripts name no path
+that climbs out of the repository.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-# A folder next to the repository, the old environment variable for it, or a path built to reach it.
-OUTSIDE = re.compile(r"\.\./shared|shared/api-docs|MIDJOURNEY_API_DOCS|parents\[\d\]\s*/\s*[\"']shared")
+import pytest
+
+from airflow_provider_midjourney.testing import MidjourneyEmulator
+
+try:
+    from tests._self_contained import BESIDE, REPO, ReadBesideRepositoryError
+except ImportError:
+    from _self_contained import BESIDE, REPO, ReadBesideRepositoryError  # type: ignore[no-redef]
+
+CLIMBS_OUT = re.compile(r"\.\./|\$\(dir \$\(CURDIR\)\)|dirname \"\$\(dirname")
 
 
-def checked_files() -> list[Path]:
-    files = [REPO / "Makefile", *sorted((REPO / ".ci").iterdir()), REPO / "pyproject.toml"]
-    files += sorted(p for p in (REPO / "tests").rglob("*") if p.is_file() and p.suffix in {".py", ".json", ".toml"})
-    return [p for p in files if p.is_file() and p != Path(__file__).resolve()]
+@pytest.mark.skipif(str(BESIDE) == os.sep, reason="a repository at the root has nothing beside it")
+def test_reading_beside_the_repository_fails_naming_the_path() -> None:
+    missing = BESIDE / "vendor-docs-a-clone-does-not-have" / "sample.json"
+    with pytest.raises(ReadBesideRepositoryError, match="vendor-docs-a-clone-does-not-have"):
+        missing.read_text()  # refused before the file system is asked: not a FileNotFoundError
+    with pytest.raises(ReadBesideRepositoryError):
+        open(os.path.join(REPO, os.pardir, "anything"), "rb")  # noqa: SIM115 - never opened
+    with pytest.raises(ReadBesideRepositoryError):
+        os.listdir(BESIDE)
 
 
-def test_no_test_makefile_or_ci_step_reads_outside_the_repository() -> None:
+def test_the_repository_and_temporary_files_stay_readable() -> None:
+    assert (REPO / "pyproject.toml").read_text().startswith("[")
+    assert "tests" in os.listdir(REPO)
+    with tempfile.NamedTemporaryFile("w+") as tmp:
+        tmp.write("ok")
+        tmp.flush()
+        assert Path(tmp.name).read_text() == "ok"
+
+
+def test_the_fixtures_alone_feed_the_emulator_and_the_vendor_tests() -> None:
+    """The vendor samples the backend tests use are in the repository (one of each backend)."""
+    for backend in ("useapi_v3", "useapi_v2", "imaginepro", "midjourney_proxy"):
+        samples = list((REPO / "tests" / "fixtures" / backend).glob("*.json"))
+        assert samples, backend
+    assert MidjourneyEmulator  # the emulator ships in the package, not beside it
+
+
+def test_makefile_and_ci_name_no_path_outside_the_repository() -> None:
+    files = [REPO / "Makefile", REPO / "pyproject.toml", *sorted((REPO / ".ci").iterdir())]
     found = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()[:100]}"
-        for path in checked_files()
-        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1)
-        if OUTSIDE.search(line)
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if CLIMBS_OUT.search(line)
     ]
     assert found == [], "\n".join(found)
-
-
-def test_the_check_sees_what_it_must_refuse() -> None:
-    refused = ('DOCS = HERE.parents[2] / "shared" / "api-docs"', "cat ../shared/x", "os.environ['MIDJOURNEY_API_DOCS']")
-    for line in refused:
-        assert OUTSIDE.search(line), line
-    assert len(checked_files()) > 50  # the fixtures and tests are really read
+    assert CLIMBS_OUT.search("cat ../docs/x.json") and CLIMBS_OUT.search("$(dir $(CURDIR))docs")
