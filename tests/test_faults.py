@@ -23,6 +23,7 @@ from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
 from tests.conftest import FAST_RETRY, TOKEN, load_dag, write_dag
+from tests.task_context import StateStore, task_context
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "midjourney_conn")
 
@@ -367,30 +368,15 @@ def test_one_hook_works_under_many_event_loops(emulator, midjourney_conn, shared
 # -- 5. a cleared task (the state store still holds the earlier run's job) -----------------------------
 
 
-class _TI:
-    dag_id, run_id, task_id, map_index, try_number = "cleared", "r", "t", -1, 2
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-class _Store(dict):
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-def _execute(prompt: str, store: _Store) -> dict[str, Any]:
+def _execute(prompt: str, store: StateStore) -> dict[str, Any]:
     from airflow_provider_midjourney.operators import MidjourneyImagineOperator
 
     op = MidjourneyImagineOperator(task_id="t", prompt=prompt, deferrable=False, poll_interval=0.02, timeout=30)
-    return op.execute({"ti": _TI(), "task_state_store": store})
+    return op.execute(task_context(store, dag_id="cleared", try_number=2))
 
 
 def test_a_cleared_task_reattaches_only_when_its_request_is_unchanged(emulator) -> None:
-    store = _Store()
+    store = StateStore()
     alpha = _execute("alpha", store)
     assert store["midjourney_job_id"] == alpha["job_id"] and len(store["midjourney_job_fingerprint"]) == 64
     again = _execute("alpha", store)  # cleared, same rendered prompt: the same job, nothing sent

@@ -29,6 +29,7 @@ from airflow_provider_midjourney.operators import (
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
 from tests.conftest import TOKEN, connection_json, example_dag, load_dag, write_dag
+from tests.task_context import FakeTI, StateStore, task_context
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
 
@@ -259,30 +260,15 @@ def test_sensor_soft_fail_skips_on_a_moderated_job(emulator) -> None:
 # -- the operator directly: deferral and every event branch ---------------------------------------
 
 
-class _TI:
-    dag_id, run_id, task_id, map_index, try_number = "d", "r", "t", -1, 1
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-class _Store(dict):
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
-def context(store: _Store | None = None) -> dict[str, Any]:
-    return {"ti": _TI(), "task_state_store": store}
+def context(store: StateStore | None = None) -> dict[str, Any]:
+    return task_context(store)
 
 
 def test_execute_defers_with_the_right_trigger(emulator) -> None:
     from airflow.exceptions import TaskDeferred
 
     op = MidjourneyImagineOperator(task_id="t", prompt="deferred", poll_interval=2, timeout=timedelta(minutes=10))
-    store, ctx = _Store(), context(_Store())
+    store, ctx = StateStore(), context(StateStore())
     ctx["task_state_store"] = store
     started = time.time()
     with pytest.raises(TaskDeferred) as info:
@@ -303,9 +289,9 @@ def test_execute_defers_with_the_right_trigger(emulator) -> None:
 def test_execute_reattaches_to_a_stored_completed_job(emulator, hook) -> None:
     job = hook.imagine("done before")
     emulator.complete_job(job.jobid)
-    store = _Store(midjourney_job_id=job.jobid)
+    store = StateStore(midjourney_job_id=job.jobid)
     op = MidjourneyImagineOperator(task_id="t", prompt="done before")
-    result = op.execute({"ti": _TI(), "task_state_store": store})
+    result = op.execute(task_context(store))
     assert result["job_id"] == job.jobid and result["status"] == "completed"
     assert len(emulator.created_jobs()) == 1
 
@@ -317,7 +303,7 @@ def test_execute_refuses_to_resubmit_a_moderated_job(emulator, hook) -> None:
         time.sleep(0.02)
     op = MidjourneyImagineOperator(task_id="t", prompt="forbidden again")
     with pytest.raises(MidjourneyJobModeratedError, match="not resubmitted"):
-        op.execute({"ti": _TI(), "task_state_store": _Store(midjourney_job_id=job.jobid)})
+        op.execute(task_context(StateStore(midjourney_job_id=job.jobid)))
     assert len(emulator.created_jobs()) == 1
 
 
@@ -348,17 +334,15 @@ def _result_event(job_id: str = JOB_ID) -> dict[str, Any]:
 def test_execute_complete_branches(event, error, fragment) -> None:
     op = MidjourneyImagineOperator(task_id="t", prompt="p")
     with pytest.raises(error, match=fragment):
-        op.execute_complete({"ti": _TI()}, event)
+        op.execute_complete({"ti": FakeTI()}, event)
 
 
 def test_a_stale_event_from_an_earlier_try_reruns_execute(emulator, hook) -> None:
     job = hook.imagine("resumed with a stale event")
     emulator.complete_job(job.jobid)
-    ti = _TI()
-    ti.try_number = 2
     op = MidjourneyImagineOperator(task_id="t", prompt="resumed with a stale event")
     stale = {"status": "error", "job_id": job.jobid, "message": "2 consecutive errors", "try_number": 1}
-    result = op.execute_complete({"ti": ti, "task_state_store": _Store(midjourney_job_id=job.jobid)}, stale)
+    result = op.execute_complete(task_context(StateStore(midjourney_job_id=job.jobid), try_number=2), stale)
     assert result["status"] == "completed" and len(emulator.created_jobs()) == 1
 
 
