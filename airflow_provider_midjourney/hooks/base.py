@@ -23,9 +23,10 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
@@ -55,9 +56,6 @@ from airflow_provider_midjourney.models import (
     SettingsRequest,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
-
-if TYPE_CHECKING:
-    import httpcore
 
 try:
     from airflow.sdk import BaseHook
@@ -734,9 +732,7 @@ class _SharedAsyncClient:
         headers = self.headers if auth is None else [*self.headers, auth]
         try:
             answer = await self.pool.request("GET", self.base + path, headers=headers, extensions=self.extensions)
-        except Exception as exc:  # httpcore's own (not imported here: httpx imports it lazily, DAG parsing never)
-            if not type(exc).__module__.startswith("httpcore"):
-                raise
+        except _HTTPCORE_ERRORS as exc:
             raise _as_httpx_error(exc) from None
         if 300 <= answer.status < 400:
             return None  # let httpx follow it
@@ -772,6 +768,17 @@ class _SharedAsyncClient:
         """Drop one user without closing (the client belongs to another event loop)."""
         with self._lock:
             self.users -= 1
+
+
+# What httpcore raises where httpx would raise its TransportError of the same name. (This module is
+# imported by tasks and the triggerer only, never on a DAG parse, so httpcore may be imported here.)
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.UnsupportedProtocol,
+)
 
 
 def _as_httpx_error(exc: Exception) -> httpx.TransportError:
