@@ -542,3 +542,17 @@ def test_a_connection_of_another_type_is_refused_by_name(monkeypatch: pytest.Mon
     op = MidjourneyImagineOperator(task_id="t", prompt="p", midjourney_conn_id="other")
     with pytest.raises(MidjourneyError, match=r"has type 'http'; a Midjourney task needs one of: .*midjourney"):
         op.hook  # noqa: B018
+
+
+def test_in_the_triggerer_the_final_status_is_left_to_airflows_event_line(emulator, hook) -> None:
+    """Every log line of a trigger is a write the triggerer's supervisor must serve; Airflow already
+    logs the event with its payload, so the trigger itself does not log the final status there."""
+    job = hook.imagine("final line")
+    running = hook.fetch_job(job.jobid)
+    emulator.complete_job(job.jobid)
+    done = hook.fetch_job(job.jobid)
+    assert not running.is_terminal and done.is_terminal
+    trigger = MidjourneyJobTrigger(job.jobid)
+    assert trigger._log_due(running) and trigger._log_due(done)  # a worker (deferrable=False) logs both
+    trigger.task_instance = FakeTI()  # what the triggerer attaches
+    assert trigger._log_due(running) and not trigger._log_due(done)

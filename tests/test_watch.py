@@ -189,3 +189,74 @@ async def test_a_failed_lookup_is_not_kept(emulator, midjourney_conn, monkeypatc
         await watch.shared_connection("mj_later")
     monkeypatch.setenv("AIRFLOW_CONN_MJ_LATER", connection_json(emulator.base_url))
     assert (await watch.shared_connection("mj_later")).host == emulator.base_url
+
+
+# -- how often the list call runs, and that it never queues behind the fetches --------------------
+
+
+class _RecordingAsyncio:
+    """``asyncio`` for watch.py, with the watcher's pauses recorded (the clock, not the API)."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float, result: Any = None) -> Any:
+        self.sleeps.append(delay)
+        return await asyncio.sleep(delay, result)
+
+
+class _AllRunningHook(MidjourneyHook):
+    """Lists every job as running, without a request: the subscriptions stay asleep."""
+
+    listed = 0
+
+    async def alist_running_job_ids(self) -> set[str] | None:
+        type(self).listed += 1
+        return {f"job-{i}" for i in range(100)}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "pause"), [(watch.HALF_INTERVAL_FROM - 1, POLL), (watch.HALF_INTERVAL_FROM, POLL / 2)]
+)
+async def test_from_twenty_waiting_triggers_the_list_call_runs_twice_per_interval(
+    midjourney_conn, monkeypatch, waiting: int, pause: float
+) -> None:
+    clock = _RecordingAsyncio()
+    monkeypatch.setattr(watch, "asyncio", clock)
+    _AllRunningHook.listed = 0
+    async with _AllRunningHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+        turns = [asyncio.ensure_future(watch.wait_for_turn(hook, f"job-{i}", POLL, 60.0)) for i in range(waiting)]
+        await until(lambda: _AllRunningHook.listed >= 3, "three list calls")
+        assert not any(turn.done() for turn in turns)  # all listed as running: nobody woke
+        for turn in turns:
+            turn.cancel()
+        await asyncio.gather(*turns, return_exceptions=True)
+    assert clock.sleeps and set(clock.sleeps) == {pause}
+
+
+async def test_the_list_call_does_not_queue_behind_the_fetches(emulator, midjourney_conn, running_jobs) -> None:
+    from airflow_provider_midjourney.hooks.base import SKIP_SHARED_QUEUE
+
+    [job_id] = running_jobs(1)
+    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+        await hook.afetch_job(job_id)  # the shared client exists
+        assert hook._shared is not None
+        gate, held = hook._shared.gate, 0
+        while not gate.locked() and held < 1000:  # every place taken, as by a burst of fetches
+            await gate.acquire()
+            held += 1
+        try:
+            watcher = watch._Watcher(("test", midjourney_conn))
+            running = await asyncio.wait_for(asyncio.ensure_future(watcher._list(hook, 5.0)), timeout=20)
+            assert running is not None and job_id in running  # it went past the full queue
+            assert SKIP_SHARED_QUEUE.get() is False  # only the watcher's own task skips the queue
+            fetch = asyncio.ensure_future(hook.afetch_job(job_id))
+            await asyncio.sleep(0.3)
+            assert not fetch.done()  # an ordinary fetch still waits for its turn
+        finally:
+            for _ in range(held):
+                gate.release()
+        assert (await asyncio.wait_for(fetch, timeout=20)).job_id == job_id
