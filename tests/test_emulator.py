@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -796,3 +797,21 @@ def test_pytest_plugin_fixture(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio", "--strict-markers")
     result.assert_outcomes(passed=2)
+
+
+def test_a_fault_rule_set_while_a_request_is_held_by_latency_takes_the_next_request(
+    emu: MidjourneyEmulator, client: httpx.Client
+) -> None:
+    """Rules are matched when a request arrives: a fault planned for "the next request" must not
+    hit one that was already in flight (the benchmarks and fault tests plan faults mid-traffic)."""
+    emu.latency = 1.0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = pool.submit(client.get, JOBS)
+        for _ in range(200):  # bounded: until the emulator has seen it arrive
+            if emu.requests or in_flight.done():
+                break
+            time.sleep(0.01)
+        emu.fail_next(1, 503, JOBS, method="GET")
+        assert in_flight.result(timeout=30).status_code == 200
+    emu.latency = 0.0
+    assert client.get(JOBS).status_code == 503
