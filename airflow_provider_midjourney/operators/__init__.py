@@ -1,4 +1,4 @@
-"""Operators for Midjourney jobs (useapi.net API v3)."""
+"""Operators for Midjourney jobs, on any backend (the connection's type picks it)."""
 
 from airflow_provider_midjourney.operators.download import MidjourneyDownloadOperator
 from airflow_provider_midjourney.operators.midjourney import (
