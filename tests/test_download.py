@@ -367,3 +367,19 @@ def test_example_dag_ends_with_pngs_and_a_contact_sheet(emulator, tmp_path, monk
     page = (folder / "index.html").read_text()
     assert all(f'src="./{n}"' in page for n in names) and imagine["prompt"] in page
     assert asset_event_extra(f"file://{tmp_path}/out")["count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"max_concurrency": "4"}, "max_concurrency"),
+        ({"file_timeout": float("nan")}, "file_timeout"),
+        ({"file_timeout": 1e15}, "file_timeout"),
+    ],
+)
+def test_a_downloader_made_directly_checks_its_numbers_too(hook, emulator, tmp_path, options, field) -> None:
+    """The operator checks them at construction; other callers of Downloader get the same errors."""
+    with pytest.raises(MidjourneyInvalidRequestError, match=f"^{field}:"):
+        downloader(hook, tmp_path, **options)
+    assert emulator.requests == []

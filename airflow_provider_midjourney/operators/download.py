@@ -334,6 +334,16 @@ class StoredFile:
         }
 
 
+def check_download_numbers(max_concurrency: Any, file_timeout: Any) -> tuple[int, float]:
+    """Parallel files (1-64) and seconds per file (0.1 s-24 h): named, non-retryable errors (also
+    ValueErrors) for 0, "4", nan, 1e15... The operator checks them at construction, the
+    :class:`Downloader` for any other caller."""
+    return (
+        check_count(max_concurrency, "max_concurrency", maximum=64),
+        check_seconds(file_timeout, "file_timeout", minimum=0.1, maximum=24 * 3600.0),
+    )
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, MidjourneyTransportError):
         return True  # a GET is safe to repeat
@@ -366,9 +376,7 @@ class Downloader:
         log: logging.Logger | None = None,
         cancel: threading.Event | None = None,
     ) -> None:
-        # Named, non-retryable errors (also ValueErrors) for 0, "4", nan, 1e15...
-        max_concurrency = check_count(max_concurrency, "max_concurrency", maximum=64)
-        file_timeout = check_seconds(file_timeout, "file_timeout", minimum=0.1, maximum=24 * 3600.0)
+        max_concurrency, file_timeout = check_download_numbers(max_concurrency, file_timeout)
         self.hook = hook
         self.destination = destination
         self.use_proxy = use_proxy
@@ -619,9 +627,7 @@ class MidjourneyDownloadOperator(BaseOperator):
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        # Named, non-retryable errors (also ValueErrors) for 0, "4", nan, 1e15...
-        max_concurrency = check_count(max_concurrency, "max_concurrency", maximum=64)
-        file_timeout = check_seconds(file_timeout, "file_timeout", minimum=0.1, maximum=24 * 3600.0)
+        max_concurrency, file_timeout = check_download_numbers(max_concurrency, file_timeout)
         asset = None if "outlets" in kwargs else destination_asset(destination)
         if asset is not None:
             kwargs["outlets"] = [asset]
