@@ -112,7 +112,7 @@ def main() -> int:
     conn_type = BACKENDS[backend]
     token = (os.environ.get("MIDJOURNEY_API_TOKEN") or "").strip()
     with ExitStack() as stack:
-        if token or (backend == "midjourney_proxy" and os.environ.get("MIDJOURNEY_BASE_URL")):
+        if token or os.environ.get("MIDJOURNEY_BASE_URL"):  # a real server (a proxy may need no token)
             from airflow_provider_midjourney.hooks.base import hook_class_for
 
             base_url = os.environ.get("MIDJOURNEY_BASE_URL") or hook_class_for(conn_type, "demo").default_base_url
