@@ -19,14 +19,14 @@ import pytest
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 
 try:
-    from tests._self_contained import BESIDE, REPO, ReadBesideRepositoryError
+    from tests._self_contained import ACTIVE, BESIDE, REPO, ReadBesideRepositoryError
 except ImportError:
-    from _self_contained import BESIDE, REPO, ReadBesideRepositoryError  # type: ignore[no-redef]
+    from _self_contained import ACTIVE, BESIDE, REPO, ReadBesideRepositoryError  # type: ignore[no-redef]
 
 CLIMBS_OUT = re.compile(r"\.\./|\$\(dir \$\(CURDIR\)\)|dirname \"\$\(dirname")
 
 
-@pytest.mark.skipif(str(BESIDE) == os.sep, reason="a repository at the root has nothing beside it")
+@pytest.mark.skipif(not ACTIVE, reason="the repository sits in the temporary folder: only a fresh copy can tell")
 def test_reading_beside_the_repository_fails_naming_the_path() -> None:
     missing = BESIDE / "vendor-docs-a-clone-does-not-have" / "sample.json"
     with pytest.raises(ReadBesideRepositoryError, match="vendor-docs-a-clone-does-not-have"):
