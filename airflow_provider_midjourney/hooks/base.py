@@ -56,6 +56,7 @@ from airflow_provider_midjourney.models import (
     SettingsRequest,
 )
 from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 
 try:
     from airflow.sdk import BaseHook
@@ -106,7 +107,8 @@ class Capability(str, Enum):
     CANCEL = "cancel"
     LIST_RUNNING = "list_running"
     SEPARATE_IMAGES = "separate_images"
-    VIDEO = "video"
+    VIDEO = "video"  # animate a picture (MidjourneyVideoOperator; useapi v3 also takes --video in imagine)
+    VIDEO_EXTEND = "video_extend"
     UPLOAD_FILES = "upload_files"
 
     def __str__(self) -> str:
@@ -120,6 +122,8 @@ _NEEDS: dict[type[JobOptions], Capability] = {
     DescribeRequest: Capability.DESCRIBE,
     SeedRequest: Capability.SEED,
     SettingsRequest: Capability.SETTINGS,
+    VideoRequest: Capability.VIDEO,
+    VideoExtendRequest: Capability.VIDEO_EXTEND,
 }
 
 

@@ -1,0 +1,95 @@
+"""Neutral requests for Midjourney video: animate a picture, extend a clip.
+
+One vocabulary for every backend: pictures and clips are numbered 1-4 (as the grid's U1-U4), motion is
+``low``/``high``, resolution ``sd``/``hd``. Each backend's hook translates (0-based indexes,
+``manual``/``bs``, prompt flags) and refuses, before any HTTP call, what its API cannot do.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from airflow_provider_midjourney.models import JobOptions, _check_job_id, _check_prompt, _check_url
+
+Motion = Literal["low", "high"]
+Resolution = Literal["sd", "hd"]
+#: Midjourney's own ``--bs`` values; vendors accept 1, 2 or 4 (trueai's proxy also 3).
+BATCH_SIZES = (1, 2, 4)
+MAX_EXTENSIONS = 4
+
+
+class VideoRequest(JobOptions):
+    """Animate one picture into a short clip.
+
+    The start frame is either picture ``index`` (1-4) of the finished image job ``job_id``, or
+    ``image``: a public http(s) URL. ``end_image`` (a URL) and ``loop`` are exclusive.
+    """
+
+    endpoint: ClassVar[str] = "video"
+
+    job_id: str | None = None
+    index: int | None = Field(None, ge=1, le=4)
+    image: str | None = None
+    prompt: str | None = None
+    motion: Motion | None = None
+    end_image: str | None = None
+    loop: bool = False
+    resolution: Resolution | None = None
+    batch_size: int | None = None
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_job_id(value)
+
+    @field_validator("image", "end_image")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _check_url(value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return _check_prompt(value, required=False)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: int | None) -> int | None:
+        if value is not None and value not in BATCH_SIZES:
+            raise ValueError(f"must be one of {', '.join(map(str, BATCH_SIZES))}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_start_frame(self) -> VideoRequest:
+        if (self.job_id is None) == (self.image is None):
+            raise ValueError("give the start frame either as job_id + index (a finished image job) or as image (a URL)")
+        if self.job_id is not None and self.index is None:
+            raise ValueError("index (1-4) is required with job_id: which picture of the job to animate")
+        if self.image is not None and self.index is not None:
+            raise ValueError("index is only used with job_id, not with image")
+        if self.loop and self.end_image:
+            raise ValueError("loop and end_image are exclusive (a loop ends on its start frame)")
+        return self
+
+
+class VideoExtendRequest(JobOptions):
+    """Extend clip ``index`` (1-4) of the finished video job ``job_id`` by about four seconds."""
+
+    endpoint: ClassVar[str] = "video_extend"
+
+    job_id: str
+    index: int = Field(ge=1, le=4)
+    prompt: str | None = None
+    motion: Motion | None = None
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str) -> str:
+        return _check_job_id(value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        return _check_prompt(value, required=False)
