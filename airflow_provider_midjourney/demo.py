@@ -4,9 +4,10 @@
     MIDJOURNEY_API_TOKEN=... python -m airflow_provider_midjourney.demo   # against the real API
     MIDJOURNEY_BACKEND=imaginepro python -m airflow_provider_midjourney.demo
 
-``MIDJOURNEY_BACKEND`` picks the API: ``useapi_v3`` (default), ``imaginepro``, ``useapi_v2`` or
-``midjourney_proxy`` (the emulator serves them all; ``MIDJOURNEY_EMULATOR_PROXY_FLAVOUR=superset``
-switches its midjourney-proxy routes to the maintained superset). The example's seed task is
+``MIDJOURNEY_BACKEND`` picks the API by its registry name (:mod:`airflow_provider_midjourney.backends`):
+``useapi_v3`` (default), ``imaginepro``, ``useapi_v2``, ``midjourney_proxy``... (the emulator serves
+them all; ``MIDJOURNEY_EMULATOR_PROXY_FLAVOUR=superset`` switches its midjourney-proxy routes to the
+maintained superset). The example's seed task is
 skipped on a backend without seed.
 
 It uses a throwaway AIRFLOW_HOME (SQLite) and ``dag.test()``, which runs the deferred trigger
@@ -25,16 +26,11 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+
+from airflow_provider_midjourney.backends import BACKENDS, backend_named
+from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag_test, xcom_value
 
 EXAMPLE = "midjourney_imagine_upscale"
-# MIDJOURNEY_BACKEND -> connection type (the connection's type picks the hook).
-BACKENDS = {
-    "useapi_v3": "midjourney",
-    "imaginepro": "imaginepro",
-    "useapi_v2": "midjourney_useapi_v2",
-    "midjourney_proxy": "midjourney_proxy",
-}
 
 
 def _example_source() -> Path:
@@ -52,45 +48,8 @@ def _example_source() -> Path:
     raise SystemExit(f"{EXAMPLE}.py not found (looked in {looked}); reinstall airflow-provider-midjourney")
 
 
-def register_assets_for_dag_test(dag: Any) -> None:
-    """Register the DAG's assets before ``dag.test()`` on Airflow 3.0 (a no-op on 3.1 and later).
-
-    Airflow 3.0's ``dag.test()`` does not register them, so a task with an ``Asset`` outlet (the
-    download step) fails as "inactive" (apache/airflow#51644); a real deployment's DAG processor
-    registers them when it parses the file.
-    """
-    from airflow import __version__ as airflow_version
-
-    major, minor = (int(part) for part in airflow_version.split(".")[:2])
-    if (major, minor) >= (3, 1) or not any(task.outlets or task.inlets for task in dag.tasks):
-        return
-    from airflow.dag_processing.collection import AssetModelOperation
-    from airflow.serialization.serialized_objects import SerializedDAG
-    from airflow.utils.session import create_session
-
-    scheduler_dag = SerializedDAG.deserialize_dag(SerializedDAG.serialize_dag(dag))
-    with create_session() as session:
-        operation = AssetModelOperation.collect({scheduler_dag.dag_id: scheduler_dag})
-        assets = operation.sync_assets(session=session)
-        session.flush()
-        operation.activate_assets_if_possible(assets.values(), session=session)
-
-
 def _local(uri: str) -> str:
     return uri[len("file://") :] if uri.startswith("file://") else uri
-
-
-def _xcom(dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key, map_index=map_index)
-            .one_or_none()
-        )
-        return XComModel.deserialize_value(row) if row is not None else None
 
 
 def main() -> int:
@@ -107,15 +66,16 @@ def main() -> int:
         }
     )
     backend = os.environ.get("MIDJOURNEY_BACKEND", "useapi_v3").strip().lower()
-    if backend not in BACKENDS:
-        raise SystemExit(f"MIDJOURNEY_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    conn_type = BACKENDS[backend]
+    names = [b.name for b in BACKENDS]
+    if backend not in names:
+        raise SystemExit(f"MIDJOURNEY_BACKEND must be one of {', '.join(names)}, got {backend!r}")
+    chosen = backend_named(backend)
     token = (os.environ.get("MIDJOURNEY_API_TOKEN") or "").strip()
+    extra: dict[str, object] = {}
     with ExitStack() as stack:
         if token or os.environ.get("MIDJOURNEY_BASE_URL"):  # a real server (a proxy may need no token)
-            from airflow_provider_midjourney.hooks.base import hook_class_for
-
-            base_url = os.environ.get("MIDJOURNEY_BASE_URL") or hook_class_for(conn_type, "demo").default_base_url
+            default_url = chosen.load_hook_class().default_base_url
+            base_url = os.environ.get("MIDJOURNEY_BASE_URL") or default_url
             if not base_url:
                 raise SystemExit(f"MIDJOURNEY_BASE_URL: the {backend} backend has no default server; give its URL")
             print(f"Backend {backend}: using the real API at {base_url}")
@@ -128,11 +88,11 @@ def main() -> int:
                     token=token, timings=JobTimings(start_after=0.2, progress_after=0.5, complete_after=2.0)
                 )
             )
-            base_url = emulator.base_url
+            base_url, extra = emulator.base_url, dict(chosen.emulator_extra)
             os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.5")
             print(f"Backend {backend}: no MIDJOURNEY_API_TOKEN, using the embedded emulator at {base_url}")
         os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(
-            {"conn_type": conn_type, "host": base_url, "password": token}
+            {"conn_type": chosen.conn_type, "host": base_url, "password": token, "extra": extra}
         )
         return _run()
 
@@ -154,21 +114,21 @@ def _run() -> int:
     dag_run = module.dag.test(run_conf=run_conf)
     elapsed = time.monotonic() - started
     print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
-    imagine = _xcom(EXAMPLE, dag_run.run_id, "imagine")
+    imagine = xcom_value(EXAMPLE, dag_run.run_id, "imagine")
     if imagine:
         print(f"imagine  job {imagine['job_id']}  backend {imagine.get('backend')}  grid {imagine['grid_url']}")
         for url in imagine["image_urls"]:
             print(f"         image {url}")
     for index in range(4):
-        upscale = _xcom(EXAMPLE, dag_run.run_id, "upscale", map_index=index)
+        upscale = xcom_value(EXAMPLE, dag_run.run_id, "upscale", map_index=index)
         if upscale:
             print(f"U{index + 1}       job {upscale['job_id']}  image {(upscale['image_urls'] or [None])[0]}")
-    seed = _xcom(EXAMPLE, dag_run.run_id, "seed")
+    seed = xcom_value(EXAMPLE, dag_run.run_id, "seed")
     if seed:
         print(f"seed     job {seed['job_id']}  seed {seed['seed']}")
     else:
         print("seed     skipped: this backend has no seed")
-    stored = _xcom(EXAMPLE, dag_run.run_id, "download")
+    stored = xcom_value(EXAMPLE, dag_run.run_id, "download")
     if stored:
         download = dag_run.get_task_instance("download")
         took = (download.end_date - download.start_date).total_seconds() if download and download.end_date else 0.0
@@ -176,7 +136,7 @@ def _run() -> int:
         for item in stored:
             note = "  (already there)" if item.get("skipped") else ""
             print(f"  {_local(item['uri'])}  {item['size']} bytes{note}")
-    sheet = _xcom(EXAMPLE, dag_run.run_id, "download", key="contact_sheet")
+    sheet = xcom_value(EXAMPLE, dag_run.run_id, "download", key="contact_sheet")
     if sheet:
         print(f"Contact sheet: {_local(sheet)}")
     return 0 if str(dag_run.state) == "success" else 1

@@ -207,7 +207,7 @@ class MidjourneyChannelLockedError(MidjourneyPermanentError):
     hint = (
         ". The Midjourney channel is locked by a pending moderation message or CAPTCHA: resolve it"
         " in Discord (the vendor's solver usually clears a CAPTCHA in 60-90 s), then reset the"
-        " channel with POST /v3/midjourney/accounts/reset/<channel> (MidjourneyHook.reset_account)."
+        " channel with POST /v3/midjourney/accounts/reset/<channel> (UseapiV3Hook.reset_account)."
         " Wait 10-15 minutes before sending more jobs."
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_midjourney.models import SETTINGS_COMMANDS, TERMINAL_STATUSES, JobStatus
+from airflow_provider_midjourney.vocabulary import SETTINGS_COMMANDS, TERMINAL_STATUSES, JobStatus
 
 __all__ = ["JobStatus", "MidjourneyJob"]
 

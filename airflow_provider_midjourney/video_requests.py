@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from airflow_provider_midjourney.models import JobOptions, _check_job_id, _check_prompt, _check_url
+from airflow_provider_midjourney.input_checks import checked_job_id, checked_optional_url, checked_prompt
+from airflow_provider_midjourney.job_requests import JobOptions
 
 Motion = Literal["low", "high"]
 Resolution = Literal["sd", "hd"]
@@ -42,17 +43,17 @@ class VideoRequest(JobOptions):
     @field_validator("job_id")
     @classmethod
     def _job_id(cls, value: str | None) -> str | None:
-        return None if value is None else _check_job_id(value)
+        return None if value is None else checked_job_id(value)
 
     @field_validator("image", "end_image")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
-        return _check_url(value)
+        return checked_optional_url(value)
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
-        return _check_prompt(value, required=False)
+        return checked_prompt(value, required=False)
 
     @field_validator("batch_size")
     @classmethod
@@ -87,9 +88,9 @@ class VideoExtendRequest(JobOptions):
     @field_validator("job_id")
     @classmethod
     def _job_id(cls, value: str) -> str:
-        return _check_job_id(value)
+        return checked_job_id(value)
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
-        return _check_prompt(value, required=False)
+        return checked_prompt(value, required=False)

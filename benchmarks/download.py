@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="midjourney-bench-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-    from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+    from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
     from airflow_provider_midjourney.operators.download import (
         Destination,
         Downloader,
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(
             {"conn_type": "midjourney", "host": emulator.base_url, "password": TOKEN}
         )
-        with MidjourneyHook() as hook:
+        with UseapiV3Hook() as hook:
             job = hook.imagine("a lighthouse on a cliff at dawn, oil painting --ar 3:2")
             emulator.complete_job(job.jobid)
             job = hook.get_job(job.jobid)

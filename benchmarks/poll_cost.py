@@ -58,7 +58,7 @@ async def measure(base_url: str, job_id: str, count: int, rounds: int) -> dict[s
     import httpx
 
     from airflow_provider_midjourney.hooks import base
-    from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+    from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
     from airflow_provider_midjourney.retry import NO_RETRY
 
     path = f"/v3/midjourney/jobs/{job_id}"
@@ -68,7 +68,7 @@ async def measure(base_url: str, job_id: str, count: int, rounds: int) -> dict[s
     pool = httpcore.AsyncConnectionPool(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     url = f"{base_url}{path}".encode()
     headers = [(b"Accept", b"application/json"), (b"Authorization", f"Bearer {TOKEN}".encode())]
-    hook = MidjourneyHook("midjourney_default", retry=NO_RETRY, shared_async_client=True)
+    hook = UseapiV3Hook("midjourney_default", retry=NO_RETRY, shared_async_client=True)
 
     async def via_httpx() -> None:
         (await client.request("GET", path, headers=auth)).json()

@@ -33,10 +33,10 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.05")
 
-from airflow_provider_midjourney.demo import register_assets_for_dag_test  # noqa: E402
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook  # noqa: E402
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook  # noqa: E402
 from airflow_provider_midjourney.retry import RetryPolicy  # noqa: E402
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator  # noqa: E402
+from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag_test  # noqa: E402
 
 TOKEN = "test-token-7Hq2-do-not-log"
 FAST_TIMINGS = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
@@ -71,8 +71,8 @@ def midjourney_conn(emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def hook(midjourney_conn: str) -> Iterator[MidjourneyHook]:
-    with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+def hook(midjourney_conn: str) -> Iterator[UseapiV3Hook]:
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         yield hook
 
 

@@ -35,12 +35,11 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     SubmitAnswer,
     moderation_patterns,
 )
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
     ImagineRequest,
-    JobStatus,
     SeedRequest,
     SettingsRequest,
 )
@@ -53,6 +52,7 @@ from airflow_provider_midjourney.operators import (
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
+from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
 from tests.test_operators import context, run_dag, task_states, xcom
 

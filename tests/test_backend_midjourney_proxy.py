@@ -46,18 +46,18 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     compile_patterns,
     describe_prompts,
 )
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
     ImagineRequest,
-    JobStatus,
     SeedRequest,
     SettingsRequest,
 )
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.midjourney_proxy import MidjourneyProxyRoutes, proxy_routes
+from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, FAST_TIMINGS, TOKEN, load_dag, write_dag
 
 FIXTURES = Path(__file__).parent / "fixtures" / "midjourney_proxy"

@@ -30,18 +30,18 @@ from airflow_provider_midjourney.hooks.useapi_v2 import (
     UseapiV2QueuedUntrackedError,
 )
 from airflow_provider_midjourney.hooks.useapi_v2_models import V2Job
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.image_intake import ImageBlob
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
-    ImageBlob,
     ImagineRequest,
-    JobStatus,
     SeedRequest,
     SettingsRequest,
 )
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.useapi_v2 import QUEUED_NOT_TRACKED
+from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN, load_dag, write_dag
 
 FIXTURES = Path(__file__).parent / "fixtures" / "useapi_v2"

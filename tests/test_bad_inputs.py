@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_midjourney.exceptions import AirflowFailException, MidjourneyError
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.operators import (
     MidjourneyBlendOperator,
     MidjourneyButtonOperator,
@@ -371,15 +371,15 @@ for label, kwargs, field in [
 # -- the hook ----------------------------------------------------------------------------------------
 
 
-def hook_case(name: str, field: str, call: Callable[[MidjourneyHook], Any]) -> None:
+def hook_case(name: str, field: str, call: Callable[[UseapiV3Hook], Any]) -> None:
     def run() -> Any:
-        with MidjourneyHook("midjourney_default") as hook:
+        with UseapiV3Hook("midjourney_default") as hook:
             return call(hook)
 
     CASES.append(Case(name, run, field))
 
 
-def _stream(hook: MidjourneyHook, url: str, use_proxy: bool = False) -> None:
+def _stream(hook: UseapiV3Hook, url: str, use_proxy: bool = False) -> None:
     with hook.stream_asset(url, use_proxy=use_proxy):
         pass
 
@@ -417,7 +417,7 @@ hook_case("hook proxy a non-CDN URL", "url", lambda h: _stream(h, "https://evil.
 hook_case("hook proxy URL with newline", "url", lambda h: _stream(h, "https://cdn.midjourney.com/x\n.png", True))
 for label, timeout in [("zero", 0), ("nan", math.nan), ("string", "30"), ("a day", 86400.0)]:
     CASES.append(
-        Case(f"hook timeout {label}", lambda t=timeout: MidjourneyHook("midjourney_default", timeout=t), "timeout")
+        Case(f"hook timeout {label}", lambda t=timeout: UseapiV3Hook("midjourney_default", timeout=t), "timeout")
     )
 
 # -- connection settings (the Airflow connection is hostile) -----------------------------------------
@@ -550,11 +550,11 @@ def test_good_inputs_still_pass_validation(emulator, operator: type, kwargs: dic
 
 def test_connection_timeout_given_as_text_in_the_form_is_accepted(emulator, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MJ_FORM", connection_json(emulator.base_url, timeout=" 12 "))
-    assert MidjourneyHook("mj_form").connection_settings.timeout == 12.0
+    assert UseapiV3Hook("mj_form").connection_settings.timeout == 12.0
 
 
 def test_a_token_with_a_trailing_newline_is_stripped_and_works(emulator, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MJ_NL", connection_json(emulator.base_url, token=f"  {TOKEN}\r\n"))
-    with MidjourneyHook("mj_nl") as hook:
+    with UseapiV3Hook("mj_nl") as hook:
         assert hook.list_jobs().total == 0
     assert [r.authorized for r in emulator.requests] == [True]

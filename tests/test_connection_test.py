@@ -1,4 +1,4 @@
-"""The connection "Test" button: the generic probe and MidjourneyHook.test_connection.
+"""The connection "Test" button: the generic probe and UseapiV3Hook.test_connection.
 
 Real HTTP over loopback: the emulator for the API's own answers, and tiny socket servers for what a
 wrong base URL can put behind it (a web page, another JSON API, a server that never finishes).
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_midjourney.hooks.connection_test import probe
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from tests.conftest import TOKEN, connection_json
 
@@ -215,7 +215,7 @@ def test_the_timeout_is_capped() -> None:
 
 def hook_test(monkeypatch: pytest.MonkeyPatch, base_url: str, token: str = TOKEN) -> tuple[bool, str]:
     monkeypatch.setenv("AIRFLOW_CONN_MJ_BUTTON", connection_json(base_url, token))
-    ok, message = MidjourneyHook("mj_button").test_connection()
+    ok, message = UseapiV3Hook("mj_button").test_connection()
     assert token.strip() not in message
     return ok, message
 
@@ -244,6 +244,6 @@ def test_hook_token_with_an_inner_line_break(emulator: MidjourneyEmulator, monke
     monkeypatch.setenv(
         "AIRFLOW_CONN_MJ_BUTTON", connection_json(emulator.base_url, token=f"{TOKEN[:8]}\r\n{TOKEN[8:]}")
     )
-    ok, message = MidjourneyHook("mj_button").test_connection()
+    ok, message = UseapiV3Hook("mj_button").test_connection()
     assert not ok and "control character" in message
     assert TOKEN[:8] not in message and TOKEN[8:] not in message and emulator.requests == []

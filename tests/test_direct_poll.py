@@ -14,7 +14,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
 )
 from airflow_provider_midjourney.hooks import base
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.retry import NO_RETRY
 from tests.conftest import FAST_RETRY
 
@@ -28,8 +28,8 @@ def _seen(emulator) -> list[tuple[str, str, dict[str, str], str | None, bool]]:
 @pytest.mark.parametrize("direct", [True, False])
 async def test_direct_and_httpx_polls_send_the_same_request(emulator, midjourney_conn, monkeypatch, direct) -> None:
     monkeypatch.setattr(base, "DIRECT_POOL_GETS", direct)
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("same either way")
-    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("same either way")
+    async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         first = await hook.afetch_job(job.jobid)
         again = await hook.afetch_job(job.jobid)
         assert hook._shared is not None and (hook._shared.pool is not None) is True
@@ -39,8 +39,8 @@ async def test_direct_and_httpx_polls_send_the_same_request(emulator, midjourney
 
 
 async def test_direct_poll_errors_are_the_hooks_errors(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("errors")
-    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("errors")
+    async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         emulator.fail_next(1, status=503, path_prefix=JOBS)
         with pytest.raises(MidjourneyServerError) as server:
             await hook.afetch_job(job.jobid)
@@ -58,7 +58,7 @@ async def test_proxy_mounts_keep_the_httpx_path(emulator, midjourney_conn, monke
     """With proxy variables the client mounts proxy transports: the direct path would bypass them."""
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("proxied")
-    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("proxied")
+    async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         assert (await hook.afetch_job(job.jobid)).job_id == job.jobid  # NO_PROXY: still answered
         assert hook._shared is not None and hook._shared.pool is None

@@ -17,8 +17,8 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyDownloadError,
     MidjourneyInvalidRequestError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
-from airflow_provider_midjourney.models import Job
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
+from airflow_provider_midjourney.hooks.useapi_v3_models import Job
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
 from airflow_provider_midjourney.operators.download import (
     Destination,
@@ -38,7 +38,7 @@ from tests.test_operators import run_dag, task_states, xcom
 ONE_TRY = RetryPolicy(max_attempts=1)
 
 
-def completed_job(hook: MidjourneyHook, emulator: MidjourneyEmulator, prompt: str = "a red fox --ar 3:2") -> Job:
+def completed_job(hook: UseapiV3Hook, emulator: MidjourneyEmulator, prompt: str = "a red fox --ar 3:2") -> Job:
     job = hook.imagine(prompt)
     emulator.complete_job(job.jobid)
     return hook.get_job(job.jobid)
@@ -48,7 +48,7 @@ def items_of(job: Job) -> list[DownloadItem]:
     return [DownloadItem(url, f"{safe_name(job.jobid)}_{n}", job.jobid) for n, url in enumerate(job.image_urls, 1)]
 
 
-def downloader(hook: MidjourneyHook, where: str | Path, **options: Any) -> Downloader:
+def downloader(hook: UseapiV3Hook, where: str | Path, **options: Any) -> Downloader:
     options.setdefault("retry", FAST_RETRY)
     return Downloader(hook, Destination.resolve(str(where)), **options)
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyLostSubmissionError
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
 from tests.conftest import FAST_RETRY, TOKEN, load_dag, write_dag
@@ -348,7 +348,7 @@ def test_a_trigger_yields_exactly_one_event_whatever_breaks(emulator, hook, monk
     async def boom(self: Any, job_id: str) -> Any:
         raise RuntimeError("a bug at an exact point")
 
-    monkeypatch.setattr(MidjourneyHook, "afetch_job", boom)
+    monkeypatch.setattr(UseapiV3Hook, "afetch_job", boom)
     events = asyncio.run(_events(MidjourneyJobTrigger(job.jobid, poll_interval=0.02)))
     assert [e["status"] for e in events] == ["error"] and "RuntimeError" in events[0]["message"]
     report("malformed answers and a crash inside the trigger", emulator, True)
@@ -356,7 +356,7 @@ def test_a_trigger_yields_exactly_one_event_whatever_breaks(emulator, hook, monk
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_one_hook_works_under_many_event_loops(emulator, midjourney_conn, shared) -> None:
-    hook = MidjourneyHook(midjourney_conn, retry=FAST_RETRY, shared_async_client=shared)
+    hook = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY, shared_async_client=shared)
     job = hook.imagine("many loops")
     for _ in range(3):
         assert asyncio.run(hook.aget_job(job.jobid)).jobid == job.jobid

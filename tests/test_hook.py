@@ -25,15 +25,16 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
     MidjourneyValidationError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook, base_url_from_host
-from airflow_provider_midjourney.models import Job, JobStatus
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook, base_url_from_host
+from airflow_provider_midjourney.hooks.useapi_v3_models import Job
 from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
+from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN, connection_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def wait_done(hook: MidjourneyHook, job: Job, seconds: float = 5.0) -> Job:
+def wait_done(hook: UseapiV3Hook, job: Job, seconds: float = 5.0) -> Job:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         job = hook.get_job(job.jobid)
@@ -179,7 +180,7 @@ def test_speed_mode_state_is_kept(hook) -> None:
 def test_default_channel_comes_from_the_connection(emulator, midjourney_conn, monkeypatch) -> None:
     channel = next(iter(emulator_accounts(emulator)))
     monkeypatch.setenv("AIRFLOW_CONN_MJ_CHANNEL", connection_json(emulator.base_url, channel=channel, timeout=5))
-    with MidjourneyHook("mj_channel", retry=FAST_RETRY) as hook:
+    with UseapiV3Hook("mj_channel", retry=FAST_RETRY) as hook:
         assert hook.connection_settings.timeout == 5.0
         parent = wait_done(hook, hook.imagine("p"))
         hook.button(parent.jobid, "U1")
@@ -188,7 +189,7 @@ def test_default_channel_comes_from_the_connection(emulator, midjourney_conn, mo
 
 
 def emulator_accounts(emulator) -> dict:
-    with MidjourneyHook("midjourney_default", retry=FAST_RETRY) as hook:
+    with UseapiV3Hook("midjourney_default", retry=FAST_RETRY) as hook:
         return hook.list_accounts()
 
 
@@ -214,7 +215,7 @@ def test_job_ids_are_checked_before_they_reach_a_url(hook, emulator) -> None:
 
 
 def test_the_v3_hook_checks_v3_job_ids_of_button_and_seed_requests(hook, emulator) -> None:
-    from airflow_provider_midjourney.models import ButtonRequest, SeedRequest
+    from airflow_provider_midjourney.job_requests import ButtonRequest, SeedRequest
 
     for request in (ButtonRequest.build(job_id="12345", button="U1"), SeedRequest.build(job_id="abc-1")):
         with pytest.raises(MidjourneyInvalidRequestError, match=r"jobId \(job_id\): must be a v3 job id"):
@@ -280,12 +281,12 @@ def test_wrong_token_is_401_without_the_token_anywhere(emulator, monkeypatch, ca
     wrong = "wrong-token-SHOULD-NOT-APPEAR"
     monkeypatch.setenv("AIRFLOW_CONN_MJ_WRONG", connection_json(emulator.base_url, token=wrong))
     caplog.set_level(logging.DEBUG)
-    with MidjourneyHook("mj_wrong", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyAuthError) as info:
+    with UseapiV3Hook("mj_wrong", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyAuthError) as info:
         hook.imagine("p")
     assert info.value.status_code == 401 and info.value.error == "Unauthorized"
     assert wrong not in str(info.value) and wrong not in repr(info.value) and wrong not in caplog.text
     assert len(emulator.requests) == 1  # 401 is not retried
-    ok, message = MidjourneyHook("mj_wrong").test_connection()
+    ok, message = UseapiV3Hook("mj_wrong").test_connection()
     assert not ok and "401" in message and wrong not in message
 
 
@@ -327,7 +328,7 @@ def test_channel_locked_596_names_the_fix_and_is_not_retried(hook, emulator) -> 
 def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> None:
     emulator.timings = emulator.timings.__class__(start_after=0.01, progress_after=0.02, complete_after=0.2)
     policy = RetryPolicy(max_attempts=30, busy_wait=(0.03, 0.05))
-    with MidjourneyHook(midjourney_conn, retry=policy) as hook:
+    with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
         for _ in range(3):
             hook.imagine("fill the channel")
         job = hook.imagine("waits for a slot")  # 429 until one of the three completes
@@ -339,7 +340,7 @@ def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> No
 def test_429_gives_up_after_the_policy_bound(emulator, midjourney_conn) -> None:
     emulator.never_finish = True
     policy = RetryPolicy(max_attempts=3, busy_wait=(0.01, 0.01))
-    with MidjourneyHook(midjourney_conn, retry=policy) as hook:
+    with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
         for _ in range(3):
             hook.imagine("fill")
         with pytest.raises(MidjourneyBusyError, match="busy executing 3 image jobs"):
@@ -389,7 +390,7 @@ def test_post_is_not_resent_after_a_dropped_answer(hook, emulator, after_handlin
 
 def test_post_is_not_resent_after_a_read_timeout(emulator, midjourney_conn) -> None:
     emulator.latency = 1.0
-    with MidjourneyHook(midjourney_conn, retry=FAST_RETRY, timeout=0.3) as hook:
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY, timeout=0.3) as hook:
         with pytest.raises(MidjourneySubmitUncertainError, match="ReadTimeout"):
             hook.imagine("slow answer")
         time.sleep(1.0)
@@ -419,15 +420,15 @@ def test_refused_connection_is_retried_then_reported(monkeypatch) -> None:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(httpx.Client, "send", counting_send)
-    with MidjourneyHook("mj_down", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyConnectError, match="not sent"):
+    with UseapiV3Hook("mj_down", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyConnectError, match="not sent"):
         hook.imagine("p")  # even a POST: nothing reached a server
     assert len(calls) == FAST_RETRY.max_attempts
 
 
 def test_no_retry_policy(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn).imagine("p")
+    job = UseapiV3Hook(midjourney_conn).imagine("p")
     emulator.fail_next(1, status=500, path_prefix="/v3/midjourney/jobs/j")
-    with MidjourneyHook(midjourney_conn, retry=NO_RETRY) as hook, pytest.raises(MidjourneyServerError):
+    with UseapiV3Hook(midjourney_conn, retry=NO_RETRY) as hook, pytest.raises(MidjourneyServerError):
         hook.get_job(job.jobid)
 
 
@@ -444,12 +445,12 @@ def test_one_client_per_hook(hook) -> None:
 
 
 async def test_async_job_methods_share_one_client(emulator, midjourney_conn, monkeypatch) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("async cat")
-    hook = MidjourneyHook(midjourney_conn, retry=FAST_RETRY)
-    if hasattr(MidjourneyHook, "aget_connection"):
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("async cat")
+    hook = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY)
+    if hasattr(UseapiV3Hook, "aget_connection"):
         # Airflow >= 3.1: the coroutine path must never use the blocking connection lookup.
         monkeypatch.setattr(
-            MidjourneyHook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup"))
+            UseapiV3Hook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup"))
         )
     async with hook:
         fetched = await hook.aget_job(job.jobid)
@@ -462,25 +463,25 @@ async def test_async_job_methods_share_one_client(emulator, midjourney_conn, mon
 
 async def test_async_cancel_and_retry(emulator, midjourney_conn) -> None:
     emulator.never_finish = True
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("to cancel")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("to cancel")
     emulator.fail_next(2, status=500, path_prefix="/v3/midjourney/jobs/j", method="DELETE")
-    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         await hook.acancel_job(job.jobid)
         assert (await hook.aget_job(job.jobid)).status == "failed"
     assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [500, 500, 204]
 
 
 async def test_async_get_drop_is_retried(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/j")
-    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         assert (await hook.aget_job(job.jobid)).jobid == job.jobid
 
 
 async def test_async_transport_error_after_bound(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     emulator.drop_next(10, path_prefix="/v3/midjourney/jobs/j")
-    async with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         with pytest.raises(MidjourneyTransportError):
             await hook.aget_job(job.jobid)
 
@@ -541,10 +542,10 @@ def test_bad_host_and_missing_token(monkeypatch) -> None:
         base_url_from_host("ftp://x")
     monkeypatch.setenv("AIRFLOW_CONN_MJ_NOTOKEN", connection_json("http://127.0.0.1:1", token=""))
     with pytest.raises(MidjourneyError, match="no API token"):
-        MidjourneyHook("mj_notoken").get_conn()
+        UseapiV3Hook("mj_notoken").get_conn()
     monkeypatch.setenv("AIRFLOW_CONN_MJ_BADTIMEOUT", connection_json("http://127.0.0.1:1", timeout="soon"))
     with pytest.raises(MidjourneyError, match="timeout"):
-        MidjourneyHook("mj_badtimeout").get_conn()
+        UseapiV3Hook("mj_badtimeout").get_conn()
 
 
 def test_token_stays_out_of_reprs(hook) -> None:

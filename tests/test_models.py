@@ -7,23 +7,25 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.hooks.useapi_v3_models import (
     Account,
     AccountRequest,
+    Job,
+    RunningJobs,
+    SSEEvent,
+    job_body,
+    job_path,
+)
+from airflow_provider_midjourney.image_intake import ImageBlob
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
-    Button,
     ButtonRequest,
     DescribeRequest,
-    ImageBlob,
     ImagineRequest,
-    Job,
-    JobStatus,
-    RunningJobs,
     SeedRequest,
     SettingsRequest,
-    SSEEvent,
-    Verb,
 )
+from airflow_provider_midjourney.vocabulary import Button, JobStatus, Verb
 from tests.doc_samples import job_samples, samples
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
@@ -198,7 +200,7 @@ def test_reply_fields() -> None:
     ok = ImagineRequest.build(
         prompt="p", reply_url="https://x/" + "a" * 1000, reply_ref="r" * 1024, reply_level="minimal"
     )
-    assert ok.http_body().json_body == {
+    assert job_body(ok).json_body == {
         "prompt": "p",
         "replyUrl": ok.reply_url,
         "replyRef": "r" * 1024,
@@ -223,14 +225,13 @@ def test_camel_case_names_are_accepted_too() -> None:
 
 def test_button_rules() -> None:
     ok = ButtonRequest.build(job_id=JOB_ID, button="U1")
-    assert ok.http_body().json_body == {"jobId": JOB_ID, "button": "U1", "stream": False}
+    assert job_body(ok).json_body == {"jobId": JOB_ID, "button": "U1", "stream": False}
     rejects(lambda: ButtonRequest.build(button="U1"), "jobId (job_id)", "required")
     rejects(lambda: ButtonRequest.build(job_id="", button="U1"), "jobId")
     rejects(lambda: ButtonRequest.build(job_id="../accounts", button="U1"), "jobId", "letters, digits")
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="U5"), "button 'U5'", "allow_unknown_button")
     assert (
-        ButtonRequest.build(job_id=JOB_ID, button="U5", allow_unknown_button=True).http_body().json_body["button"]
-        == "U5"
+        job_body(ButtonRequest.build(job_id=JOB_ID, button="U5", allow_unknown_button=True)).json_body["button"] == "U5"
     )
     rejects(lambda: ButtonRequest.build(job_id=JOB_ID, button="Vary (Region)"), "mask is required")
     assert ButtonRequest.build(job_id=JOB_ID, button="Vary (Region)", mask="iVBOR", prompt="a hat").mask
@@ -250,7 +251,7 @@ def test_every_documented_button_is_known() -> None:
 
 
 def test_seed_requires_a_job_id() -> None:
-    assert SeedRequest.build(job_id=JOB_ID).http_body().json_body == {"jobId": JOB_ID, "stream": False}
+    assert job_body(SeedRequest.build(job_id=JOB_ID)).json_body == {"jobId": JOB_ID, "stream": False}
     rejects(lambda: SeedRequest.build(), "jobId", "required")
     rejects(lambda: SeedRequest.build(job_id="not a job"), "jobId", "letters, digits")
     # The v3 format itself is the useapi.net v3 hook's rule (tests/test_hook.py).
@@ -260,7 +261,7 @@ def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n fake")
     request = BlendRequest.from_images(["https://e.x/1.jpg", image, b"\xff\xd8\xff raw"], blend_dimensions="Portrait")
-    body = request.http_body()
+    body = job_body(request)
     assert body.json_body is None and body.data == {
         "imageUrl_1": "https://e.x/1.jpg",
         "blendDimensions": "Portrait",
@@ -270,7 +271,7 @@ def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
         ("imageBlob_2", "a.png", "image/png"),
         ("imageBlob_3", "image.jpg", "image/jpeg"),
     ]
-    urls_only = BlendRequest.from_images(["https://e.x/1.jpg", "https://e.x/2.jpg"]).http_body()
+    urls_only = job_body(BlendRequest.from_images(["https://e.x/1.jpg", "https://e.x/2.jpg"]))
     assert urls_only.json_body == {
         "imageUrl_1": "https://e.x/1.jpg",
         "imageUrl_2": "https://e.x/2.jpg",
@@ -298,11 +299,11 @@ def test_blend_rules(tmp_path: Path) -> None:
 
 
 def test_describe_rules(tmp_path: Path) -> None:
-    assert DescribeRequest.from_image("https://e.x/1.jpg").http_body().json_body == {
+    assert job_body(DescribeRequest.from_image("https://e.x/1.jpg")).json_body == {
         "imageUrl": "https://e.x/1.jpg",
         "stream": False,
     }
-    blob = DescribeRequest.from_image(b"GIF89a bytes").http_body()
+    blob = job_body(DescribeRequest.from_image(b"GIF89a bytes"))
     assert blob.data == {"stream": "false"} and blob.files and blob.files[0][0] == "imageBlob"
     rejects(lambda: DescribeRequest.build(), "exactly one of imageUrl")
     rejects(
@@ -316,8 +317,8 @@ def test_describe_rules(tmp_path: Path) -> None:
 def test_settings_commands() -> None:
     for command in ["settings", "info", "fast", "relax", "turbo", "remix", "variability"]:
         request = SettingsRequest.build(command=command, channel="123")
-        assert request.path == f"/v3/midjourney/jobs/{command}"
-        assert request.http_body().json_body == {"channel": "123", "stream": False}
+        assert job_path(request) == f"/v3/midjourney/jobs/{command}"
+        assert job_body(request).json_body == {"channel": "123", "stream": False}
     rejects(lambda: SettingsRequest.build(command="stealth"), "command", "'settings'", "'variability'")
 
 

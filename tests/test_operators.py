@@ -17,7 +17,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyJobModeratedError,
     MidjourneyJobTimeoutError,
 )
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.operators import (
     MidjourneyBlendOperator,
     MidjourneyButtonOperator,
@@ -460,7 +460,7 @@ def test_trigger_terminal_failures(emulator, hook, prompt: str, status: str) -> 
 
 
 def test_trigger_unknown_status_is_not_success(emulator, hook, monkeypatch) -> None:
-    from airflow_provider_midjourney.models import Job
+    from airflow_provider_midjourney.hooks.useapi_v3_models import Job
 
     job = hook.imagine("odd")
     original = Job.model_validate
@@ -534,7 +534,7 @@ def test_extra_link_is_stored_for_the_ui(emulator) -> None:
 def test_hook_is_per_operator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_OTHER", connection_json("http://127.0.0.1:9"))
     op = MidjourneyImagineOperator(task_id="t", prompt="p", midjourney_conn_id="other")
-    assert isinstance(op.hook, MidjourneyHook) and op.hook.midjourney_conn_id == "other"
+    assert isinstance(op.hook, UseapiV3Hook) and op.hook.midjourney_conn_id == "other"
 
 
 def test_a_connection_of_another_type_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,10 +9,12 @@ from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 import airflow_provider_midjourney
+from airflow_provider_midjourney.backends import BACKENDS, hook_classes
 from airflow_provider_midjourney.get_provider_info import get_provider_info
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 
 
 def test_provider_info_matches_airflows_schema() -> None:
@@ -22,20 +24,25 @@ def test_provider_info_matches_airflows_schema() -> None:
     assert info["package-name"] == "airflow-provider-midjourney"
     assert info["versions"] == [airflow_provider_midjourney.__version__]
     by_type = {conn["connection-type"]: conn for conn in info["connection-types"]}
-    assert set(by_type) == {"midjourney", "imaginepro", "midjourney_useapi_v2", "midjourney_proxy"}
-    conn = by_type[MidjourneyHook.conn_type]
+    assert set(by_type) == {backend.conn_type for backend in BACKENDS}
+    assert {"midjourney", "imaginepro", "midjourney_useapi_v2", "midjourney_proxy"} <= set(by_type)  # released
+    conn = by_type[UseapiV3Hook.conn_type]
     assert conn["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API token"}
     assert set(conn["conn-fields"]) == {"channel", "timeout"}
 
 
-def test_every_connection_type_resolves_to_its_own_hook_class() -> None:
-    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_classes
+def test_every_registered_backend_resolves_to_its_own_hook_class() -> None:
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
 
     classes = hook_classes()
-    assert len(set(classes.values())) == len(classes) == 4
-    for conn_type, cls in classes.items():
-        assert issubclass(cls, MidjourneyBackendHook) and cls.conn_type == conn_type
-        assert cls.backend and cls.api_name and cls.default_conn_name.endswith("_default")
+    assert len(set(classes.values())) == len(classes) == len(BACKENDS)
+    assert len({b.name for b in BACKENDS}) == len(BACKENDS)
+    for backend in BACKENDS:
+        cls = classes[backend.conn_type]
+        assert issubclass(cls, MidjourneyBackendHook) and cls.conn_type == backend.conn_type
+        assert cls.backend == backend.name, "the hook's backend name is its registry name"
+        assert cls.__module__ == f"airflow_provider_midjourney.hooks.{backend.name}", "the wing layout"
+        assert cls.api_name and cls.default_conn_name.endswith("_default")
         behaviour = cls.get_ui_field_behaviour()
         assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
 
@@ -58,11 +65,12 @@ def test_providers_manager_discovers_the_installed_package() -> None:
 
     manager = ProvidersManager()
     assert "airflow-provider-midjourney" in manager.providers
-    assert manager.hooks["midjourney"].hook_class_name.endswith("MidjourneyHook")
+    assert manager.hooks["midjourney"].hook_class_name.endswith("UseapiV3Hook")
+    assert {b.conn_type for b in BACKENDS} <= set(manager.hooks)
 
 
 def test_hook_ui_behaviour_for_older_airflow() -> None:
-    behaviour = MidjourneyHook.get_ui_field_behaviour()
+    behaviour = UseapiV3Hook.get_ui_field_behaviour()
     assert "login" in behaviour["hidden_fields"] and behaviour["relabeling"]["password"] == "API token"
 
 
@@ -80,3 +88,21 @@ def test_dag_files_do_not_import_the_emulator_stack() -> None:
 
 def test_package_ships_type_information() -> None:
     assert (Path(airflow_provider_midjourney.__file__).parent / "py.typed").is_file()
+
+
+def test_the_earlier_v3_hook_name_still_imports_with_a_deprecation_warning() -> None:
+    import importlib
+
+    old = importlib.import_module("airflow_provider_midjourney.hooks.midjourney")
+    with pytest.warns(DeprecationWarning, match="UseapiV3Hook"):
+        assert old.MidjourneyHook is UseapiV3Hook
+    assert old.DEFAULT_BASE_URL == "https://api.useapi.net"
+
+
+def test_a_connection_of_an_unknown_type_names_every_registered_one() -> None:
+    from airflow_provider_midjourney.backends import hook_class_for
+    from airflow_provider_midjourney.exceptions import MidjourneyError
+
+    with pytest.raises(MidjourneyError) as info:
+        hook_class_for("http", "mine")
+    assert all(backend.conn_type in str(info.value) for backend in BACKENDS)

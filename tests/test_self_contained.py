@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_midjourney.backends import BACKENDS
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 
 try:
@@ -48,9 +49,9 @@ def test_the_repository_and_temporary_files_stay_readable() -> None:
 
 def test_the_fixtures_alone_feed_the_emulator_and_the_vendor_tests() -> None:
     """The vendor samples the backend tests use are in the repository (one of each backend)."""
-    for backend in ("useapi_v3", "useapi_v2", "imaginepro", "midjourney_proxy"):
-        samples = list((REPO / "tests" / "fixtures" / backend).glob("*.json"))
-        assert samples, backend
+    for backend in BACKENDS:
+        samples = list((REPO / "tests" / "fixtures" / backend.name).glob("*.json"))
+        assert samples, backend.name
     assert MidjourneyEmulator  # the emulator ships in the package, not beside it
 
 

@@ -1,4 +1,4 @@
-"""The pooled AsyncClient that triggers share (``MidjourneyHook(shared_async_client=True)``).
+"""The pooled AsyncClient that triggers share (``UseapiV3Hook(shared_async_client=True)``).
 
 A triggerer runs thousands of triggers in one event loop; a client of their own would cost each
 an SSL context (~0.7 MB, ~20 ms of CPU) and a socket (docs/benchmarks.md).
@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyAPIError, MidjourneyServerError
 from airflow_provider_midjourney.hooks import base as hook_module
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook, _SharedAsyncClient
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook, _SharedAsyncClient
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 from tests.conftest import FAST_RETRY, connection_json
@@ -24,9 +24,9 @@ def _registered() -> dict:
 
 
 async def test_hooks_of_one_loop_share_one_client_closed_by_the_last(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("shared")
-    first = MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
-    second = MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("shared")
+    first = UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
+    second = UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
     assert (await first.aget_job(job.jobid)).jobid == (await second.aget_job(job.jobid)).jobid
     assert first._shared is second._shared and first._shared is not None
     client = first._shared.client
@@ -43,10 +43,10 @@ async def test_hooks_of_one_loop_share_one_client_closed_by_the_last(emulator, m
 
 async def test_token_stays_per_request(emulator, midjourney_conn, monkeypatch) -> None:
     """Two connections to the same base URL share the client, each request keeps its own token."""
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     monkeypatch.setenv("AIRFLOW_CONN_MJ_WRONG", connection_json(emulator.base_url, token="wrong-token"))
-    good = MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
-    bad = MidjourneyHook("mj_wrong", retry=NO_RETRY, shared_async_client=True)
+    good = UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True)
+    bad = UseapiV3Hook("mj_wrong", retry=NO_RETRY, shared_async_client=True)
     async with good, bad:
         with pytest.raises(MidjourneyAPIError) as refused:
             await bad.aget_job(job.jobid)
@@ -59,8 +59,8 @@ async def test_token_stays_per_request(emulator, midjourney_conn, monkeypatch) -
 async def test_concurrent_requests_are_bounded_by_the_pool(emulator, midjourney_conn, monkeypatch) -> None:
     monkeypatch.setattr(hook_module, "SHARED_POOL_SIZE", 3)
     emulator.latency = 0.02
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
-    hooks = [MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) for _ in range(40)]
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    hooks = [UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) for _ in range(40)]
     jobs = await asyncio.gather(*(h.aget_job(job.jobid) for h in hooks))
     shared = hooks[0]._shared
     assert shared is not None and len(shared.client._transport._pool.connections) <= 3
@@ -70,10 +70,10 @@ async def test_concurrent_requests_are_bounded_by_the_pool(emulator, midjourney_
 
 async def test_different_base_urls_do_not_share(emulator, midjourney_conn, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MJ_OTHER", connection_json(emulator.base_url + "/", timeout=7))
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     async with (
-        MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as one,
-        MidjourneyHook("mj_other", retry=NO_RETRY, shared_async_client=True) as other,
+        UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as one,
+        UseapiV3Hook("mj_other", retry=NO_RETRY, shared_async_client=True) as other,
     ):
         await one.aget_job(job.jobid)
         await other.aget_job(job.jobid)
@@ -82,9 +82,9 @@ async def test_different_base_urls_do_not_share(emulator, midjourney_conn, monke
 
 
 async def test_single_attempt_policy_sends_once(emulator, midjourney_conn) -> None:
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     emulator.fail_next(1, status=503, path_prefix="/v3/midjourney/jobs/j", method="GET")
-    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+    async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         with pytest.raises(MidjourneyServerError):
             await hook.aget_job(job.jobid)
         assert (await hook.aget_job(job.jobid)).jobid == job.jobid
@@ -92,7 +92,7 @@ async def test_single_attempt_policy_sends_once(emulator, midjourney_conn) -> No
 
 
 async def test_many_triggers_share_a_few_connections(emulator, midjourney_conn) -> None:
-    jobs = [MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine(f"p{i}") for i in range(3)]
+    jobs = [UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine(f"p{i}") for i in range(3)]
     triggers = [
         MidjourneyJobTrigger(job_id=job.jobid, poll_interval=0.05, deadline=time.time() + 30)
         for job in jobs
@@ -111,7 +111,7 @@ async def test_many_triggers_share_a_few_connections(emulator, midjourney_conn) 
 
 async def test_timeout_event_still_reports_the_last_progress(emulator, midjourney_conn) -> None:
     emulator.never_finish = True
-    job = MidjourneyHook(midjourney_conn, retry=FAST_RETRY).imagine("p")
+    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     await asyncio.sleep(0.1)  # past "progress_after"
     trigger = MidjourneyJobTrigger(job_id=job.jobid, poll_interval=0.05, deadline=time.time() + 0.3)
     events = [event.payload async for event in trigger.run()]

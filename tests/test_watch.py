@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers import watch
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
@@ -97,14 +97,14 @@ async def test_a_failed_list_call_means_one_round_of_per_job_polling(emulator, r
     assert gets(emulator) == {j: 3 for j in ids}
 
 
-class _NoListHook(MidjourneyHook):
+class _NoListHook(UseapiV3Hook):
     """A backend whose API cannot list running jobs."""
 
     async def alist_running_job_ids(self) -> set[str] | None:
         return None
 
 
-class _LaggingListHook(MidjourneyHook):
+class _LaggingListHook(UseapiV3Hook):
     """A list that does not show one running job (a job listed late, or not at all)."""
 
     hidden: str = ""
@@ -115,7 +115,7 @@ class _LaggingListHook(MidjourneyHook):
 
 
 class _Trigger(MidjourneyJobTrigger):
-    hook_class: type[MidjourneyBackendHook] = MidjourneyHook
+    hook_class: type[MidjourneyBackendHook] = UseapiV3Hook
 
     async def _hook(self) -> MidjourneyBackendHook:
         return self.hook_class(self.midjourney_conn_id, retry=NO_RETRY, shared_async_client=True)
@@ -208,7 +208,7 @@ class _RecordingAsyncio:
         return await asyncio.sleep(delay, result)
 
 
-class _AllRunningHook(MidjourneyHook):
+class _AllRunningHook(UseapiV3Hook):
     """Lists every job as running, without a request: the subscriptions stay asleep."""
 
     listed = 0
@@ -241,7 +241,7 @@ async def test_the_list_call_does_not_queue_behind_the_fetches(emulator, midjour
     from airflow_provider_midjourney.hooks.base import SKIP_SHARED_QUEUE
 
     [job_id] = running_jobs(1)
-    async with MidjourneyHook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
+    async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         await hook.afetch_job(job_id)  # the shared client exists
         assert hook._shared is not None
         gate, held = hook._shared.gate, 0

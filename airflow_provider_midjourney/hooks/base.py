@@ -6,9 +6,9 @@ operator never name a vendor: they call :func:`hook_for_connection` (or its asyn
 the hook class from the connection's type, and then use only the methods below, which speak the
 normalised :class:`~airflow_provider_midjourney.job.MidjourneyJob`.
 
-Adding a backend: one new module in ``hooks/`` with a subclass that sets the class attributes and
-implements the abstract methods, one entry in ``get_provider_info.CONNECTION_TYPES``, and its
-routes in the emulator.
+Adding a backend: its wing (a subclass here that sets the class attributes and implements the
+abstract methods, its wire models, its emulator dialect) and one entry in
+:data:`airflow_provider_midjourney.backends.BACKENDS` (docs/adding-a-backend.md).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
 
+from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import check_seconds
 from airflow_provider_midjourney.exceptions import (
     MidjourneyConfigurationError,
     MidjourneyConnectError,
-    MidjourneyError,
     MidjourneyMalformedAnswerError,
     MidjourneySubmitUncertainError,
     MidjourneyTransportError,
@@ -45,11 +45,10 @@ from airflow_provider_midjourney.exceptions import (
     register_secret,
 )
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
-    HttpBody,
     ImagineRequest,
     JobOptions,
     SeedRequest,
@@ -57,6 +56,7 @@ from airflow_provider_midjourney.models import (
 )
 from airflow_provider_midjourney.retry import RetryPolicy
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
+from airflow_provider_midjourney.wire import HttpBody
 
 try:
     from airflow.sdk import BaseHook
@@ -321,7 +321,7 @@ class MidjourneyBackendHook(BaseHook):
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
         """A job id that is safe to put in a URL path (backends narrow the format)."""
-        from airflow_provider_midjourney.models import check_safe_id
+        from airflow_provider_midjourney.input_checks import check_safe_id
 
         return check_safe_id(job_id, field)
 
@@ -330,14 +330,14 @@ class MidjourneyBackendHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Airflow 3.0/3.1 connection form; 3.2+ reads the same from the provider info."""
-        from airflow_provider_midjourney.get_provider_info import ui_field_behaviour
+        from airflow_provider_midjourney.backends import ui_field_behaviour
 
         return ui_field_behaviour(cls.conn_type)
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields for Airflow 3.0/3.1 (3.2+ uses the provider info's ``conn-fields``)."""
-        from airflow_provider_midjourney.get_provider_info import connection_form_widgets
+        from airflow_provider_midjourney.backends import connection_form_widgets
 
         return connection_form_widgets(cls.conn_type)
 
@@ -367,7 +367,7 @@ class MidjourneyBackendHook(BaseHook):
                 )
         channel = extra.get("channel") or None
         if channel is not None:
-            from airflow_provider_midjourney.models import check_channel
+            from airflow_provider_midjourney.input_checks import check_channel
 
             channel = check_channel(
                 str(channel).strip() if isinstance(channel, int | str) and not isinstance(channel, bool) else channel,
@@ -610,7 +610,7 @@ class MidjourneyBackendHook(BaseHook):
         """
         if use_proxy:
             raise MidjourneyUnsupportedError(f"use_proxy: the {self.api_name} backend has no CDN proxy")
-        from airflow_provider_midjourney.models import check_http_url
+        from airflow_provider_midjourney.input_checks import check_http_url
 
         check_http_url(url, "url")  # before any connection: refused naming the field
         client = self.get_conn()
@@ -649,30 +649,6 @@ class MidjourneyBackendHook(BaseHook):
 
 
 # -- choosing the hook by connection type ----------------------------------------------------------
-
-
-def hook_classes() -> dict[str, type[MidjourneyBackendHook]]:
-    """Connection type → hook class, from this provider's own metadata (no ProvidersManager scan)."""
-    from importlib import import_module
-
-    from airflow_provider_midjourney.get_provider_info import CONNECTION_TYPES
-
-    classes: dict[str, type[MidjourneyBackendHook]] = {}
-    for entry in CONNECTION_TYPES:
-        module, _, name = entry["hook-class-name"].rpartition(".")
-        classes[entry["connection-type"]] = getattr(import_module(module), name)
-    return classes
-
-
-def hook_class_for(conn_type: str | None, conn_id: str) -> type[MidjourneyBackendHook]:
-    classes = hook_classes()
-    cls = classes.get(conn_type or "")
-    if cls is None:
-        raise MidjourneyError(
-            f"Connection {conn_id!r} has type {conn_type!r}; a Midjourney task needs one of:"
-            f" {', '.join(sorted(classes))}"
-        )
-    return cls
 
 
 def hook_for_connection(conn_id: str, **kwargs: Any) -> MidjourneyBackendHook:

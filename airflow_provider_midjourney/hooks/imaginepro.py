@@ -43,15 +43,15 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     moderation_patterns,
 )
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
-    HttpBody,
     ImagineRequest,
     JobOptions,
-    JobStatus,
 )
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import HttpBody
 
 DEFAULT_BASE_URL = "https://api.imaginepro.ai"
 DEFAULT_API = "nova"

@@ -22,7 +22,8 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus, OpenModel
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import OpenModel
 
 # Case-insensitive regular expressions; an error text matching any of them is moderation. They
 # cover Midjourney's own wordings ("Banned prompt detected", "a word that is not allowed",

@@ -78,22 +78,24 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     compile_patterns,
     parse_tasks,
 )
-from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.image_intake import (
     MAX_BLOB_BYTES,
-    BlendRequest,
-    ButtonRequest,
-    DescribeRequest,
-    HttpBody,
     ImageBlob,
     ImageSource,
-    ImagineRequest,
-    JobOptions,
-    JobStatus,
-    SeedRequest,
     image_from_source,
     image_type,
 )
+from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.job_requests import (
+    BlendRequest,
+    ButtonRequest,
+    DescribeRequest,
+    ImagineRequest,
+    JobOptions,
+    SeedRequest,
+)
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import HttpBody
 
 __all__ = ["MidjourneyProxyHook", "ProxyOptions"]
 

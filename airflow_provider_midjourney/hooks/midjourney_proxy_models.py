@@ -23,7 +23,8 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus, OpenModel
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import OpenModel
 
 # Submit return codes (ReturnCode.java / ReturnCode.cs): the same on both servers.
 CODE_SUCCESS = 1

@@ -45,19 +45,19 @@ from airflow_provider_midjourney.hooks.base import (
     MidjourneyBackendHook,
 )
 from airflow_provider_midjourney.hooks.useapi_v2_models import SETTINGS_VERBS, V2Job
+from airflow_provider_midjourney.input_checks import check_channel
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
-    Button,
     ButtonRequest,
     DescribeRequest,
-    HttpBody,
     ImagineRequest,
     JobOptions,
     SeedRequest,
     SettingsRequest,
-    check_channel,
 )
+from airflow_provider_midjourney.vocabulary import Button
+from airflow_provider_midjourney.wire import HttpBody
 
 __all__ = ["UseapiV2Hook", "UseapiV2PendingModerationError", "UseapiV2QueuedUntrackedError"]
 

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus, OpenModel
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import OpenModel
 
 #: v2 ``status`` → the normalised status. ``cancelled`` is a failure (a job cancelled by user).
 STATUS_MAP: dict[str, JobStatus] = {

@@ -717,7 +717,7 @@ class MidjourneyDownloadOperator(BaseOperator):
             return [
                 DownloadItem(url, f"{safe_name(job_id)}_{n}", job_id, prompt) for n, url in enumerate(urls, start=1)
             ]
-        from airflow_provider_midjourney.models import JobStatus
+        from airflow_provider_midjourney.vocabulary import JobStatus
 
         assert job_id is not None
         job = self.hook.fetch_job(job_id)

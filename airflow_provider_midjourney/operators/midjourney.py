@@ -42,15 +42,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+    from airflow_provider_midjourney.image_intake import ImageSource
     from airflow_provider_midjourney.job import MidjourneyJob
-    from airflow_provider_midjourney.models import (
-        BlendDimensions,
-        ImageSource,
-        JobOptions,
-        ReplyLevel,
-        SettingsCommand,
-    )
+    from airflow_provider_midjourney.job_requests import JobOptions
     from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
+    from airflow_provider_midjourney.vocabulary import BlendDimensions, ReplyLevel, SettingsCommand
 
 __all__ = ["STATE_KEY", "MidjourneyBaseOperator", "task_reply_ref"]
 
@@ -77,7 +73,7 @@ def task_reply_ref(context: Context) -> str:
 def _with_fingerprint(reply_ref: str, fingerprint: str) -> str:
     """The task's replyRef plus the request's fingerprint: a lookup by replyRef then finds only a
     job made for *this* request, not one of an earlier try whose inputs were different."""
-    from airflow_provider_midjourney.models import MAX_REPLY_LENGTH
+    from airflow_provider_midjourney.job_requests import MAX_REPLY_LENGTH
 
     ref = f"{reply_ref}~{fingerprint[:16]}"
     if len(ref) > MAX_REPLY_LENGTH:
@@ -327,7 +323,9 @@ class MidjourneyBaseOperator(BaseOperator):
         except (MidjourneySubmitUncertainError, MidjourneyServerError) as exc:
             return self._recover_lost_submission(request, exc)
 
-    def _recover_lost_submission(self, request: JobOptions, exc: MidjourneyError) -> MidjourneyJob:
+    def _recover_lost_submission(
+        self, request: JobOptions, exc: MidjourneySubmitUncertainError | MidjourneyServerError
+    ) -> MidjourneyJob:
         reply_ref = request.reply_ref
         self.log.warning("The answer to the job submission was lost (%s); looking for the job by replyRef", exc)
         if reply_ref:
@@ -347,7 +345,7 @@ class MidjourneyBaseOperator(BaseOperator):
             " already finished (a moderated prompt ends within seconds). It is not submitted again"
             " automatically, so no duplicate job and no repeated moderated prompt can result; check the"
             " API's job list, then clear this task to submit anew.",
-            path=request.path,
+            path=exc.path,  # the backend's own path: the operator knows none
             reply_ref=reply_ref,
         ) from None
 
@@ -379,7 +377,7 @@ class MidjourneyBaseOperator(BaseOperator):
         return None
 
     def _previous_job(self, job_id: str) -> MidjourneyJob | None:
-        from airflow_provider_midjourney.models import JobStatus
+        from airflow_provider_midjourney.vocabulary import JobStatus
 
         try:
             job = self.hook.fetch_job(job_id)
@@ -418,7 +416,7 @@ class MidjourneyImagineOperator(MidjourneyBaseOperator):
         self.prompt = prompt
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import ImagineRequest
+        from airflow_provider_midjourney.job_requests import ImagineRequest
 
         return ImagineRequest.build(prompt=self.prompt, **options)
 
@@ -449,7 +447,7 @@ class MidjourneyButtonOperator(MidjourneyBaseOperator):
         self.allow_unknown_button = allow_unknown_button
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import ButtonRequest
+        from airflow_provider_midjourney.job_requests import ButtonRequest
 
         options.pop("channel")  # a button job always runs in its parent's channel
         return ButtonRequest.build(
@@ -473,7 +471,7 @@ class MidjourneyBlendOperator(MidjourneyBaseOperator):
         self.dimensions = dimensions
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import BlendRequest
+        from airflow_provider_midjourney.job_requests import BlendRequest
 
         return BlendRequest.from_images(self.images, blend_dimensions=self.dimensions, **options)
 
@@ -488,7 +486,7 @@ class MidjourneyDescribeOperator(MidjourneyBaseOperator):
         self.image = image
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import DescribeRequest
+        from airflow_provider_midjourney.job_requests import DescribeRequest
 
         return DescribeRequest.from_image(self.image, **options)
 
@@ -503,7 +501,7 @@ class MidjourneySeedOperator(MidjourneyBaseOperator):
         self.job_id = job_id
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import SeedRequest
+        from airflow_provider_midjourney.job_requests import SeedRequest
 
         options.pop("channel")  # seed jobs run in the parent's channel
         return SeedRequest.build(job_id=self.job_id, **options)
@@ -523,6 +521,6 @@ class MidjourneySettingsOperator(MidjourneyBaseOperator):
         self.command = command
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
-        from airflow_provider_midjourney.models import SettingsRequest
+        from airflow_provider_midjourney.job_requests import SettingsRequest
 
         return SettingsRequest.build(command=self.command, **options)

@@ -1,4 +1,8 @@
-"""A local emulator of api.useapi.net's Midjourney API v3, for tests and local development.
+"""A local emulator of every registered Midjourney API, for tests and local development.
+
+One job engine (``state.py``: jobs advance with time, fault knobs, a CDN) and one dialect per
+backend (``testing/<backend>.py``: that vendor's routes, shapes and error codes), all served by
+one loopback server; the registry (:mod:`airflow_provider_midjourney.backends`) lists the dialects.
 
 >>> from airflow_provider_midjourney.testing import MidjourneyEmulator
 >>> with MidjourneyEmulator(token="t") as emu:  # doctest: +SKIP

@@ -18,7 +18,7 @@ from airflow_provider_midjourney.testing.models import JobTimings
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_midjourney.testing",
-        description="Local emulator of the useapi.net Midjourney API v3.",
+        description="Local emulator of the Midjourney APIs (every registered backend's routes).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(emulator.base_url, flush=True)
         auth = "no auth" if emulator.token is None else "Bearer token required"
-        print(f"Midjourney API v3 emulator ready ({auth}); Ctrl-C to stop", file=sys.stderr)
+        print(f"Midjourney APIs emulator ready ({auth}); Ctrl-C to stop", file=sys.stderr)
         while not stop.wait(0.5):
             pass
     finally:

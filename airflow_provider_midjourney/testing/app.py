@@ -1,79 +1,26 @@
-"""FastAPI routes of the emulator: /v3/midjourney/*, the CDN and the useapi.net CDN proxy."""
+"""The emulator's FastAPI app: the shared CDN, and every registered backend's dialect (``testing/<backend>.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from airflow_provider_midjourney.testing import images, midjourney_proxy, useapi_v2
-from airflow_provider_midjourney.testing.content import clock
-from airflow_provider_midjourney.testing.jobs import TERMINAL, ApiError
-from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, EmulatorMiddleware
-from airflow_provider_midjourney.testing.models import ParsedBody
-from airflow_provider_midjourney.testing.params import VERBS, account_params, job_spec
-from airflow_provider_midjourney.testing.state import EmulatorState
+from airflow_provider_midjourney.backends import BACKENDS
+from airflow_provider_midjourney.testing.jobs import ApiError
+from airflow_provider_midjourney.testing.middleware import EmulatorMiddleware
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
 
-MJ_CDN = "https://cdn.midjourney.com/"
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def _params(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
-
-
-def _sse(payload: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
-
-
-async def sse_events(state: EmulatorState, jobid: str) -> AsyncIterator[bytes]:
-    """``initialized`` then one event per observed change of the job, in real time."""
-    yield _sse(
-        {"event": "initialized", "message": "Stream initialized", "jobId": jobid, "seq": 0, "ts": clock(time.time())}
-    )
-    seq, last_key, last_t, finished = 0, None, -1.0, False
-    try:
-        while not finished and not state.closing:
-            if not state.has_job(jobid):  # forgotten by reset(): end the stream quietly
-                return
-            created, boundaries = state.boundaries(jobid)
-            now_t = time.monotonic() - created
-            # every phase change up to now, in order (so none is skipped), then "now" itself
-            for t in [*(b for b in boundaries if last_t < b <= now_t), now_t]:
-                last_t, job = t, state.snapshot_at(jobid, t)
-                key = (job["status"], job.get("response", {}).get("progress_percent"))
-                if key != last_key:
-                    seq, last_key = seq + 1, key
-                    yield _sse(
-                        {"event": f"midjourney_{job['status']}", "job": job, "seq": seq, "ts": clock(time.time())}
-                    )
-                if job["status"] in TERMINAL:
-                    finished = True
-                    break
-            upcoming = [b - now_t for b in boundaries if b > now_t]
-            if not finished:
-                await asyncio.sleep(min([0.1, *upcoming]) + 0.002)
-    finally:
-        if not finished and not state.closing:
-            state.stream_disconnected(jobid)
-
 
 def build_api(emu: MidjourneyEmulator) -> FastAPI:
     state = emu.state
-    api = FastAPI(title="Midjourney API v3 emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(title="Midjourney APIs emulator", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -85,53 +32,6 @@ def build_api(emu: MidjourneyEmulator) -> FastAPI:
     async def http_error(_: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
-    @api.post("/v3/midjourney/jobs/{verb}")
-    async def post_job(verb: str, request: Request) -> Response:
-        if verb not in VERBS:
-            raise ApiError(404, f"Unknown command {verb}")
-        spec = job_spec(verb, _params(request))
-        snapshot, status, jobid = state.create_job(spec)
-        if not spec.stream:
-            return JSONResponse(snapshot, status_code=status)
-        events = sse_events(state, jobid)
-        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
-
-    @api.get("/v3/midjourney/jobs")
-    async def running_jobs() -> Response:
-        return JSONResponse(state.running_summary())
-
-    @api.get("/v3/midjourney/jobs/{jobid}")
-    async def get_job(jobid: str) -> Response:
-        return JSONResponse(state.get_job(jobid))
-
-    @api.delete("/v3/midjourney/jobs/{jobid}")
-    async def cancel_job(jobid: str) -> Response:
-        state.cancel(jobid)
-        return Response(status_code=204)
-
-    @api.get("/v3/midjourney/accounts")
-    async def list_accounts() -> Response:
-        accounts = state.account_views()
-        return JSONResponse(accounts) if accounts else Response(status_code=404)
-
-    @api.post("/v3/midjourney/accounts")
-    async def configure_account(request: Request) -> Response:
-        view, status = state.upsert_account(*account_params(_params(request)))
-        return JSONResponse(view, status_code=status)
-
-    @api.get("/v3/midjourney/accounts/{channel}")
-    async def get_account(channel: str) -> Response:
-        view = state.account_views().get(channel)
-        return JSONResponse(view) if view else Response(status_code=404)
-
-    @api.delete("/v3/midjourney/accounts/{channel}")
-    async def delete_account(channel: str) -> Response:
-        return Response(status_code=204 if state.delete_account(channel) else 404)
-
-    @api.post("/v3/midjourney/accounts/reset/{channel}")
-    async def reset_account(channel: str) -> Response:
-        return Response(status_code=204 if state.reset_channel(channel) else 404)
-
     @api.get("/cdn/{asset:path}")
     async def cdn(asset: str, request: Request) -> Response:
         forbidden = emu.take_cdn_forbid()
@@ -142,29 +42,8 @@ def build_api(emu: MidjourneyEmulator) -> FastAPI:
             return PlainTextResponse("Not Found", status_code=404)
         return Response(found[0], media_type=found[1])
 
-    @api.get("/v1/proxy/cdn-midjourney/")
-    @api.get("/v1/proxy/cdn-midjourney")
-    async def proxy(request: Request) -> Response:
-        url = request.query_params.get("cdnUrl", "")
-        own = f"{emu.cdn_base_url}/"
-        if not url.startswith((MJ_CDN, own)):
-            error = f"cdnUrl is required and must start with {MJ_CDN}"
-            return JSONResponse({"error": error, "code": 400}, status_code=400)
-        if url.startswith(own):
-            found = state.asset(url[len(own) :].split("?")[0])
-        elif url.split("?")[0].endswith(".mp4"):
-            found = images.mp4_bytes(url), "video/mp4"
-        else:
-            found = images.png_bytes(url), "image/png"
-        if found is None:
-            return JSONResponse({"error": "Not Found", "code": 404}, status_code=404)
-        return Response(found[0], media_type=found[1])
-
-    useapi_v2.register(api, emu)  # /v2/... and /v1/jobs...: the useapi.net v2/v1 backend
-    midjourney_proxy.register(api, emu)  # /mj/... (and /mj-fast/mj/... on the superset): midjourney-proxy
-    from airflow_provider_midjourney.testing.imaginepro import register as register_imaginepro
-
-    register_imaginepro(api, emu)  # /api/v1/...: ImaginePro (nova and midjourney generations)
+    for backend in BACKENDS:  # each dialect serves its vendor's routes over the one job engine
+        import_module(backend.emulator_dialect).register(api, emu)
     return api
 
 

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 
 
 class MidjourneyEmulator(EmulatorKnobs):
-    """A local stand-in for api.useapi.net's Midjourney API v3, served over real loopback HTTP.
+    """A local stand-in for every registered Midjourney API, served over real loopback HTTP.
 
-    Knobs (``timings``, ``moderation_words``, ``fail_next`` ...) come from :class:`EmulatorKnobs`.
-    ``latency`` applies to API routes (``/v3/``, ``/v1/``), never to the ``/cdn/`` route.
+    Knobs (``timings``, ``moderation_words``, ``fail_next`` ...) come from :class:`EmulatorKnobs`
+    and act on every dialect's routes. ``latency`` applies to API routes, never to the ``/cdn/`` route.
     """
 
     def __init__(

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
 
 BODY_SCOPE_KEY = "midjourney_emulator.body"
-API_PREFIXES = ("/v3/", "/v1/")
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,7 @@ def bearer_authorized(headers: Headers, token: str) -> bool:
         return False
 
 
-API_FLAVOURS: list[ApiFlavour] = [
-    ApiFlavour("/v3/", bearer_authorized, lambda status, message: {"error": message}),
-    ApiFlavour("/v1/", bearer_authorized, lambda status, message: {"error": message, "code": status}),
-]
+API_FLAVOURS: list[ApiFlavour] = []  # filled by the dialects' register()
 
 
 def register_flavour(flavour: ApiFlavour) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
@@ -25,11 +26,11 @@ from airflow_provider_midjourney.exceptions import (
     redact,
     redact_value,
 )
-from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_class_for
+from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.watch import shared_connection, wait_for_turn
+from airflow_provider_midjourney.vocabulary import JobStatus
 
 # MidjourneyMalformedAnswerError (an HTML page, JSON of the wrong shape) is a MidjourneyTransportError.
 TRANSIENT_ERRORS = (MidjourneyServerError, MidjourneyTransportError, MidjourneyBusyError)

@@ -16,13 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_midjourney.backends import BACKENDS
+from airflow_provider_midjourney.hooks.base import Capability
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
+# Every registered backend, with seed where its hook offers it; the midjourney-proxy server decides
+# by its flavour (probed), so it runs twice.
 CASES = {
-    "useapi_v3": ("useapi_v3", {}, True),
-    "imaginepro": ("imaginepro", {}, False),
-    "useapi_v2": ("useapi_v2", {}, True),
+    backend.name: (backend.name, {}, Capability.SEED in backend.load_hook_class().capabilities)
+    for backend in BACKENDS
+    if backend.name != "midjourney_proxy"
+} | {
     "midjourney_proxy (original)": ("midjourney_proxy", {}, False),
     "midjourney_proxy (superset)": ("midjourney_proxy", {"MIDJOURNEY_EMULATOR_PROXY_FLAVOUR": "superset"}, True),
 }

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_midjourney.backends import BACKENDS
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from tests.e2e.stack import RESULTS, AirflowStack
 
@@ -28,12 +29,7 @@ DAG_FILES = [
     Path(__file__).parent / "dags" / "e2e_backends.py",
 ]
 # The connection type picks the backend; the emulator serves every backend's routes at once.
-BACKEND_CONN_TYPES = {
-    "useapi_v3": "midjourney",
-    "imaginepro": "imaginepro",
-    "useapi_v2": "midjourney_useapi_v2",
-    "midjourney_proxy": "midjourney_proxy",
-}
+BACKEND_CONN_TYPES = {backend.name: backend.conn_type for backend in BACKENDS}
 # Jobs last long enough that a trigger never fires before the deferring task process has exited:
 # on 2 busy cores that exit can take seconds, and Airflow fails a task whose executor reports the
 # old workload after the trigger has already requeued it (real Midjourney jobs take 30-60 s).

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
+from airflow_provider_midjourney.backends import BACKENDS as REGISTERED
 from airflow_provider_midjourney.operators import (
     MidjourneyButtonOperator,
     MidjourneyDownloadOperator,
     MidjourneyImagineOperator,
 )
 
-BACKENDS = ("useapi_v3", "imaginepro", "useapi_v2", "midjourney_proxy")
+BACKENDS = [backend.name for backend in REGISTERED]
 DESTINATION = os.environ.get("MIDJOURNEY_DESTINATION", "file:///tmp/midjourney-e2e")
 
 for backend in BACKENDS:
