@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_midjourney.exceptions import AirflowFailException, MidjourneyDownloadError
 
 if TYPE_CHECKING:
-    from airflow_provider_midjourney.operators.download import Downloader, DownloadItem, StoredFile
+    from airflow_provider_midjourney.downloader import Downloader, DownloadItem, StoredFile
 
 PILLOW_EXTRA = "airflow-provider-midjourney[images]"
 CONTENT_TYPE = "image/png"
@@ -95,7 +95,7 @@ def store_quadrants(downloader: Downloader, item: DownloadItem) -> list[StoredFi
 
     Each file is written atomically; a rerun finds all four stored and fetches nothing.
     """
-    from airflow_provider_midjourney.operators.download import StoredFile
+    from airflow_provider_midjourney.downloader import StoredFile
 
     destination, names = downloader.destination, quadrant_names(item.stem)
 

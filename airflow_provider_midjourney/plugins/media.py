@@ -124,7 +124,7 @@ def open_url(url: str) -> tuple[str, Iterator[bytes]]:
 
 def open_stored(uri: str) -> tuple[str, Iterator[bytes]]:
     """Read a stored file (any filesystem the download operator writes to)."""
-    from airflow_provider_midjourney.operators.download import Destination
+    from airflow_provider_midjourney.destinations import Destination
 
     folder, _, name = uri.rstrip("/").rpartition("/")
     if not name:
