@@ -34,6 +34,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "MidjourneyAPIError",
+    "MidjourneyAccountBusyError",
     "MidjourneyAuthError",
     "MidjourneyBusyError",
     "MidjourneyChannelLockedError",
@@ -198,7 +199,16 @@ class MidjourneyModeratedError(MidjourneyPermanentError):
 
 
 class MidjourneyBusyError(MidjourneyAPIError):
-    """429: the channel is at its concurrent-job limit. Safe to retry after 10-30 s."""
+    """429: the channel is at its concurrent-job limit. Safe to retry after 10-30 s.
+
+    ``retry_after``: the seconds the answer's ``Retry-After`` header asked for, if it had one.
+    """
+
+    retry_after: float | None = None
+
+
+class MidjourneyAccountBusyError(MidjourneyError):
+    """The account stayed at its concurrent-job limit for the task's whole timeout; nothing was submitted."""
 
 
 class MidjourneyChannelLockedError(MidjourneyPermanentError):

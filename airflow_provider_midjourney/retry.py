@@ -34,6 +34,8 @@ class RetryPolicy:
     :param busy_wait: seconds to wait after a 429 (uniform random in the range, the docs' advice).
     :param backoff_initial: first wait after a 5xx or transport error; doubles each time with
         full jitter, capped at ``backoff_max``.
+    :param retry_busy_submit: wait and re-send a job-creating request after a busy answer (429). A
+        deferrable operator turns this off: it waits for room in the triggerer instead of its worker.
     """
 
     max_attempts: int = 6
@@ -41,6 +43,7 @@ class RetryPolicy:
     busy_wait: tuple[float, float] = (10.0, 30.0)
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
+    retry_busy_submit: bool = True
 
     def __post_init__(self) -> None:
         # Refused here, naming the field, instead of as a TypeError or a retry storm later.
@@ -58,7 +61,9 @@ class RetryPolicy:
             raise MidjourneyInvalidRequestError("retry.busy_wait: must be a (low, high) range with 0 <= low <= high")
 
     def should_retry(self, exc: BaseException, *, creates_job: bool) -> bool:
-        if isinstance(exc, MidjourneyBusyError | MidjourneyConnectError):
+        if isinstance(exc, MidjourneyBusyError):
+            return self.retry_busy_submit or not creates_job  # the API has not created anything
+        if isinstance(exc, MidjourneyConnectError):
             return True  # the API has not created anything
         if creates_job:
             return False

@@ -31,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import check_seconds
 from airflow_provider_midjourney.exceptions import (
@@ -510,7 +511,9 @@ class MidjourneyBackendHook(BaseHook):
                 error = str(payload)
         except ValueError:
             error = response.text.strip()[:500] or response.reason_phrase or "no details"
-        raise error_for_status(response.status_code, self.redact(error), method=method, path=path)
+        raise note_retry_after(
+            error_for_status(response.status_code, self.redact(error), method=method, path=path), response.headers
+        )
 
     def redact(self, text: str) -> str:
         """``text`` without any secret this process has read (tokens, and echoes of 8+ of their characters)."""

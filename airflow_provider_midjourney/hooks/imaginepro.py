@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyError,
@@ -410,7 +411,7 @@ class ImagineProHook(MidjourneyBackendHook):
             raise MidjourneyModeratedError(response.status_code, text, method=method, path=path)
         if response.status_code == 402:
             raise ImagineProCreditsError(402, text, method=method, path=path)
-        raise error_for_status(response.status_code, text, method=method, path=path)
+        raise note_retry_after(error_for_status(response.status_code, text, method=method, path=path), response.headers)
 
 
 def _error_text(response: httpx.Response) -> str:

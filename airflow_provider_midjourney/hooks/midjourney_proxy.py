@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ValidationError
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyBusyError,
@@ -347,7 +348,9 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         text = self.redact(result.text)
         error: MidjourneyAPIError
         if result.code == CODE_QUEUE_FULL:
-            error = MidjourneyBusyError(response.status_code, text, method=method, path=path)
+            error = note_retry_after(
+                MidjourneyBusyError(response.status_code, text, method=method, path=path), response.headers
+            )
         elif result.code == CODE_BANNED:
             error = MidjourneyModeratedError(response.status_code, text, method=method, path=path)
             text += ". The prompt is not resubmitted: repeated banned prompts get Discord accounts banned"

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.exceptions import (
     MidjourneyChannelLockedError,
     MidjourneyConfigurationError,
@@ -431,7 +432,7 @@ class UseapiV2Hook(MidjourneyBackendHook):
             raise UseapiV2PendingModerationError(status, error, method=method, path=path)
         if status == 422:
             raise MidjourneyModeratedError(status, error, method=method, path=path)
-        raise error_for_status(status, error, method=method, path=path)
+        raise note_retry_after(error_for_status(status, error, method=method, path=path), response.headers)
 
 
 def _discord_token(value: Any, where: str) -> str:

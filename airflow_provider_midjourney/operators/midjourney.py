@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowSkipException,
+    MidjourneyBusyError,
     MidjourneyError,
     MidjourneyExpiredError,
     MidjourneyInvalidRequestError,
@@ -124,6 +126,10 @@ class MidjourneyBaseOperator(BaseOperator):
     :param if_unsupported: ``"fail"`` (default) or ``"skip"``: what the task does when the
         connection's backend cannot serve the request (seed on ImaginePro, say). Skipping lets one
         DAG run on any backend; either way nothing is sent.
+    :param defer_when_busy: with ``deferrable``, a full account (its busy answer, or the running-jobs
+        list at the connection's ``max_jobs`` extra) makes the task wait for room in the triggerer,
+        first come first served, instead of sleeping in its worker slot. False: the HTTP retry
+        policy's busy waits apply, in the worker.
     """
 
     template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level")
@@ -147,6 +153,7 @@ class MidjourneyBaseOperator(BaseOperator):
         transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
         retry: RetryPolicy | None = None,
         if_unsupported: Literal["fail", "skip"] = "fail",
+        defer_when_busy: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -168,6 +175,8 @@ class MidjourneyBaseOperator(BaseOperator):
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.retry = retry
+        self.defer_when_busy = bool(defer_when_busy)
+        self._admission: dict[str, Any] | None = None  # the admission trigger's event, once woken
         self.submitted_job_id: str | None = None
         self.midjourney_result: dict[str, Any] | None = None
 
@@ -176,7 +185,13 @@ class MidjourneyBaseOperator(BaseOperator):
         """The hook of the connection's backend (chosen by its connection type)."""
         from airflow_provider_midjourney.hooks.base import hook_for_connection
 
-        return hook_for_connection(self.midjourney_conn_id, retry=self.retry)
+        retry = self.retry
+        if self._defers_when_busy():  # a busy submit defers; it does not sleep in the worker
+            retry = dataclasses.replace(retry or RetryPolicy(), retry_busy_submit=False)
+        return hook_for_connection(self.midjourney_conn_id, retry=retry)
+
+    def _defers_when_busy(self) -> bool:
+        return self.deferrable and self.defer_when_busy
 
     def build_request(self, options: dict[str, Any]) -> JobOptions:
         """The validated request; ``options`` holds channel and reply fields."""
@@ -210,7 +225,7 @@ class MidjourneyBaseOperator(BaseOperator):
         store = job_store_for(context, self.log)
         job = self._reattach(context, store, request, fingerprint)
         if job is None:
-            job = self._submit(request)
+            job = self._submit_when_room(context, request)
         self.submitted_job_id = job.job_id
         self._remember(context, job.job_id, fingerprint, store)
         if job.is_terminal:
@@ -250,6 +265,67 @@ class MidjourneyBaseOperator(BaseOperator):
         if isinstance(event, dict) and event.get("job_id"):
             self.submitted_job_id = str(event["job_id"])
         return self._finish(event, context)
+
+    # -- a busy account: wait for room in the triggerer ------------------------------------------
+
+    def execute_admitted(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after waiting for room on the account: submit now (or wait again)."""
+        from airflow_provider_midjourney.exceptions import MidjourneyAccountBusyError
+        from airflow_provider_midjourney.operators.admission import admission_event
+
+        event = admission_event(event)
+        try_number = getattr(context.get("ti"), "try_number", None)
+        if event.get("try_number") not in (None, try_number):
+            return self.execute(context)  # a previous try's event (Airflow 3.0): start afresh
+        if event["status"] == "timeout":
+            raise MidjourneyAccountBusyError(str(event.get("message")))
+        if event["status"] == "error":
+            raise MidjourneyError(str(event.get("message")))
+        self._admission = event
+        return self.execute(context)
+
+    def _submit_when_room(self, context: Context, request: JobOptions) -> MidjourneyJob:
+        """Submit, unless the account is known to be full: then, or on a busy answer, defer until
+        the account has room (first come, first served; see triggers/admission.py)."""
+        if not self._defers_when_busy():
+            return self._submit(request)
+        from airflow_provider_midjourney.operators.admission import (
+            EARLY_WAIT,
+            account_full,
+            connection_limit,
+            running_count,
+        )
+
+        admission = self._admission or {}
+        limit = connection_limit(self.hook)
+        woken_early = bool(admission.get("early"))
+        if (not admission or woken_early) and account_full(self.hook, limit, wait=EARLY_WAIT if woken_early else 0.0):
+            self._defer_for_room(context, limit, not_before=None)
+        try:
+            return self._submit(request)
+        except MidjourneyBusyError as exc:
+            self.log.info("The account is busy (%s): waiting for room in the triggerer, not in this worker", exc)
+            self._defer_for_room(context, limit or running_count(self.hook), not_before=exc.retry_after)
+            raise  # not reached: _defer_for_room raises TaskDeferred
+
+    def _defer_for_room(self, context: Context, limit: int | None, not_before: float | None) -> None:
+        from airflow_provider_midjourney.triggers.admission import MidjourneyAdmissionTrigger
+
+        admission = self._admission or {}
+        now = time.time()
+        queued_at = float(admission.get("queued_at") or now)
+        trigger = MidjourneyAdmissionTrigger(
+            midjourney_conn_id=self.midjourney_conn_id,
+            queued_at=queued_at,
+            deadline=queued_at + self.timeout,
+            not_before=None if not_before is None else now + not_before,
+            limit=limit,
+            poll_interval=self.poll_interval,
+            attempt=int(admission.get("attempt") or 0) + 1,
+            try_number=getattr(context["ti"], "try_number", None),
+        )
+        remaining = max(queued_at + self.timeout - now, 0.0)
+        self.defer(trigger=trigger, method_name="execute_admitted", timeout=timedelta(seconds=remaining) + DEFER_GRACE)
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""

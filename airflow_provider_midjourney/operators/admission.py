@@ -1,0 +1,70 @@
+"""The task's side of admission: look before submitting to a full account, and wait for room in the
+triggerer instead of sleeping in the worker slot (see :mod:`airflow_provider_midjourney.admission`)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_midjourney.admission import job_limit
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+
+#: A task woken ahead of a predicted free slot waits at most this long in its worker for the slot
+#: to show (cheaper than deferring again: a deferral round trip costs the scheduler seconds).
+EARLY_WAIT = 8.0
+EARLY_POLL = 0.5
+#: One list call from the worker is bounded by this many seconds.
+LIST_SECONDS = 10.0
+
+
+def connection_limit(hook: MidjourneyBackendHook) -> int | None:
+    """The account's concurrent-job limit the connection states (``max_jobs`` extra), if any."""
+    return job_limit(hook.connection_settings.extra, hook.midjourney_conn_id)
+
+
+def running_count(hook: MidjourneyBackendHook) -> int | None:
+    """How many jobs the account runs now (one list call), or None where it cannot be listed."""
+    from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
+    from airflow_provider_midjourney.operators.midjourney import run_bounded
+    from airflow_provider_midjourney.retry import NO_RETRY
+
+    if Capability.LIST_RUNNING not in hook.supported_capabilities():
+        return None
+    fresh = hook_for_connection(hook.midjourney_conn_id, retry=NO_RETRY, timeout=LIST_SECONDS)
+    fresh.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
+
+    async def count() -> int | None:
+        async with fresh:
+            running = await fresh.alist_running_job_ids()
+        return None if running is None else len(running)
+
+    try:
+        result: int | None = run_bounded(count, LIST_SECONDS)
+    except Exception:
+        return None  # no verdict: the submit's own answer decides
+    return result
+
+
+def account_full(hook: MidjourneyBackendHook, limit: int | None, wait: float = 0.0) -> bool:
+    """True when the account is known to be at ``limit``; with ``wait``, first give a slot that long to free."""
+    if limit is None:
+        return False
+    give_up = time.monotonic() + wait
+    while True:
+        running = running_count(hook)
+        if running is None or running < limit:
+            return False
+        if time.monotonic() + EARLY_POLL > give_up:
+            return True
+        time.sleep(EARLY_POLL)
+
+
+def admission_event(event: Any) -> dict[str, Any]:
+    """The admission trigger's event, checked (it is stored in Airflow's database)."""
+    if not isinstance(event, dict) or event.get("status") not in ("admitted", "timeout", "error"):
+        from airflow_provider_midjourney.exceptions import MidjourneyError
+
+        raise MidjourneyError(f"Unexpected admission event: {event!r}")
+    return event

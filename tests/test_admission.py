@@ -1,0 +1,232 @@
+"""A busy account defers the task to the triggerer instead of sleeping in its worker slot.
+
+Through dag.test() on the emulator: the account (one channel, a limit of one job) is kept full by a
+job submitted from outside the DAG; the task must wait for room without sending a job the account
+would refuse (limit known) or after exactly one busy answer (limit unknown), then run its job once.
+The gate's first-come-first-served bookkeeping is exercised on its own below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import threading
+import time
+
+import pytest
+
+from airflow_provider_midjourney.admission import job_limit, retry_after_seconds
+from airflow_provider_midjourney.exceptions import MidjourneyConfigurationError
+from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.models import ImagineRequest
+from airflow_provider_midjourney.testing import JobTimings
+from airflow_provider_midjourney.triggers.admission import (
+    MIN_DURATION_SAMPLES,
+    MidjourneyAdmissionTrigger,
+    _Gate,
+    _Waiter,
+)
+from tests.conftest import FAST_RETRY, connection_json, load_dag, write_dag
+
+IMAGINE = "/v3/midjourney/jobs/imagine"
+LIST = "/v3/midjourney/jobs"
+
+
+def run_dag(name: str, body: str):
+    source = textwrap.dedent(
+        f"""
+        from datetime import datetime
+        from airflow.sdk import DAG
+        from airflow_provider_midjourney.operators import MidjourneyImagineOperator
+
+        with DAG(dag_id={name!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+        """
+    ) + textwrap.indent(textwrap.dedent(body), "    ")
+    return load_dag(write_dag(name, source), name).test()
+
+
+@pytest.fixture
+def full_account(emulator, monkeypatch, airflow_db):
+    """A one-job account kept full by a job the DAG did not submit; returns its id.
+
+    The job ends only once the account's running jobs were listed twice (the task's look and its
+    trigger's) or two busy answers were given: so the task must wait, whatever the machine's speed.
+    """
+    emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_DEFAULT", connection_json(emulator.base_url))
+    with MidjourneyHook("midjourney_default", retry=FAST_RETRY) as hook:
+        blocker = hook.submit_job(ImagineRequest.build(prompt="an earlier job")).job_id
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
+
+    def waited() -> bool:
+        requests = emulator.requests
+        return sum(r.path == LIST for r in requests) >= 2 or sum(r.status == 429 for r in requests) >= 2
+
+    def end_once_waited() -> None:
+        give_up = time.monotonic() + 60
+        while not waited() and time.monotonic() < give_up:
+            time.sleep(0.05)
+        emulator.complete_job(blocker)
+
+    threading.Thread(target=end_once_waited, daemon=True).start()
+    return blocker
+
+
+def imagine_posts(emulator) -> list[int]:
+    return [r.status for r in emulator.requests_to("POST", IMAGINE)]
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_known_full_account_defers_before_submitting(emulator, full_account, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_DEFAULT", connection_json(emulator.base_url, max_jobs=1))
+    dr = run_dag(
+        "admission_known_limit",
+        'MidjourneyImagineOperator(task_id="imagine", prompt="a cat", poll_interval=0.1)',
+    )
+    assert str(dr.state) == "success"
+    # The task looked first (the list said full), waited in the trigger, then submitted once: no busy answer.
+    assert imagine_posts(emulator) == [201, 201]
+    assert emulator.jobs[full_account]["status"] == "completed"
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_busy_answer_defers_instead_of_sleeping_in_the_worker(emulator, full_account) -> None:
+    started = time.monotonic()
+    dr = run_dag(
+        "admission_busy_answer",
+        # The HTTP retry policy would sleep 30-60 s after a 429: the task must not use it.
+        """
+        from airflow_provider_midjourney.retry import RetryPolicy
+        MidjourneyImagineOperator(
+            task_id="imagine", prompt="a cat", poll_interval=0.1, retry=RetryPolicy(busy_wait=(30.0, 60.0))
+        )
+        """,
+    )
+    assert str(dr.state) == "success"
+    assert imagine_posts(emulator) == [201, 429, 201]  # the blocker, one busy answer, the task's job
+    assert time.monotonic() - started < 30  # no busy wait of the retry policy was slept
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_defer_when_busy_off_keeps_the_busy_waits_in_the_worker(emulator, full_account) -> None:
+    dr = run_dag(
+        "admission_off",
+        """
+        from airflow_provider_midjourney.retry import RetryPolicy
+        MidjourneyImagineOperator(
+            task_id="imagine", prompt="a cat", poll_interval=0.1, defer_when_busy=False,
+            retry=RetryPolicy(busy_wait=(0.4, 0.5), max_attempts=10),
+        )
+        """,
+    )
+    assert str(dr.state) == "success"
+    statuses = imagine_posts(emulator)
+    assert statuses[0] == 201 and statuses[-1] == 201 and set(statuses[1:-1]) == {429} and len(statuses) >= 3
+
+
+# -- the gate: first come, first served, one slot never given twice ------------------------------------------
+
+
+def _gate_with_waiters(queued: list[float], limit: int) -> tuple[_Gate, list]:
+    gate = _Gate(("test", "conn"))
+    waiters = []
+    for queued_at in queued:
+        waiter = _Waiter(queued_at, limit)
+        gate.waiters[id(waiter)] = waiter
+        waiters.append(waiter)
+    return gate, waiters
+
+
+def test_gate_wakes_the_oldest_waiters_as_slots_free_and_never_gives_a_slot_twice() -> None:
+    async def scenario() -> None:
+        gate, (late, early, middle) = _gate_with_waiters([30.0, 10.0, 20.0], limit=3)
+        assert gate.admit({"a", "b", "c"}, now=0.0) == []  # full
+        assert gate.admit({"a", "b"}, now=1.0) == [early]  # one slot: the first to queue
+        # The woken task has not submitted yet: its slot stays taken, nobody else is woken.
+        assert gate.admit({"a", "b"}, now=2.0) == []
+        assert gate.admit({"a", "b", "d"}, now=3.0) == []  # its job shows: still full
+        assert gate.admit({"d"}, now=4.0) == [middle, late]  # two slots, in queue order
+        assert early.future.result() == "admitted" and not early.early
+
+    asyncio.run(scenario())
+
+
+def test_gate_forgets_a_woken_task_whose_job_never_shows() -> None:
+    async def scenario() -> None:
+        gate, (first, second) = _gate_with_waiters([1.0, 2.0], limit=1)
+        assert gate.admit(set(), now=0.0) == [first]
+        assert gate.admit(set(), now=30.0) == []
+        assert gate.admit(set(), now=61.0) == [second]  # the first one's slot was released after the TTL
+
+    asyncio.run(scenario())
+
+
+def test_gate_wakes_ahead_of_a_predicted_end_once_it_knows_job_and_start_times() -> None:
+    async def scenario() -> None:
+        gate, _ = _gate_with_waiters([float(i) for i in range(10)], limit=1)
+        now = 0.0
+        # Jobs of 10 s, one after the other, each listed 2 s after its task was woken.
+        for number in range(MIN_DURATION_SAMPLES + 1):
+            gate.in_flight.append(now - 2.0)
+            gate.admit({f"job{number}"}, now=now)  # listed (lead 2 s); full, so nobody is woken
+            now += 10.0
+        gate.waiters.clear()
+        gate.in_flight.clear()
+        (late,) = _gate_with_waiters([100.0], limit=1)[1]
+        gate.waiters[id(late)] = late
+        # The running job was first seen at now - 10: it ends now; 2 s ahead of that the gate wakes early.
+        gate.admit({f"job{MIN_DURATION_SAMPLES}"}, now=now - 2.5)
+        assert not late.future.done()
+        woken = gate.admit({f"job{MIN_DURATION_SAMPLES}"}, now=now - 1.9)
+        assert woken == [late] and late.early
+
+    asyncio.run(scenario())
+
+
+# -- inputs -------------------------------------------------------------------------------------------------
+
+
+def test_the_limit_extra_is_checked_naming_the_field() -> None:
+    assert job_limit({"max_jobs": "12"}, "c") == 12 and job_limit({"maxJobs": 3}, "c") == 3
+    assert job_limit({}, "c") is None
+    for bad in (0, -1, "many", 2.5, True, 100000):
+        with pytest.raises(MidjourneyConfigurationError, match="extra 'max_jobs' must be a whole number"):
+            job_limit({"max_jobs": bad}, "c")
+
+
+def test_retry_after_is_read_in_both_forms_and_bounded() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 02 Dec 2026 00:00:10 GMT", now=1_796_169_600.0) == pytest.approx(10.0)
+    assert retry_after_seconds("999999") == 3600.0
+    assert retry_after_seconds("-5") == 0.0
+    for bad in (None, "", "soon", "nan", "1" * 100):
+        assert retry_after_seconds(bad) is None
+
+
+def test_admission_trigger_round_trips_without_secrets(emulator, midjourney_conn) -> None:
+    trigger = MidjourneyAdmissionTrigger("midjourney_default", queued_at=1.0, deadline=2.0, limit=3, attempt=2)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_midjourney.triggers.admission.MidjourneyAdmissionTrigger"
+    assert MidjourneyAdmissionTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert "token" not in repr(kwargs).lower() and emulator.token not in repr(kwargs)
+
+
+def test_admission_trigger_times_out_on_an_account_that_stays_full(emulator, midjourney_conn) -> None:
+    emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=30.0)
+    with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+        hook.submit_job(ImagineRequest.build(prompt="a long job"))
+    now = time.time()
+    trigger = MidjourneyAdmissionTrigger(midjourney_conn, queued_at=now, deadline=now + 0.6, limit=1, poll_interval=0.1)
+
+    async def first_event() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(asyncio.run(first_event())))
+    thread.start()
+    thread.join(10)
+    assert result["status"] == "timeout" and "stayed full" in result["message"]
