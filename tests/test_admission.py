@@ -17,8 +17,8 @@ import pytest
 
 from airflow_provider_midjourney.admission import job_limit, retry_after_seconds
 from airflow_provider_midjourney.exceptions import MidjourneyConfigurationError
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
-from airflow_provider_midjourney.models import ImagineRequest
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
+from airflow_provider_midjourney.job_requests import ImagineRequest
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers.admission import (
     MIN_DURATION_SAMPLES,
@@ -55,7 +55,7 @@ def full_account(emulator, monkeypatch, airflow_db):
     emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
     emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
     monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_DEFAULT", connection_json(emulator.base_url))
-    with MidjourneyHook("midjourney_default", retry=FAST_RETRY) as hook:
+    with UseapiV3Hook("midjourney_default", retry=FAST_RETRY) as hook:
         blocker = hook.submit_job(ImagineRequest.build(prompt="an earlier job")).job_id
     emulator.timings = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
 
@@ -215,7 +215,7 @@ def test_admission_trigger_round_trips_without_secrets(emulator, midjourney_conn
 def test_admission_trigger_times_out_on_an_account_that_stays_full(emulator, midjourney_conn) -> None:
     emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
     emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=30.0)
-    with MidjourneyHook(midjourney_conn, retry=FAST_RETRY) as hook:
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         hook.submit_job(ImagineRequest.build(prompt="a long job"))
     now = time.time()
     trigger = MidjourneyAdmissionTrigger(midjourney_conn, queued_at=now, deadline=now + 0.6, limit=1, poll_interval=0.1)

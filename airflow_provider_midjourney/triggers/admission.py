@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_midjourney.admission import backoff_seconds
+from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import check_seconds
 from airflow_provider_midjourney.exceptions import MidjourneyError, redact
-from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook, hook_class_for
+from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.watch import LIST_TIMEOUT, shared_connection
 
