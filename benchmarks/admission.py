@@ -1,0 +1,199 @@
+"""N mapped imagines on a real Airflow stack against an account that runs K jobs at once.
+
+    python benchmarks/admission.py --n 30 --k 3 --t 10            # before and after, one run
+    python benchmarks/admission.py --n 300 --k 12 --t 10 --modes after
+
+A real stack (api-server, scheduler with LocalExecutor, dag-processor, triggerer; SQLite) from
+``tests/e2e/stack.py`` runs one DAG of N mapped ``MidjourneyImagineOperator`` tasks (``retries=2``)
+against the emulator, whose one channel runs at most K jobs of T seconds and answers 429 beyond.
+
+* ``before``: ``defer_when_busy=False`` (what the provider did until now): a busy answer is waited
+  out in the worker slot by the HTTP retry policy (10-30 s, up to six tries), then Airflow retries.
+* ``after``: the default: a busy account (the list at ``max_jobs``, or a busy answer) defers the
+  task to the admission trigger, which wakes tasks first come, first served as slots free.
+
+Printed per mode: makespan (DAG run, and first job created → last job done at the vendor) against
+the ideal ceil(N/K)·T, 429 answers, tasks retried, worker-seconds per task, peak jobs running at
+the vendor, requests per job, and jobs created (duplicates = created − N). Worker-seconds are the
+time spent inside the operator's ``execute``/``execute_complete``/``execute_admitted`` (measured in
+the task); the task runner's own start-up (~1-2 s a run here) is not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.stack import AirflowStack  # noqa: E402
+
+TOKEN = "admission-benchmark-token"
+DAG_ID = "midjourney_bench_admission"
+DAG_SOURCE = '''\
+"""N mapped imagines; every operator call's time in the worker is appended to MJ_BENCH_TIMES."""
+import json
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from airflow_provider_midjourney.operators import MidjourneyImagineOperator
+
+TIMES = os.environ["MJ_BENCH_TIMES"]
+
+
+class TimedImagine(MidjourneyImagineOperator):
+    def _timed(self, method, context, *args, **kwargs):
+        started = time.monotonic()
+        try:
+            return method(context, *args, **kwargs)
+        finally:
+            record = {"map_index": context["ti"].map_index, "try": context["ti"].try_number,
+                      "method": method.__name__, "seconds": time.monotonic() - started}
+            with open(TIMES, "a") as out:
+                out.write(json.dumps(record) + "\\n")
+
+    def execute(self, context):
+        return self._timed(super().execute, context)
+
+    def execute_complete(self, context, event=None):
+        return self._timed(super().execute_complete, context, event)
+
+    def execute_admitted(self, context, event=None):
+        return self._timed(super().execute_admitted, context, event)
+
+
+with DAG(DAG_ID, schedule=None, start_date=datetime(2026, 1, 1), catchup=False, max_active_tasks=1000):
+    TimedImagine.partial(
+        task_id="imagine",
+        poll_interval=float(os.environ["MJ_BENCH_POLL"]),
+        defer_when_busy=os.environ["MJ_BENCH_MODE"] == "after",
+        retries=2,
+        retry_delay=timedelta(seconds=5),
+        timeout=3600,
+    ).expand(prompt=[f"benchmark prompt {i}" for i in range(int(os.environ["MJ_BENCH_N"]))])
+'''.replace("DAG_ID", repr(DAG_ID))
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
+
+    timings = JobTimings(start_after=0.2, progress_after=1.0, complete_after=args.t)
+    home = Path(tempfile.mkdtemp(prefix=f"mj-admission-{mode}-"))
+    dag_file = home / "admission_dag.py"
+    dag_file.write_text(DAG_SOURCE)
+    times_file = home / "times.jsonl"
+    with MidjourneyEmulator(token=TOKEN, max_jobs=args.k, timings=timings) as emulator:
+        extra = {"max_jobs": args.k} if mode == "after" else {}
+        connection = {"conn_type": "midjourney", "host": emulator.base_url, "password": TOKEN, "extra": extra}
+        env = {
+            "PYTHONPATH": str(ROOT),
+            "MJ_BENCH_TIMES": str(times_file),
+            "MJ_BENCH_POLL": str(args.poll),
+            "MJ_BENCH_MODE": mode,
+            "MJ_BENCH_N": str(args.n),
+            "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1000",
+        }
+        stack = AirflowStack(home, [dag_file], connection, env)
+        peak = {"jobs": 0}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.2):
+                peak["jobs"] = max(peak["jobs"], int(emulator.state.running_summary()["total"]))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        try:
+            stack.start()
+            sampler.start()
+            run_id = stack.trigger(DAG_ID, timeout=300)
+            state = stack.wait_run(DAG_ID, run_id, timeout=args.timeout)
+        finally:
+            stop.set()
+            stack.stop()
+        run = stack.query(
+            "SELECT julianday(end_date) - julianday(start_date) FROM dag_run WHERE dag_id = ? AND run_id = ?",
+            DAG_ID,
+            run_id,
+        )
+        tries = stack.query("SELECT map_index, try_number, state FROM task_instance WHERE dag_id = ?", DAG_ID)
+        requests = emulator.requests
+        jobs = emulator.state.snapshots("imagine")
+    posts = [r for r in requests if r.method == "POST" and r.path.endswith("/imagine")]
+    busy = sum(r.status == 429 for r in posts)
+    created = sum(r.status in (200, 201) for r in posts)
+    per_task: dict[int, float] = defaultdict(float)
+    for line in times_file.read_text().splitlines() if times_file.exists() else []:
+        record = json.loads(line)
+        per_task[record["map_index"]] += record["seconds"]
+    ideal = math.ceil(args.n / args.k) * args.t
+    created_times = sorted(_epoch(j["created"]) for j in jobs)
+    done_times = sorted(_epoch(j["updated"]) for j in jobs if j["status"] == "completed")
+    vendor_span = done_times[-1] - created_times[0] if created_times and done_times else float("nan")
+    dag_span = run[0][0] * 86400 if run and run[0][0] is not None else float("nan")
+    return {
+        "mode": mode,
+        "n": args.n,
+        "k": args.k,
+        "t": args.t,
+        "poll": args.poll,
+        "state": state,
+        "succeeded": sum(1 for _, _, s in tries if s == "success"),
+        "ideal_s": ideal,
+        "makespan_dag_s": round(dag_span, 1),
+        "makespan_vendor_s": round(vendor_span, 1),
+        "ratio_dag": round(dag_span / ideal, 2),
+        "ratio_vendor": round(vendor_span / ideal, 2),
+        "busy_429": busy,
+        "jobs_created": created,
+        "duplicates": created - args.n,
+        "tasks_retried": sum(1 for _, t, _ in tries if t and t > 1),
+        "worker_s_per_task": round(sum(per_task.values()) / max(1, args.n), 1),
+        "peak_vendor_jobs": peak["jobs"],
+        "requests_per_job": round(len(requests) / max(1, args.n), 1),
+    }
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--t", type=float, default=10.0, help="seconds a job runs")
+    parser.add_argument("--poll", type=float, default=1.0, help="the operators' poll_interval")
+    parser.add_argument("--parallelism", type=int, default=16, help="[core] parallelism of the stack")
+    parser.add_argument("--modes", default="before,after")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--json", type=Path, help="append the rows to this file")
+    args = parser.parse_args()
+    if not (1 <= args.n <= 1000 and 1 <= args.k <= 15 and 0.5 <= args.t <= 600):
+        parser.error("--n 1-1000, --k 1-15 (the emulator's channel limit), --t 0.5-600 s")
+    rows = [run_mode(mode, args) for mode in args.modes.split(",")]
+    keys = list(rows[0])
+    print(" | ".join(keys))
+    for row in rows:
+        print(" | ".join(str(row[k]) for k in keys))
+    if args.json:
+        with args.json.open("a") as out:
+            for row in rows:
+                out.write(json.dumps({**row, "machine_load": os.getloadavg()[0]}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
