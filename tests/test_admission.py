@@ -230,3 +230,16 @@ def test_admission_trigger_times_out_on_an_account_that_stays_full(emulator, mid
     thread.start()
     thread.join(10)
     assert result["status"] == "timeout" and "stayed full" in result["message"]
+
+
+def test_gate_does_not_wake_a_task_within_moments_of_its_deferral() -> None:
+    from airflow_provider_midjourney.triggers.admission import MIN_WAIT
+
+    async def scenario() -> None:
+        gate = _Gate(("test", "conn"))
+        fresh = _Waiter(1.0, 2, since=100.0)
+        gate.waiters[id(fresh)] = fresh
+        assert gate.admit(set(), now=100.5) == [] and gate.ripe_in == pytest.approx(MIN_WAIT - 0.5)
+        assert gate.admit(set(), now=100.0 + MIN_WAIT) == [fresh]
+
+    asyncio.run(scenario())

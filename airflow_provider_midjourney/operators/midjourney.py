@@ -285,8 +285,13 @@ class MidjourneyBaseOperator(BaseOperator):
         return self.execute(context)
 
     def _submit_when_room(self, context: Context, request: JobOptions) -> MidjourneyJob:
-        """Submit, unless the account is known to be full: then, or on a busy answer, defer until
-        the account has room (first come, first served; see triggers/admission.py)."""
+        """Submit when the account has room; else wait for it in the triggerer (triggers/admission.py).
+
+        Where the connection states the account's limit (``max_jobs``), a task's first submission is
+        admitted by the connection's shared gate: tasks that start together (a mapped task) would all
+        see the same free slots and meet busy answers, the gate gives each slot to one task. Without a
+        limit the task submits, and a busy answer sends it to the gate.
+        """
         if not self._defers_when_busy():
             return self._submit(request)
         from airflow_provider_midjourney.operators.admission import (
@@ -298,9 +303,10 @@ class MidjourneyBaseOperator(BaseOperator):
 
         admission = self._admission or {}
         limit = connection_limit(self.hook)
-        woken_early = bool(admission.get("early"))
-        if (not admission or woken_early) and account_full(self.hook, limit, wait=EARLY_WAIT if woken_early else 0.0):
+        if not admission and limit is not None:
             self._defer_for_room(context, limit, not_before=None)
+        if admission.get("early") and account_full(self.hook, limit, wait=EARLY_WAIT):
+            self._defer_for_room(context, limit, not_before=None)  # woken ahead of a slot that did not free
         try:
             return self._submit(request)
         except MidjourneyBusyError as exc:

@@ -47,15 +47,20 @@ SAMPLES = 20
 MIN_DURATION_SAMPLES = 3
 #: A predicted lead is capped here (seconds): a slow scheduler must not make the gate wake everyone.
 MAX_LEAD = 30.0
+#: A task is not woken before it has waited this long (seconds). Airflow fails a task whose trigger fires
+#: while the process that deferred it is still exiting ("Task Instance not found"), seen within ~2 s
+#: on a loaded machine.
+MIN_WAIT = 3.0
 ADMITTED, NO_LIST = "admitted", "no-list"
 
 
 class _Waiter:
-    __slots__ = ("early", "future", "limit", "queued_at")
+    __slots__ = ("early", "future", "limit", "queued_at", "since")
 
-    def __init__(self, queued_at: float, limit: int | None) -> None:
+    def __init__(self, queued_at: float, limit: int | None, since: float = -MIN_WAIT) -> None:
         self.queued_at = queued_at
         self.limit = limit
+        self.since = since  # monotonic time this trigger started waiting
         self.early = False
         self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -76,6 +81,7 @@ class _Gate:
         self.leads: deque[float] = deque(maxlen=SAMPLES)
         self.peak = 0  # most jobs seen running at once: the limit where none is configured
         self.interval = 5.0
+        self.ripe_in: float | None = None  # seconds until a waiter with a free slot may be woken
         self.task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -91,7 +97,7 @@ class _Gate:
         self, hook: MidjourneyBackendHook, queued_at: float, limit: int | None, interval: float, remaining: float
     ) -> tuple[str, bool]:
         """Until this task may submit: (``admitted`` or ``no-list``, woken ahead of a predicted end)."""
-        waiter = _Waiter(queued_at, limit)
+        waiter = _Waiter(queued_at, limit, since=time.monotonic())
         self.waiters[id(waiter)] = waiter
         self.interval = min(self.interval, interval) if self.task is not None else interval
         if self.task is None or self.task.done():
@@ -110,7 +116,7 @@ class _Gate:
                     self._wake_all(NO_LIST)
                     break
                 self.admit(running, time.monotonic())
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(self.interval if self.ripe_in is None else min(self.interval, self.ripe_in + 0.05))
         finally:
             gates = self._registry.get(asyncio.get_running_loop(), {})
             if gates.get(self.key) is self and not self.waiters:
@@ -143,7 +149,10 @@ class _Gate:
         limit = max(limits) if limits else max(self.peak, 1)
         ending = self._ending_soon(running, now)
         free = limit - (len(running) - ending) - len(self.in_flight)
-        woken = sorted(self.waiters.values(), key=lambda w: w.queued_at)[: max(0, free)]
+        queue = sorted(self.waiters.values(), key=lambda w: w.queued_at)[: max(0, free)]
+        woken = [w for w in queue if now - w.since >= MIN_WAIT]
+        # A slot is free but its waiter is too fresh: look again as soon as it may be woken.
+        self.ripe_in = min((MIN_WAIT - (now - w.since) for w in queue if w not in woken), default=None)
         full = limit - len(running) - len(self.in_flight)  # slots free right now, without prediction
         for index, waiter in enumerate(woken):
             waiter.early = index >= full
