@@ -202,6 +202,40 @@ BACKENDS: tuple[Backend, ...] = (
             "timeout": "30",
         },
     ),
+    Backend(
+        name="ttapi",
+        conn_type="ttapi",
+        hook_class=f"{PACKAGE}.hooks.ttapi.TtapiHook",
+        display_name="Midjourney (TTAPI)",
+        conn_fields={
+            "mode": {
+                "label": "Speed mode",
+                "description": "fast (default), relax or turbo: sent with every imagine and blend (video: fast only).",
+                "schema": {"type": "string", "enum": ["fast", "relax", "turbo"], "default": "fast"},
+            },
+            "job_timeout": _integer(
+                "Job timeout (s)",
+                "Seconds TTAPI lets a job run (300-1200, sent as its 'timeout'); empty: its default.",
+                300,
+                1200,
+            ),
+            "moderation_patterns": _text(
+                "Moderation patterns",
+                "Regular expression (alternatives with |; or a JSON list) a FAILED message must match to count"
+                " as moderated; empty: the default list (it covers TTAPI's 'prompt violation').",
+            ),
+            "timeout": TIMEOUT_FIELD,
+        },
+        relabeling={"host": "Base URL", "password": "TT-API-KEY"},
+        placeholders={
+            "host": "https://api.ttapi.io (empty = default; http://127.0.0.1:8765 for the emulator)",
+            "password": "TTAPI key (TT-API-KEY)",
+            "mode": "fast",
+            "job_timeout": "300",
+            "moderation_patterns": "violat|banned|not allowed|nsfw",
+            "timeout": "30",
+        },
+    ),
 )
 
 

@@ -16,6 +16,7 @@ from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
 __all__ = [
     "DEFAULT_TRANSIENT_ERROR_TIMEOUT",
     "check_count",
+    "check_job_timeout_extra",
     "check_number",
     "check_seconds",
     "check_trigger_numbers",
@@ -72,3 +73,24 @@ def check_trigger_numbers(
         None if max_consecutive_errors is None else check_count(max_consecutive_errors, "max_consecutive_errors"),
         check_seconds(transient_error_timeout, "transient_error_timeout", minimum=0.01, maximum=7 * 24 * 3600.0),
     )
+
+
+def check_job_timeout_extra(value: Any, conn_id: str, *, minimum: int, maximum: int, api: str) -> int | None:
+    """A connection's ``job_timeout`` extra (the vendor's own job timeout): whole seconds in
+    ``[minimum, maximum]``, numbers given as text accepted (the UI form stores text); empty: None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        seconds = float(value)
+        if isinstance(value, bool) or not seconds.is_integer():
+            raise ValueError
+    except (TypeError, ValueError):
+        seconds = -1
+    if not minimum <= seconds <= maximum:
+        from airflow_provider_midjourney.exceptions import MidjourneyConfigurationError
+
+        raise MidjourneyConfigurationError(
+            f"Connection {conn_id!r}: extra 'job_timeout' must be a whole number of seconds from {minimum} to"
+            f" {maximum} ({api}'s job timeout), got {value!r}"
+        )
+    return int(seconds)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import httpx
 
 from airflow_provider_midjourney.admission import note_retry_after
+from airflow_provider_midjourney.checks import check_job_timeout_extra
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAPIError,
     MidjourneyError,
@@ -435,18 +436,5 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def _job_timeout(value: Any, conn_id: str) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
     low, high = JOB_TIMEOUT_RANGE
-    try:
-        seconds = float(value)
-        if isinstance(value, bool) or not seconds.is_integer():
-            raise ValueError
-    except (TypeError, ValueError):
-        seconds = -1
-    if not low <= seconds <= high:
-        raise MidjourneyError(
-            f"Connection {conn_id!r}: extra 'job_timeout' must be a whole number of seconds from {low} to {high}"
-            f" (ImaginePro's job timeout), got {value!r}"
-        )
-    return int(seconds)
+    return check_job_timeout_extra(value, conn_id, minimum=low, maximum=high, api="ImaginePro")

@@ -92,13 +92,7 @@ class Message(_Open):
     @field_validator("progress", mode="before")
     @classmethod
     def _progress(cls, value: Any) -> int | None:
-        """A number, ``"45"``, ``"45%"`` or ``"45.5"`` (the docs type it both ways); else None."""
-        if value is None or isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return max(0, min(100, int(value)))
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", str(value))
-        return max(0, min(100, int(float(match.group(1))))) if match else None
+        return percent(value)
 
     @field_validator("buttons", "images", mode="before")
     @classmethod
@@ -213,6 +207,17 @@ def _numbered(text: Any) -> list[str]:
     if len(found) < 2:
         found = [m.group(2).strip() for m in _DESCRIBE_ITEM.finditer(text)]
     return [f for f in found if f] if len(found) >= 2 else []
+
+
+def percent(value: Any) -> int | None:
+    """A progress of 0-100 from a number, ``"45"``, ``"45%"`` or ``"45.5"`` (vendors type it both
+    ways); anything else is unknown (None)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return max(0, min(100, int(value)))
+    match = re.fullmatch(r"\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*", str(value)[:20])
+    return max(0, min(100, int(float(match.group(1))))) if match else None
 
 
 def is_moderation(error: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:

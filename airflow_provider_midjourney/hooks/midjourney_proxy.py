@@ -27,7 +27,6 @@ job-creating call, naming it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -61,6 +60,7 @@ from airflow_provider_midjourney.hooks.base import (
     _HeaderAuth,
     _transport_error,
 )
+from airflow_provider_midjourney.hooks.inline_images import data_url
 from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     CHANGE_ACTIONS,
     CODE_BANNED,
@@ -80,11 +80,9 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     parse_tasks,
 )
 from airflow_provider_midjourney.image_intake import (
-    MAX_BLOB_BYTES,
     ImageBlob,
     ImageSource,
     image_from_source,
-    image_type,
 )
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
@@ -503,23 +501,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
 
     def _data_url(self, image: str | ImageBlob, field: str) -> str:
         """A ``data:`` URL of an image (a blob read by the models' local-image reader, or a URL fetched)."""
-        content = image.content if isinstance(image, ImageBlob) else self._fetch_image(image, field)
-        mime = image_type(content)
-        if mime is None:
-            raise MidjourneyInvalidRequestError(f"{field}: not a PNG, JPEG, WebP or GIF image")
-        return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
-
-    def _fetch_image(self, url: str, field: str) -> bytes:
-        """Download an image URL (at most 10 MB) for a server that only takes base64 images."""
-        data = bytearray()
-        with self.open_download(url) as (_, chunks):
-            for chunk in chunks:
-                data += chunk
-                if len(data) > MAX_BLOB_BYTES:
-                    raise MidjourneyInvalidRequestError(f"{field}: {url[:80]} is larger than 10 MB")
-        if not data:
-            raise MidjourneyInvalidRequestError(f"{field}: {url[:80]} answered an empty body")
-        return bytes(data)
+        return data_url(self, image, field)
 
     def get_task(self, task_id: str) -> Task:
         """``GET <prefix>/task/{id}/fetch``: the task as the server describes it."""
