@@ -219,6 +219,13 @@ BACKENDS: tuple[Backend, ...] = (
                 300,
                 1200,
             ),
+            "max_jobs": _integer(
+                "Max concurrent jobs",
+                "Jobs the account runs at once (TTAPI: 10 unless raised), so a busy account defers tasks;"
+                " empty: learned from busy answers.",
+                1,
+                1000,
+            ),
             "moderation_patterns": _text(
                 "Moderation patterns",
                 "Regular expression (alternatives with |; or a JSON list) a FAILED message must match to count"
@@ -232,6 +239,7 @@ BACKENDS: tuple[Backend, ...] = (
             "password": "TTAPI key (TT-API-KEY)",
             "mode": "fast",
             "job_timeout": "300",
+            "max_jobs": "10",
             "moderation_patterns": "violat|banned|not allowed|nsfw",
             "timeout": "30",
         },

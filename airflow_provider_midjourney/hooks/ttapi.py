@@ -4,8 +4,9 @@ Connection (type ``ttapi``, default id ``ttapi_default``): password = the key (s
 ``TT-API-KEY`` header), host = base URL (empty: ``https://api.ttapi.io``; the "account hosting"
 mode uses another host, which TTAPI does not publish), extras ``mode`` (``fast``, the default,
 ``relax`` or ``turbo``: sent with every imagine and blend), ``job_timeout`` (the vendor's own job
-``timeout``, 300-1200 s; empty: TTAPI's default), ``moderation_patterns`` and ``timeout`` (seconds
-per HTTP request, as on every backend).
+``timeout``, 300-1200 s; empty: TTAPI's default), ``max_jobs`` (the account's jobs in progress, for
+the busy-account gate: TTAPI caps it at 10 unless raised), ``moderation_patterns`` and ``timeout``
+(seconds per HTTP request, as on every backend).
 
 A button is sent as TTAPI's ``action`` name only when the parent job lists that name in its
 ``components`` (one free ``GET /fetch`` first): U1-U4 = ``upsample1..4``, V1-V4 = ``variation1..4``,
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.checks import check_job_timeout_extra
 from airflow_provider_midjourney.exceptions import (
     MidjourneyBusyError,
@@ -438,12 +440,13 @@ class TtapiHook(MidjourneyBackendHook):
             return
         text = self.redact(_error_text(response))
         if response.status_code in (429, 499):
-            raise MidjourneyBusyError(response.status_code, text, method=method, path=path)
+            busy = MidjourneyBusyError(response.status_code, text, method=method, path=path)
+            raise note_retry_after(busy, response.headers)
         if response.status_code in (400, 402, 403, 422) or is_quota(text):
             refusal = self._refusal(response.status_code, text, method, path)
             if type(refusal) is not MidjourneyPermanentError:
                 raise refusal
-        raise error_for_status(response.status_code, text, method=method, path=path)
+        raise note_retry_after(error_for_status(response.status_code, text, method=method, path=path), response.headers)
 
 
 def _extend_body(request: VideoExtendRequest) -> dict[str, Any]:
