@@ -36,7 +36,7 @@ from airflow_provider_midjourney.job_requests import (
 )
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
 from airflow_provider_midjourney.retry import RetryPolicy
-from airflow_provider_midjourney.testing import MidjourneyEmulator
+from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.ttapi import engine_job
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
@@ -527,3 +527,44 @@ def test_dag_quota_fails_at_once(emulator) -> None:
     )
     assert task_states(dr) == {"imagine": "failed"}
     assert len(emulator.requests_to("POST", "/midjourney/v1/imagine")) == 1
+
+
+@pytest.fixture
+def full_account(emulator, monkeypatch, airflow_db) -> str:
+    """A one-job account kept full by a job the DAG did not submit, until the task has waited for it."""
+    import threading
+
+    emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
+    monkeypatch.setenv("AIRFLOW_CONN_TTAPI_DEFAULT", conn_json(emulator.base_url))
+    with TtapiHook(CONN, retry=FAST_RETRY) as hook:
+        blocker = hook.submit_job(ImagineRequest.build(prompt="an earlier job")).job_id
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
+
+    def waited() -> bool:
+        requests = emulator.requests
+        listed = sum(r.path == "/midjourney/v1/fetch-list" for r in requests)
+        return listed >= 4 or sum(r.status == 499 for r in requests) >= 2  # two looks (2 states each)
+
+    def end_once_waited() -> None:
+        give_up = time.monotonic() + 60
+        while not waited() and time.monotonic() < give_up:
+            time.sleep(0.05)
+        emulator.complete_job(engine_job(emulator, blocker))
+
+    threading.Thread(target=end_once_waited, daemon=True).start()
+    return blocker
+
+
+@pytest.mark.parametrize(("extra", "statuses"), [({"max_jobs": 1}, [200, 200]), ({}, [200, 499, 200])])
+def test_dag_at_a_full_account_waits_in_the_triggerer(emulator, full_account, monkeypatch, extra, statuses) -> None:
+    # With max_jobs the task looks at fetch-list first and defers; without, TTAPI's 499 defers it.
+    monkeypatch.setenv("AIRFLOW_CONN_TTAPI_DEFAULT", conn_json(emulator.base_url, **extra))
+    dr = run_dag(
+        f"tt_full_account_{len(statuses)}",
+        f"""
+        MidjourneyImagineOperator(task_id="imagine", prompt="a cat", {OPTS})
+    """,
+    )
+    assert task_states(dr) == {"imagine": "success"}
+    assert [r.status for r in emulator.requests_to("POST", "/midjourney/v1/imagine")] == statuses
