@@ -30,6 +30,9 @@ class MidjourneyJob:
         one of the settings family.
     :param image_urls: the separate pictures (four for a grid job) where the API gives them,
         else empty (see ``grid_url``).
+    :param image_kind: what ``image_urls`` are: ``upscales`` (each an upscale job's own picture),
+        ``crops`` (the vendor's separate pictures of a grid, not upscaled) or ``cuts`` (our own cut of
+        the grid); None where the backend does not say.
     :param reply_ref: the reference our task sent with the job (finds it again after a lost answer).
     """
 
@@ -41,6 +44,7 @@ class MidjourneyJob:
     image_urls: list[str] = field(default_factory=list)
     video_urls: list[str] = field(default_factory=list)
     grid_url: str | None = None
+    image_kind: str | None = None
     buttons: list[str] = field(default_factory=list)
     children: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
@@ -67,6 +71,7 @@ class MidjourneyJob:
             "image_urls": list(self.image_urls),
             "video_urls": list(self.video_urls),
             "grid_url": self.grid_url,
+            "image_kind": self.image_kind,
             "buttons": list(self.buttons),
             "children": dict(self.children),
             "backend": self.backend,
