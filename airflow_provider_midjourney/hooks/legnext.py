@@ -90,6 +90,9 @@ SINGLE_BUTTONS: dict[str, tuple[str, dict[str, Any]]] = {
     **{label: ("outpaint", {"imageNo": 0, "scale": scale}) for label, scale in ZOOMS.items()},
     **{label: ("pan", {"imageNo": 0, "direction": code, "scale": PAN_SCALE}) for label, code in PAN_DIRECTIONS.items()},
 }
+CUSTOM_ZOOM = "Custom Zoom"  # outpaint with the prompt's --zoom (1.1-2.0) and the rest as remixPrompt
+SINGLE_BUTTONS[CUSTOM_ZOOM] = ("outpaint", {"imageNo": 0})
+_ZOOM_FLAG = re.compile(r"\s*--zoom\s+([0-9]+(?:\.[0-9]+)?)\b")
 REROLL = "🔄"
 BUTTONS = (*GRID_BUTTONS, REROLL, *SINGLE_BUTTONS)
 REMIX_MODE = {"Vary (Strong)": 0, "Vary (Subtle)": 1}  # /remix: 0 = Strong, 1 = Subtle
@@ -401,6 +404,8 @@ class LegnextHook(MidjourneyBackendHook):
             op, body = "remix", {"jobId": request.job_id, "imageNo": 0, "mode": REMIX_MODE[label]}
         if label == "Vary (Region)":
             body["mask"] = mask_body(request.mask or "")
+        if label == CUSTOM_ZOOM:
+            body["scale"], prompt = custom_zoom(prompt or "")
         if prompt:
             body["remixPrompt"] = prompt
         self._gate(parent, op, int(body.get("imageNo", 0)), label, request.job_id)
@@ -519,6 +524,18 @@ def video_body(request: VideoRequest) -> dict[str, Any]:
     if request.resolution is not None:
         body["videoType"] = VIDEO_TYPE[request.resolution]
     return body
+
+
+def custom_zoom(prompt: str) -> tuple[float, str]:
+    """(scale, remix prompt) of Custom Zoom's ``... --zoom 1.5``: Legnext's outpaint takes 1.1-2.0."""
+    match = _ZOOM_FLAG.search(prompt)
+    scale = float(match.group(1)) if match else 0.0
+    if not 1.1 <= scale <= 2.0:
+        raise MidjourneyInvalidRequestError(
+            f"prompt: Custom Zoom needs '--zoom <1.1-2.0>' in its prompt on Legnext (outpaint's scale), got {prompt!r}"
+        )
+    assert match is not None
+    return scale, (prompt[: match.start()] + prompt[match.end() :]).strip()
 
 
 def mask_body(mask: str) -> dict[str, Any]:
