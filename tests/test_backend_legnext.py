@@ -329,7 +329,7 @@ def test_every_button_label_maps_to_a_route_the_emulator_takes(hook, emulator, a
     up = finished(hook, emulator, hook.submit_job(ButtonRequest.build(job_id=grid.job_id, button="U1")).job_id)
     for label in BUTTONS:
         prompt = "wider --zoom 1.8" if label == "Custom Zoom" else None
-        parent = grid if label[0] in "UV" and label[1:].isdigit() or label == "🔄" else up
+        parent = grid if (label[0] in "UV" and label[1:].isdigit()) or label == "🔄" else up
         mask = '{"areas": [{"width": 500, "height": 500, "points": [1, 1, 1, 9, 9, 9]}]}'
         request_ = ButtonRequest.build(
             job_id=parent.job_id, button=label, mask=mask if "Region" in label else None, prompt=prompt

@@ -588,8 +588,9 @@ def _error_text(response: httpx.Response) -> str:
     error = payload.get("error")
     if isinstance(error, dict):
         for key in ("message", "raw_message"):
-            if isinstance(error.get(key), str) and error[key].strip():
-                return error[key].strip()[:1000]
+            value = error.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:1000]
     for key in ("message", "msg", "error", "detail"):
         value = payload.get(key)
         if isinstance(value, str) and value.strip():

@@ -215,7 +215,7 @@ class YouchuanJob(OpenModel):
 
     def status_for(self) -> JobStatus:
         if isinstance(self.status, str):  # a Legnext-style word, should Youchuan answer one
-            return LegnextJob(status=self.status, error={"message": self.comment}).status_for()
+            return LegnextJob(status=self.status, error=LegnextError(message=self.comment)).status_for()
         if self.status in YOUCHUAN_FAILED:
             return JobStatus.MODERATED if is_moderation(self.comment) else JobStatus.FAILED
         if self.status in YOUCHUAN_STATUS:
