@@ -21,8 +21,6 @@ test; /describe's prompts are in ``output.prompts``; Youchuan's status is 0 wait
 from __future__ import annotations
 
 import hashlib
-import threading
-import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
+from airflow_provider_midjourney.testing.imaginepro import Messages
 from airflow_provider_midjourney.testing.jobs import ApiError
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
 from airflow_provider_midjourney.testing.models import ParsedBody
@@ -99,32 +98,6 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Records:
-    """Legnext job id <-> v3 jobid (U1 pressed twice answers the same job, as the engine does)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_id: dict[str, Record] = {}
-        self.by_job: dict[str, str] = {}
-
-    def add(self, record: Record) -> str:
-        with self._lock:
-            existing = self.by_job.get(record.jobid)
-            if existing is not None:
-                return existing
-            job_id = str(uuid.uuid4())
-            self.by_id[job_id] = record
-            self.by_job[record.jobid] = job_id
-            return job_id
-
-    def get(self, job_id: str) -> Record:
-        with self._lock:
-            record = self.by_id.get(job_id)
-        if record is None:
-            raise ApiError(404, f"job {job_id} not found")
-        return record
-
-
 def _int(body: dict[str, Any], name: str, low: int, high: int, *, required: bool = True) -> int | None:
     value = body.get(name)
     if value is None and not required:
@@ -146,7 +119,7 @@ class LegnextRoutes:
 
     def __init__(self, emu: MidjourneyEmulator) -> None:
         self.emu = emu
-        self.records = Records()
+        self.records: Messages[Record] = Messages("job")
 
     # -- creating jobs -------------------------------------------------------------------------
     def submit(self, op: str, body: dict[str, Any], youchuan: bool) -> dict[str, Any]:
