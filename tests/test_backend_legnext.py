@@ -386,6 +386,9 @@ def test_test_button_is_honest(hook, emulator, monkeypatch, api) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_LEGNEXT_DEFAULT", conn_json(emulator.base_url, api, token="wrong-token-123"))
     ok, message = LegnextHook(CONN).test_connection()
     assert not ok and "wrong-token-123" not in message
+    monkeypatch.setenv("AIRFLOW_CONN_LEGNEXT_DEFAULT", conn_json(emulator.base_url + "/v3/midjourney", api))
+    ok, message = LegnextHook(CONN).test_connection()
+    assert not ok, message
 
 
 def test_emulator_answers_in_the_vendors_shapes(emulator) -> None:
@@ -479,3 +482,12 @@ def test_dag_lost_creation_answer_fails_without_a_duplicate(emulator, legnext_co
     )
     assert task_states(dr) == {"imagine": "failed"}
     assert len(posts(emulator)) == 1 and len(emulator.created_jobs()) == 1
+
+
+def test_an_enveloped_answer_is_read_through() -> None:
+    from airflow_provider_midjourney.hooks.legnext import _job_id_in, _unwrap
+
+    wrapped = {"code": 0, "message": "ok", "data": {"id": "y-123456", "status": 1}}
+    assert _job_id_in(wrapped) == "y-123456" and _unwrap(wrapped) == wrapped["data"]
+    assert _job_id_in(fixture("job-pending.json")) == "789320d3-4b20-46d3-a804-6165a079176a"
+    assert _job_id_in(fixture("error-403-whitelist.json")) is None  # "job_id": "" is no id

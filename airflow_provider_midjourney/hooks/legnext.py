@@ -425,7 +425,7 @@ class LegnextHook(MidjourneyBackendHook):
 
     def _parent(self, job_id: str, what: str) -> LegnextOutput:
         """The finished parent's output (pictures, actions, seed); refused unless it completed."""
-        data = self._get_job_data(job_id)
+        data = _unwrap(self._get_job_data(job_id))
         job = self._normalised(data, job_id, "")
         if job.status != JobStatus.COMPLETED:
             raise MidjourneyInvalidRequestError(
