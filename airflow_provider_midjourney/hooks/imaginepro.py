@@ -43,6 +43,7 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     is_moderation,
     moderation_patterns,
 )
+from airflow_provider_midjourney.input_checks import VENDOR_ID_PATTERN, check_vendor_id
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
@@ -82,7 +83,6 @@ CANCEL_BUTTON = "Cancel Job"
 # A remix prompt goes with V1-V4 and 🔄 ("only with your own Discord account in Remix mode") and
 # with Vary (Region) (the SDK's inpainting).
 REMIX_BUTTONS = frozenset({"V1", "V2", "V3", "V4", "🔄", "Vary (Region)"})
-MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,127}")
 JOB_TIMEOUT_RANGE = (10, 900)
 # Entries of the 24-hour history read to find a job by its ref after a lost creation answer.
 HISTORY_SCAN = 20
@@ -222,12 +222,7 @@ class ImagineProHook(MidjourneyBackendHook):
     # -- checks before any request --------------------------------------------------------------
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
-        if not isinstance(job_id, str) or not MESSAGE_ID_PATTERN.fullmatch(job_id):
-            raise MidjourneyInvalidRequestError(
-                f"{field}: must be an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a"
-                f" (letters, digits, - and _), got {str(job_id)[:80]!r}"
-            )
-        return job_id
+        return check_vendor_id(job_id, field, "an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a")
 
     def check_request(self, request: JobOptions) -> JobOptions:
         request = super().check_request(request)
@@ -390,7 +385,7 @@ class ImagineProHook(MidjourneyBackendHook):
             self.log.warning("%s has no history endpoint: cannot look for job with ref %s", self.api_name, reply_ref)
             return None
         for entry in History.model_validate(response.json()).images[:HISTORY_SCAN]:
-            if not entry.id or not MESSAGE_ID_PATTERN.fullmatch(entry.id):
+            if not entry.id or not VENDOR_ID_PATTERN.fullmatch(entry.id):
                 continue
             try:
                 job = self.fetch_job(entry.id)

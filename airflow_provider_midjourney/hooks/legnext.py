@@ -54,6 +54,7 @@ from airflow_provider_midjourney.hooks.legnext_models import (
     is_moderation,
     is_whitelist,
 )
+from airflow_provider_midjourney.input_checks import VENDOR_ID_PATTERN, check_vendor_id
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import (
     BlendRequest,
@@ -69,7 +70,6 @@ from airflow_provider_midjourney.video_requests import VideoExtendRequest, Video
 
 __all__ = ["BUTTONS", "LegnextHook"]
 
-JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,127}")
 SEED_SUFFIX = ":seed"
 ASPECT = {"Portrait": "2:3", "Square": "1:1", "Landscape": "3:2"}
 PAN_DIRECTIONS = {"⬇️": 0, "➡️": 1, "⬆️": 2, "⬅️": 3}  # Legnext's direction codes
@@ -274,12 +274,7 @@ class LegnextHook(MidjourneyBackendHook):
     # -- checks before any request ----------------------------------------------------------------
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
-        if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
-            raise MidjourneyInvalidRequestError(
-                f"{field}: must be a {self.api_name} job id such as a616de55-6130-4e1f-b8cd-531ed0599353"
-                f" (letters, digits, - and _), got {str(job_id)[:80]!r}"
-            )
-        return job_id
+        return check_vendor_id(job_id, field, "a Legnext job id such as a616de55-6130-4e1f-b8cd-531ed0599353")
 
     def check_request(self, request: JobOptions) -> JobOptions:
         request = super().check_request(request)
@@ -339,7 +334,7 @@ class LegnextHook(MidjourneyBackendHook):
         response = self._request("POST", path, body=HttpBody(json_body=body), creates_job=True)
         data = self.parse_json(response, "POST", path, creates_job=True)
         job_id = _job_id_in(data)
-        if not job_id or not JOB_ID_PATTERN.fullmatch(job_id):
+        if not job_id or not VENDOR_ID_PATTERN.fullmatch(job_id):
             raise MidjourneySubmitUncertainError(
                 f"POST {path} answered {response.status_code} without a job id: the job may exist, so the request"
                 " is not sent again",
