@@ -35,7 +35,12 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneySubscriptionError,
     error_for_status,
 )
-from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
+from airflow_provider_midjourney.hooks.base import (
+    Capability,
+    ConnectionSettings,
+    MidjourneyBackendHook,
+    error_payload,
+)
 from airflow_provider_midjourney.hooks.imaginepro_models import (
     History,
     Message,
@@ -411,12 +416,9 @@ class ImagineProHook(MidjourneyBackendHook):
 
 def _error_text(response: httpx.Response) -> str:
     """``message (error)`` of ``{message, error, statusCode}``; any other body as text."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase or "no details"
-    if not isinstance(payload, dict):
-        return str(payload)[:500]
+    payload = error_payload(response)
+    if isinstance(payload, str):
+        return payload
     texts = []
     for key in ("message", "error", "detail"):
         value = payload.get(key)

@@ -46,6 +46,7 @@ from airflow_provider_midjourney.hooks.base import (
     MidjourneyBackendHook,
     _HeaderAuth,
     check_token,
+    error_payload,
 )
 from airflow_provider_midjourney.hooks.legnext_models import (
     LegnextJob,
@@ -574,12 +575,9 @@ def _job_id_in(data: Any) -> str | None:
 
 def _error_text(response: httpx.Response) -> str:
     """``error.message`` of a failed Job, ``message`` of the flat shape, else the body as text."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase or "no details"
-    if not isinstance(payload, dict):
-        return str(payload)[:500]
+    payload = error_payload(response)
+    if isinstance(payload, str):
+        return payload
     error = payload.get("error")
     if isinstance(error, dict):
         for key in ("message", "raw_message"):
