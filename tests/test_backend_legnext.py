@@ -491,3 +491,17 @@ def test_an_enveloped_answer_is_read_through() -> None:
     assert _job_id_in(wrapped) == "y-123456" and _unwrap(wrapped) == wrapped["data"]
     assert _job_id_in(fixture("job-pending.json")) == "789320d3-4b20-46d3-a804-6165a079176a"
     assert _job_id_in(fixture("error-403-whitelist.json")) is None  # "job_id": "" is no id
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_dag_busy_submit_waits_for_room_and_creates_one_job(emulator, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_LEGNEXT_DEFAULT", conn_json(emulator.base_url))
+    emulator.fail_next(1, status=429, path_prefix="/api/v1/diffusion", method="POST")
+    dr = run_dag(
+        "legnext_busy",
+        f"""
+        MidjourneyImagineOperator(task_id="imagine", prompt="busy first", {OPTS})
+    """,
+    )
+    assert task_states(dr) == {"imagine": "success"}
+    assert [r.status for r in posts(emulator)] == [429, 200] and len(emulator.created_jobs()) == 1

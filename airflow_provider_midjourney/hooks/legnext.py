@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAuthError,
     MidjourneyError,
@@ -481,9 +482,11 @@ class LegnextHook(MidjourneyBackendHook):
     def _raise_for_response(self, response: httpx.Response, method: str, path: str) -> None:
         if response.status_code < 400:
             return
-        self._raise_refusal(response.status_code, self.redact(_error_text(response)), method, path)
+        self._raise_refusal(response.status_code, self.redact(_error_text(response)), method, path, response.headers)
 
-    def _raise_refusal(self, status: int, text: str, method: str, path: str) -> None:
+    def _raise_refusal(
+        self, status: int, text: str, method: str, path: str, headers: httpx.Headers | None = None
+    ) -> None:
         if status == 402:
             raise LegnextCreditsError(402, text, method=method, path=path)
         if status == 401:
@@ -498,7 +501,7 @@ class LegnextHook(MidjourneyBackendHook):
             raise MidjourneyPermanentError(403, text, method=method, path=path)
         if status < 400:
             raise MidjourneyPermanentError(status, text, method=method, path=path)
-        raise error_for_status(status, text, method=method, path=path)
+        raise note_retry_after(error_for_status(status, text, method=method, path=path), headers or httpx.Headers())
 
 
 def video_body(request: VideoRequest) -> dict[str, Any]:
