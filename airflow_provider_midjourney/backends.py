@@ -63,6 +63,8 @@ class Backend:
     relabeling: dict[str, str]
     placeholders: dict[str, str]
     emulator_extra: dict[str, Any] = field(default_factory=dict)
+    #: The standard fields the form hides (a backend that needs ``login`` shows it).
+    hidden_fields: tuple[str, ...] = tuple(_HIDDEN)
 
     @property
     def emulator_dialect(self) -> str:
@@ -76,7 +78,11 @@ class Backend:
     @property
     def ui_field_behaviour(self) -> dict[str, Any]:
         """The provider-info form (``hidden-fields``, ``relabeling``, ``placeholders``)."""
-        return {"hidden-fields": list(_HIDDEN), "relabeling": self.relabeling, "placeholders": self.placeholders}
+        return {
+            "hidden-fields": list(self.hidden_fields),
+            "relabeling": self.relabeling,
+            "placeholders": self.placeholders,
+        }
 
     def load_hook_class(self) -> type[MidjourneyBackendHook]:
         from importlib import import_module
@@ -244,6 +250,29 @@ BACKENDS: tuple[Backend, ...] = (
             "timeout": "30",
         },
     ),
+    Backend(
+        name="legnext",
+        conn_type="legnext",
+        hook_class=f"{PACKAGE}.hooks.legnext.LegnextHook",
+        display_name="Midjourney (Legnext / Youchuan)",
+        conn_fields={
+            "api": _text(
+                "API",
+                "legnext (default: api.legnext.ai, /api/v1/..., x-api-key) or youchuan (ali.youchuan.cn,"
+                " /v1/tob/..., x-youchuan-app = login and x-youchuan-secret = password).",
+            ),
+            "timeout": TIMEOUT_FIELD,
+        },
+        relabeling={"host": "Base URL", "login": "App id (Youchuan only)", "password": "API key / app secret"},
+        placeholders={
+            "host": "empty = https://api.legnext.ai (legnext) or https://ali.youchuan.cn (youchuan)",
+            "login": "Youchuan x-youchuan-app (empty for Legnext)",
+            "password": "Legnext API key, or the Youchuan app secret",
+            "api": "legnext",
+            "timeout": "30",
+        },
+        hidden_fields=("schema", "port", "extra"),
+    ),
 )
 
 
@@ -282,7 +311,11 @@ def hook_class_for(conn_type: str | None, conn_id: str) -> type[MidjourneyBacken
 def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
     """``get_ui_field_behaviour()`` of a hook (Airflow 3.0/3.1 form)."""
     backend = backend_for_conn_type(conn_type)
-    return {"hidden_fields": list(_HIDDEN), "relabeling": backend.relabeling, "placeholders": backend.placeholders}
+    return {
+        "hidden_fields": list(backend.hidden_fields),
+        "relabeling": backend.relabeling,
+        "placeholders": backend.placeholders,
+    }
 
 
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@
 ``MIDJOURNEY_BACKEND`` picks the API by its registry name (:mod:`airflow_provider_midjourney.backends`):
 ``useapi_v3`` (default), ``imaginepro``, ``useapi_v2``, ``midjourney_proxy``... (the emulator serves
 them all; ``MIDJOURNEY_EMULATOR_PROXY_FLAVOUR=superset`` switches its midjourney-proxy routes to the
-maintained superset). The example's seed task is
+maintained superset; ``MIDJOURNEY_LEGNEXT_API=youchuan`` runs the ``legnext`` backend on Youchuan's
+``/v1/tob/`` prefix and auth, with the app id from ``MIDJOURNEY_YOUCHUAN_APP``). The example's seed task is
 skipped on a backend without seed.
 
 It uses a throwaway AIRFLOW_HOME (SQLite) and ``dag.test()``, which runs the deferred trigger
@@ -73,7 +74,8 @@ def main() -> int:
     token = (os.environ.get("MIDJOURNEY_API_TOKEN") or "").strip()
     extra: dict[str, object] = {}
     with ExitStack() as stack:
-        if token or os.environ.get("MIDJOURNEY_BASE_URL"):  # a real server (a proxy may need no token)
+        emulated = not (token or os.environ.get("MIDJOURNEY_BASE_URL"))
+        if not emulated:  # a real server (a proxy may need no token)
             default_url = chosen.load_hook_class().default_base_url
             base_url = os.environ.get("MIDJOURNEY_BASE_URL") or default_url
             if not base_url:
@@ -91,10 +93,28 @@ def main() -> int:
             base_url, extra = emulator.base_url, dict(chosen.emulator_extra)
             os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.5")
             print(f"Backend {backend}: no MIDJOURNEY_API_TOKEN, using the embedded emulator at {base_url}")
-        os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(
-            {"conn_type": chosen.conn_type, "host": base_url, "password": token, "extra": extra}
-        )
+        conn: dict[str, object] = {"conn_type": chosen.conn_type, "host": base_url, "password": token, "extra": extra}
+        if backend == "legnext":
+            conn.update(_legnext_settings(emulated=emulated))
+        os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = json.dumps(conn)
         return _run()
+
+
+def _legnext_settings(*, emulated: bool) -> dict[str, object]:
+    """``MIDJOURNEY_LEGNEXT_API``: ``legnext`` (default) or ``youchuan`` (app id: ``MIDJOURNEY_YOUCHUAN_APP``)."""
+    api = os.environ.get("MIDJOURNEY_LEGNEXT_API", "legnext").strip().lower()
+    if api not in ("legnext", "youchuan"):
+        raise SystemExit(f"MIDJOURNEY_LEGNEXT_API must be legnext or youchuan, got {api!r}")
+    settings: dict[str, object] = {"extra": {"api": api}}
+    if api == "youchuan":
+        app = os.environ.get("MIDJOURNEY_YOUCHUAN_APP", "demo-app" if emulated else "").strip()
+        if not app:
+            raise SystemExit("MIDJOURNEY_YOUCHUAN_APP: the Youchuan app id (x-youchuan-app) is needed")
+        settings["login"] = app
+        if not emulated and not os.environ.get("MIDJOURNEY_BASE_URL"):
+            settings["host"] = ""  # the hook's Youchuan default, https://ali.youchuan.cn
+    print(f"Legnext backend on the {api} API")
+    return settings
 
 
 def _run() -> int:

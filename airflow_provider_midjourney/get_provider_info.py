@@ -51,7 +51,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-midjourney",
         "name": "Midjourney",
         "description": "Drive Midjourney from Airflow through a choice of APIs: useapi.net v3 and v2/v1,"
-        " ImaginePro, and self-hosted midjourney-proxy (or a service that speaks its contract).",
+        " ImaginePro, Legnext (or Youchuan), and self-hosted midjourney-proxy (or a service that speaks its"
+        " contract).",
         "versions": [__version__],
         "integrations": [
             {

@@ -106,3 +106,17 @@ def check_safe_id(job_id: Any, field: str = "job_id") -> str:
 
 def checked_optional_url(value: str | None) -> str | None:
     return None if value is None else checked_http_url(value)
+
+
+#: A vendor's uuid-like job id (ImaginePro's messageId, Legnext's job_id): letters, digits, - and _.
+VENDOR_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,127}")
+
+
+def check_vendor_id(job_id: Any, field: str, what: str) -> str:
+    """``job_id`` if it matches :data:`VENDOR_ID_PATTERN`, else an error naming ``field`` and ``what``
+    ("an ImaginePro messageId such as d15c1541-...")."""
+    if not isinstance(job_id, str) or not VENDOR_ID_PATTERN.fullmatch(job_id):
+        raise MidjourneyInvalidRequestError(
+            f"{field}: must be {what} (letters, digits, - and _), got {str(job_id)[:80]!r}"
+        )
+    return job_id

@@ -772,6 +772,15 @@ def _as_httpx_error(exc: Exception) -> httpx.TransportError:
     return httpx.TransportError(str(exc))
 
 
+def error_payload(response: httpx.Response) -> dict[str, Any] | str:
+    """An error answer's JSON object, or its text (at most 500 characters) when it is not one."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase or "no details"
+    return payload if isinstance(payload, dict) else str(payload)[:500]
+
+
 def _body_kwargs(body: HttpBody | None) -> dict[str, Any]:
     if body is None:
         return {}

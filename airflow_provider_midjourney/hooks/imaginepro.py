@@ -36,7 +36,12 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneySubscriptionError,
     error_for_status,
 )
-from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
+from airflow_provider_midjourney.hooks.base import (
+    Capability,
+    ConnectionSettings,
+    MidjourneyBackendHook,
+    error_payload,
+)
 from airflow_provider_midjourney.hooks.imaginepro_models import (
     History,
     Message,
@@ -44,6 +49,7 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     is_moderation,
     moderation_patterns,
 )
+from airflow_provider_midjourney.input_checks import VENDOR_ID_PATTERN, check_vendor_id
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
@@ -83,7 +89,6 @@ CANCEL_BUTTON = "Cancel Job"
 # A remix prompt goes with V1-V4 and 🔄 ("only with your own Discord account in Remix mode") and
 # with Vary (Region) (the SDK's inpainting).
 REMIX_BUTTONS = frozenset({"V1", "V2", "V3", "V4", "🔄", "Vary (Region)"})
-MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{5,127}")
 JOB_TIMEOUT_RANGE = (10, 900)
 # Entries of the 24-hour history read to find a job by its ref after a lost creation answer.
 HISTORY_SCAN = 20
@@ -223,12 +228,7 @@ class ImagineProHook(MidjourneyBackendHook):
     # -- checks before any request --------------------------------------------------------------
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
-        if not isinstance(job_id, str) or not MESSAGE_ID_PATTERN.fullmatch(job_id):
-            raise MidjourneyInvalidRequestError(
-                f"{field}: must be an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a"
-                f" (letters, digits, - and _), got {str(job_id)[:80]!r}"
-            )
-        return job_id
+        return check_vendor_id(job_id, field, "an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a")
 
     def check_request(self, request: JobOptions) -> JobOptions:
         request = super().check_request(request)
@@ -391,7 +391,7 @@ class ImagineProHook(MidjourneyBackendHook):
             self.log.warning("%s has no history endpoint: cannot look for job with ref %s", self.api_name, reply_ref)
             return None
         for entry in History.model_validate(response.json()).images[:HISTORY_SCAN]:
-            if not entry.id or not MESSAGE_ID_PATTERN.fullmatch(entry.id):
+            if not entry.id or not VENDOR_ID_PATTERN.fullmatch(entry.id):
                 continue
             try:
                 job = self.fetch_job(entry.id)
@@ -417,12 +417,9 @@ class ImagineProHook(MidjourneyBackendHook):
 
 def _error_text(response: httpx.Response) -> str:
     """``message (error)`` of ``{message, error, statusCode}``; any other body as text."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase or "no details"
-    if not isinstance(payload, dict):
-        return str(payload)[:500]
+    payload = error_payload(response)
+    if isinstance(payload, str):
+        return payload
     texts = []
     for key in ("message", "error", "detail"):
         value = payload.get(key)

@@ -27,7 +27,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -91,15 +91,26 @@ class MessageRecord:
     parent: str | None = None
 
 
-class Messages:
-    """messageId <-> v3 jobid (jobs forgotten by ``reset()`` answer 404 through the engine)."""
+class _HasJobId(Protocol):
+    jobid: str
 
-    def __init__(self) -> None:
+
+R = TypeVar("R", bound=_HasJobId)
+
+
+class Messages(Generic[R]):
+    """A vendor's job id (ImaginePro's messageId, Legnext's job_id) <-> the v3 engine's jobid.
+
+    Jobs forgotten by ``reset()`` answer 404 through the engine; ``what`` names the id in a 404.
+    """
+
+    def __init__(self, what: str = "Message") -> None:
         self._lock = threading.Lock()
-        self.by_id: dict[str, MessageRecord] = {}
+        self.what = what
+        self.by_id: dict[str, R] = {}
         self.by_job: dict[str, str] = {}
 
-    def add(self, record: MessageRecord) -> str:
+    def add(self, record: R) -> str:
         with self._lock:
             existing = self.by_job.get(record.jobid)  # U1 pressed again: the same upscale
             if existing is not None:
@@ -109,14 +120,14 @@ class Messages:
             self.by_job[record.jobid] = message_id
             return message_id
 
-    def get(self, message_id: str) -> MessageRecord:
+    def get(self, message_id: str) -> R:
         with self._lock:
             record = self.by_id.get(message_id)
         if record is None:
-            raise ApiError(404, f"Message {message_id} not found")
+            raise ApiError(404, f"{self.what} {message_id} not found")
         return record
 
-    def newest_first(self) -> list[tuple[str, MessageRecord]]:
+    def newest_first(self) -> list[tuple[str, R]]:
         with self._lock:
             return list(reversed(self.by_id.items()))
 
@@ -150,7 +161,7 @@ class ImagineProRoutes:
 
     def __init__(self, emu: MidjourneyEmulator) -> None:
         self.emu = emu
-        self.messages = Messages()
+        self.messages: Messages[MessageRecord] = Messages()
 
     def _create(self, verb: str, params: dict[str, Any], record: MessageRecord) -> dict[str, Any]:
         _snapshot, _status, jobid = self.emu.state.create_job(job_spec(verb, params))

@@ -31,6 +31,7 @@ CASES = {
 } | {
     "midjourney_proxy (original)": ("midjourney_proxy", {}, False),
     "midjourney_proxy (superset)": ("midjourney_proxy", {"MIDJOURNEY_EMULATOR_PROXY_FLAVOUR": "superset"}, True),
+    "legnext (youchuan)": ("legnext", {"MIDJOURNEY_LEGNEXT_API": "youchuan"}, True),
 }
 
 
