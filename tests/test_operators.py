@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import time
 from datetime import timedelta
 from typing import Any
@@ -28,47 +27,11 @@ from airflow_provider_midjourney.operators import (
 )
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
-from tests.conftest import TOKEN, connection_json, example_dag, load_dag, write_dag
+from tests.conftest import TOKEN, connection_json, example_dag
+from tests.dag_runs import run_dag, task_states, xcom
 from tests.task_context import FakeTI, StateStore, task_context
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
-
-
-def task_states(dr) -> dict[str, str]:
-    return {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
-        for ti in dr.get_task_instances()
-    }
-
-
-def xcom(dr, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key=key, map_index=map_index)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
-
-
-def run_dag(name: str, body: str, dag_id: str | None = None):
-    """Write a DAG file (header + body) to the dags folder, load it and dag.test() it."""
-    dag_id = dag_id or name
-    source = textwrap.dedent(
-        f"""
-        from datetime import datetime, timedelta
-        from airflow.sdk import DAG
-        from airflow_provider_midjourney.operators import *
-        from airflow_provider_midjourney.sensors import MidjourneyJobSensor
-
-        with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        """
-    ) + textwrap.indent(textwrap.dedent(body), "    ")
-    dag = load_dag(write_dag(name, source), dag_id)
-    return dag.test()
 
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "midjourney_conn")

@@ -54,9 +54,10 @@ from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
-from tests.test_operators import context, run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, xcom
+from tests.test_operators import context
 
-FIXTURES = Path(__file__).parent / "fixtures" / "imaginepro"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "imaginepro"
 CONN = "imaginepro_default"
 PATTERNS = moderation_patterns(None, CONN)
 V3_JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
