@@ -100,7 +100,7 @@ def test_seed_requires_a_job_id() -> None:
     assert job_body(SeedRequest.build(job_id=JOB_ID)).json_body == {"jobId": JOB_ID, "stream": False}
     rejects(lambda: SeedRequest.build(), "jobId", "required")
     rejects(lambda: SeedRequest.build(job_id="not a job"), "jobId", "letters, digits")
-    # The v3 format itself is the useapi.net v3 hook's rule (tests/test_hook.py).
+    # The v3 format itself is the useapi.net v3 hook's rule (tests/backends/test_useapi_v3.py).
 
 
 def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:
