@@ -94,42 +94,6 @@ def test_non_deferrable_mode_polls_in_the_worker(emulator) -> None:
     assert len(xcom(dr, "imagine")["image_urls"]) == 4
 
 
-def test_moderated_prompt_fails_without_retry(emulator) -> None:
-    dr = run_dag(
-        "moderated",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3,
-                                  retry_delay=timedelta(0), poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    assert len(emulator.requests_to("POST", "/v3/midjourney/jobs/imagine")) == 1
-
-
-def test_failed_job_fails_the_task(emulator) -> None:
-    dr = run_dag(
-        "failed_job",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="explode please", poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-
-
-def test_timeout_cancels_the_job(emulator) -> None:
-    emulator.never_finish = True
-    dr = run_dag(
-        "timeout",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="takes forever", timeout=0.5, poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    [job] = emulator.created_jobs("imagine")
-    assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [204]
-    assert emulator.jobs[job["jobid"]]["status"] == "failed"
-
-
 def test_invalid_input_fails_before_any_request(emulator) -> None:
     dr = run_dag(
         "invalid",

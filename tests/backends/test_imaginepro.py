@@ -517,19 +517,6 @@ def test_dag_blend_and_describe(emulator) -> None:
 
 
 @pytestmark_dag
-def test_dag_moderated_prompt_is_never_resubmitted(emulator) -> None:
-    dr = run_dag(
-        "ip_moderated",
-        f"""
-        MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3,
-                                  retry_delay=timedelta(0), {OPTS})
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    assert len(emulator.requests_to("POST", "/api/v1/nova/imagine")) == 1 and len(emulator.created_jobs()) == 1
-
-
-@pytestmark_dag
 def test_dag_timeout_presses_cancel_job(emulator) -> None:
     emulator.never_finish = True
     dr = run_dag(

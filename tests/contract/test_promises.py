@@ -135,6 +135,14 @@ def test_a_moderated_prompt_fails_the_task_and_is_never_sent_again(wing: Wing) -
     assert len(wing.emulator.created_jobs()) <= 1
 
 
+def test_a_failed_job_fails_the_task(wing: Wing) -> None:
+    # A job known to have failed may be retried by Airflow (unlike a moderated one): no retries here.
+    dr = imagine_dag(wing, "failed", "explode please")
+    assert task_states(dr) == {"imagine": "failed"}
+    [job] = wing.emulator.created_jobs()
+    assert job["status"] == "failed"
+
+
 def test_a_moderated_job_is_terminal_when_fetched(wing: Wing) -> None:
     with hook_for_connection(wing.conn_id, retry=FAST_RETRY) as hook:
         try:
@@ -191,6 +199,19 @@ def test_what_the_backend_cannot_do_is_refused_before_any_request(wing: Wing) ->
                 hook.submit_job(NEEDING[capability])
             assert capability.value in str(refused.value) and wing.backend.conn_type in str(refused.value)
     assert wing.emulator.requests == [], "refused before any HTTP request"
+
+
+def test_an_invalid_input_fails_the_task_before_any_request(wing: Wing) -> None:
+    dr = run_dag(
+        f"contract_invalid_{wing.name}",
+        """
+        MidjourneyButtonOperator(task_id="button", job_id="not a job id!", button="U9", midjourney_conn_id=C,
+                                 retries=2, retry_delay=timedelta(0))
+        """,
+        conn_id=wing.conn_id,
+    )
+    assert task_states(dr) == {"button": "failed"}
+    assert wing.emulator.requests == []
 
 
 # -- no secret in any output ----------------------------------------------------------------------
