@@ -483,3 +483,22 @@ def test_in_the_triggerer_the_final_status_is_left_to_airflows_event_line(emulat
     assert trigger._log_due(running) and trigger._log_due(done)  # a worker (deferrable=False) logs both
     trigger.task_instance = FakeTI()  # what the triggerer attaches
     assert trigger._log_due(running) and not trigger._log_due(done)
+
+
+def test_a_lost_submission_names_the_path_of_the_connections_own_backend(emulator, monkeypatch) -> None:
+    """The error of a lost creation answer carries the path that was sent (it was always v3's)."""
+    import json
+
+    from airflow_provider_midjourney.exceptions import MidjourneyLostSubmissionError
+    from airflow_provider_midjourney.job_requests import ImagineRequest
+    from airflow_provider_midjourney.operators import midjourney as operators_module
+
+    monkeypatch.setattr(operators_module, "RECOVER_DELAYS", (0.0,))
+    conn = {"conn_type": "midjourney_useapi_v2", "host": emulator.base_url, "password": TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_V2", json.dumps(conn))
+    emulator.timings = emulator.timings.__class__(start_after=0.0005, progress_after=0.0008, complete_after=0.001)
+    emulator.drop_next(1, method="POST", after_handling=True)  # created, then over before any lookup
+    operator = MidjourneyImagineOperator(task_id="lost", prompt="lost answer", midjourney_conn_id="mj_v2")
+    with pytest.raises(MidjourneyLostSubmissionError) as lost:
+        operator._submit(ImagineRequest.build(prompt="lost answer", reply_ref="airflow:lost/1"))
+    assert lost.value.path == "/v2/jobs/imagine" and len(emulator.created_jobs()) == 1
