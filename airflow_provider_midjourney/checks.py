@@ -1,6 +1,6 @@
 """Number checks shared by operators, the sensor, the trigger and the hooks.
 
-Kept apart from :mod:`~airflow_provider_midjourney.models` (pydantic, every backend's wire format)
+Kept apart from :mod:`~airflow_provider_midjourney.job_requests` (pydantic request models)
 because operator constructors run on every DAG parse: a DAG file that uses the operators should
 pay for these few functions, not for the models, hooks and triggers that only ``execute`` needs.
 """

@@ -1,7 +1,7 @@
 """Where a task instance keeps the id of the job it submitted, so a retry never submits twice.
 
 Each entry is the job id plus the *fingerprint* of the validated request that created it
-(:meth:`~airflow_provider_midjourney.models.JobOptions.fingerprint`). A later try, or a cleared
+(:meth:`~airflow_provider_midjourney.job_requests.JobOptions.fingerprint`). A later try, or a cleared
 task, reattaches only when the fingerprint matches what it is about to send: same request, same
 job; a changed prompt or a different parent job is submitted anew.
 

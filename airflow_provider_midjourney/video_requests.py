@@ -28,7 +28,7 @@ class VideoRequest(JobOptions):
     ``image``: a public http(s) URL. ``end_image`` (a URL) and ``loop`` are exclusive.
     """
 
-    endpoint: ClassVar[str] = "video"
+    job_verb: ClassVar[str] = "video"
 
     job_id: str | None = None
     index: int | None = Field(None, ge=1, le=4)
@@ -78,7 +78,7 @@ class VideoRequest(JobOptions):
 class VideoExtendRequest(JobOptions):
     """Extend clip ``index`` (1-4) of the finished video job ``job_id`` by about four seconds."""
 
-    endpoint: ClassVar[str] = "video_extend"
+    job_verb: ClassVar[str] = "video_extend"
 
     job_id: str
     index: int = Field(ge=1, le=4)

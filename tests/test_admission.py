@@ -9,7 +9,6 @@ The gate's first-come-first-served bookkeeping is exercised on its own below.
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import threading
 import time
 
@@ -26,23 +25,11 @@ from airflow_provider_midjourney.triggers.admission import (
     _Gate,
     _Waiter,
 )
-from tests.conftest import FAST_RETRY, connection_json, load_dag, write_dag
+from tests.conftest import FAST_RETRY, connection_json
+from tests.dag_runs import run_dag
 
 IMAGINE = "/v3/midjourney/jobs/imagine"
 LIST = "/v3/midjourney/jobs"
-
-
-def run_dag(name: str, body: str):
-    source = textwrap.dedent(
-        f"""
-        from datetime import datetime
-        from airflow.sdk import DAG
-        from airflow_provider_midjourney.operators import MidjourneyImagineOperator
-
-        with DAG(dag_id={name!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        """
-    ) + textwrap.indent(textwrap.dedent(body), "    ")
-    return load_dag(write_dag(name, source), name).test()
 
 
 @pytest.fixture

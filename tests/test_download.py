@@ -33,7 +33,7 @@ from airflow_provider_midjourney.retry import RetryPolicy
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE
 from tests.conftest import FAST_RETRY, TOKEN, example_dag
-from tests.test_operators import run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, xcom
 
 ONE_TRY = RetryPolicy(max_attempts=1)
 

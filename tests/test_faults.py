@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 from collections import Counter
 from typing import Any
 
@@ -22,7 +21,8 @@ from airflow_provider_midjourney.exceptions import MidjourneyLostSubmissionError
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
-from tests.conftest import FAST_RETRY, TOKEN, load_dag, write_dag
+from tests.conftest import FAST_RETRY, TOKEN
+from tests.dag_runs import run_dag
 from tests.task_context import StateStore, task_context
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "midjourney_conn")
@@ -33,20 +33,6 @@ GET_JOB = "/v3/midjourney/jobs/j"
 SLOW = JobTimings(start_after=0.2, progress_after=0.4, complete_after=3.0)
 # Jobs that are over (completed or moderated) before anyone can look them up.
 INSTANT = JobTimings(start_after=0.0005, progress_after=0.0008, complete_after=0.001)
-
-
-def run_dag(name: str, body: str):
-    source = textwrap.dedent(
-        f"""
-        from datetime import datetime, timedelta
-        from airflow.sdk import DAG
-        from airflow_provider_midjourney.operators import *
-        from airflow_provider_midjourney.sensors import MidjourneyJobSensor
-
-        with DAG(dag_id={name!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        """
-    ) + textwrap.indent(textwrap.dedent(body), "    ")
-    return load_dag(write_dag(name, source), name).test()
 
 
 def tis(dr) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import time
 from datetime import timedelta
 from typing import Any
@@ -28,47 +27,11 @@ from airflow_provider_midjourney.operators import (
 )
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
-from tests.conftest import TOKEN, connection_json, example_dag, load_dag, write_dag
+from tests.conftest import TOKEN, connection_json, example_dag
+from tests.dag_runs import run_dag, task_states, xcom
 from tests.task_context import FakeTI, StateStore, task_context
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
-
-
-def task_states(dr) -> dict[str, str]:
-    return {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
-        for ti in dr.get_task_instances()
-    }
-
-
-def xcom(dr, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key=key, map_index=map_index)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
-
-
-def run_dag(name: str, body: str, dag_id: str | None = None):
-    """Write a DAG file (header + body) to the dags folder, load it and dag.test() it."""
-    dag_id = dag_id or name
-    source = textwrap.dedent(
-        f"""
-        from datetime import datetime, timedelta
-        from airflow.sdk import DAG
-        from airflow_provider_midjourney.operators import *
-        from airflow_provider_midjourney.sensors import MidjourneyJobSensor
-
-        with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        """
-    ) + textwrap.indent(textwrap.dedent(body), "    ")
-    dag = load_dag(write_dag(name, source), dag_id)
-    return dag.test()
 
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "midjourney_conn")
@@ -129,42 +92,6 @@ def test_non_deferrable_mode_polls_in_the_worker(emulator) -> None:
     )
     assert task_states(dr) == {"imagine": "success"}
     assert len(xcom(dr, "imagine")["image_urls"]) == 4
-
-
-def test_moderated_prompt_fails_without_retry(emulator) -> None:
-    dr = run_dag(
-        "moderated",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3,
-                                  retry_delay=timedelta(0), poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    assert len(emulator.requests_to("POST", "/v3/midjourney/jobs/imagine")) == 1
-
-
-def test_failed_job_fails_the_task(emulator) -> None:
-    dr = run_dag(
-        "failed_job",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="explode please", poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-
-
-def test_timeout_cancels_the_job(emulator) -> None:
-    emulator.never_finish = True
-    dr = run_dag(
-        "timeout",
-        """
-        MidjourneyImagineOperator(task_id="imagine", prompt="takes forever", timeout=0.5, poll_interval=0.05)
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    [job] = emulator.created_jobs("imagine")
-    assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [204]
-    assert emulator.jobs[job["jobid"]]["status"] == "failed"
 
 
 def test_invalid_input_fails_before_any_request(emulator) -> None:
@@ -556,3 +483,22 @@ def test_in_the_triggerer_the_final_status_is_left_to_airflows_event_line(emulat
     assert trigger._log_due(running) and trigger._log_due(done)  # a worker (deferrable=False) logs both
     trigger.task_instance = FakeTI()  # what the triggerer attaches
     assert trigger._log_due(running) and not trigger._log_due(done)
+
+
+def test_a_lost_submission_names_the_path_of_the_connections_own_backend(emulator, monkeypatch) -> None:
+    """The error of a lost creation answer carries the path that was sent (it was always v3's)."""
+    import json
+
+    from airflow_provider_midjourney.exceptions import MidjourneyLostSubmissionError
+    from airflow_provider_midjourney.job_requests import ImagineRequest
+    from airflow_provider_midjourney.operators import midjourney as operators_module
+
+    monkeypatch.setattr(operators_module, "RECOVER_DELAYS", (0.0,))
+    conn = {"conn_type": "midjourney_useapi_v2", "host": emulator.base_url, "password": TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_MJ_V2", json.dumps(conn))
+    emulator.timings = emulator.timings.__class__(start_after=0.0005, progress_after=0.0008, complete_after=0.001)
+    emulator.drop_next(1, method="POST", after_handling=True)  # created, then over before any lookup
+    operator = MidjourneyImagineOperator(task_id="lost", prompt="lost answer", midjourney_conn_id="mj_v2")
+    with pytest.raises(MidjourneyLostSubmissionError) as lost:
+        operator._submit(ImagineRequest.build(prompt="lost answer", reply_ref="airflow:lost/1"))
+    assert lost.value.path == "/v2/jobs/imagine" and len(emulator.created_jobs()) == 1

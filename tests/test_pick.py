@@ -16,7 +16,7 @@ from airflow_provider_midjourney.operators import MidjourneyPickOperator
 from airflow_provider_midjourney.operators.pick import HITL_UNAVAILABLE
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
 from tests.conftest import example_dag
-from tests.test_operators import task_states, xcom
+from tests.dag_runs import task_states, xcom
 
 needs_hitl = pytest.mark.skipif(HITL_UNAVAILABLE is not None, reason="human-in-the-loop needs Airflow >= 3.1")
 JOB = {

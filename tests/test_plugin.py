@@ -26,7 +26,7 @@ from airflow_provider_midjourney.plugins.results import Picture, job_pictures, r
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
 from tests.conftest import connection_json, example_dag
-from tests.test_operators import xcom
+from tests.dag_runs import xcom
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DAG_ID = "midjourney_imagine_upscale"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +41,10 @@ from airflow_provider_midjourney.job_requests import (
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.useapi_v2 import QUEUED_NOT_TRACKED
 from airflow_provider_midjourney.vocabulary import JobStatus
-from tests.conftest import FAST_RETRY, TOKEN, load_dag, write_dag
+from tests.conftest import FAST_RETRY, TOKEN
+from tests.dag_runs import run_dag, task_states, xcom
 
-FIXTURES = Path(__file__).parent / "fixtures" / "useapi_v2"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "useapi_v2"
 CONN_ID = "midjourney_useapi_v2_default"
 DISCORD = "discord-SECRET-token-4Rz9"
 SERVER = "1234567890123456789"
@@ -454,38 +454,8 @@ def test_connection_type_picks_this_hook(v2_conn: str, emulator: MidjourneyEmula
 # -- operators through dag.test() ------------------------------------------------------------------------
 
 
-def run_dag(name: str, body: str) -> Any:
-    source = textwrap.dedent(
-        f"""
-        from datetime import datetime, timedelta
-        from airflow.sdk import DAG
-        from airflow_provider_midjourney.operators import *
-
-        C = {CONN_ID!r}
-        with DAG(dag_id={name!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        """
-    ) + textwrap.indent(textwrap.dedent(body), "    ")
-    return load_dag(write_dag(name, source), name).test()
-
-
-def states(dr: Any) -> dict[str, str]:
-    return {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
-        for ti in dr.get_task_instances()
-    }
-
-
-def xcom(dr: Any, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key="return_value", map_index=-1)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
+def run_dag_v2(name: str, body: str) -> Any:
+    return run_dag(name, body, conn_id=CONN_ID)
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -503,7 +473,7 @@ def test_dag_imagine_upscales_seed_and_downloads(
         if version == "v2"
         else ""
     )
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_imagine",
         f"""
         imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a lighthouse", midjourney_conn_id=C,
@@ -521,7 +491,7 @@ def test_dag_imagine_upscales_seed_and_downloads(
         """
         + seed,
     )
-    assert set(states(dr).values()) == {"success"}, states(dr)
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
     result = xcom(dr, "imagine")
     assert result["backend"] == "useapi_v2" and result["grid_url"] and result["status"] == "completed"
     upscales = [xcom(dr, f"u{n}") for n in range(1, 5)]
@@ -538,7 +508,7 @@ def test_dag_imagine_upscales_seed_and_downloads(
 
 @pytest.mark.usefixtures("airflow_db")
 def test_dag_blend_and_describe(emulator: MidjourneyEmulator, v2_conn: str, version: str) -> None:
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_blend_describe",
         f"""
         MidjourneyBlendOperator(task_id="blend", images=[{IMAGE!r}, {IMAGE!r}], dimensions="Landscape",
@@ -546,7 +516,7 @@ def test_dag_blend_and_describe(emulator: MidjourneyEmulator, v2_conn: str, vers
         MidjourneyDescribeOperator(task_id="describe", image={IMAGE!r}, midjourney_conn_id=C, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"blend": "success", "describe": "success"}
+    assert task_states(dr) == {"blend": "success", "describe": "success"}
     assert xcom(dr, "blend")["grid_url"] and len(xcom(dr, "describe")["prompts"]) == 4
     [sent] = emulator.requests_to("POST", f"/{version}/jobs/blend")
     assert sent.json and sent.json["blendDimensions"] == "Landscape"
@@ -554,14 +524,14 @@ def test_dag_blend_and_describe(emulator: MidjourneyEmulator, v2_conn: str, vers
 
 @pytest.mark.usefixtures("airflow_db")
 def test_dag_moderation_is_never_resubmitted(emulator: MidjourneyEmulator, v2_conn: str, version: str) -> None:
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_moderated",
         """
         MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3, retry_delay=timedelta(0),
                                   midjourney_conn_id=C, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"imagine": "failed"}
+    assert task_states(dr) == {"imagine": "failed"}
     assert len(emulator.requests_to("POST", f"/{version}/jobs/imagine")) == 1
     assert len(emulator.created_jobs("imagine")) == 1
 
@@ -569,28 +539,28 @@ def test_dag_moderation_is_never_resubmitted(emulator: MidjourneyEmulator, v2_co
 @pytest.mark.usefixtures("airflow_db")
 def test_dag_504_fails_once_without_a_second_job(emulator: MidjourneyEmulator, v2_conn: str, version: str) -> None:
     emulator.fail_next(1, status=504, path_prefix=f"/{version}/jobs/imagine", error=QUEUED_NOT_TRACKED)
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_504",
         """
         MidjourneyImagineOperator(task_id="imagine", prompt="queued", retries=2, retry_delay=timedelta(0),
                                   midjourney_conn_id=C, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"imagine": "failed"}
+    assert task_states(dr) == {"imagine": "failed"}
     assert len(emulator.requests_to("POST", f"/{version}/jobs/imagine")) == 1
 
 
 @pytest.mark.usefixtures("airflow_db")
 def test_dag_timeout_cancels_the_job(emulator: MidjourneyEmulator, v2_conn: str, version: str) -> None:
     emulator.never_finish = True
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_timeout",
         """
         MidjourneyImagineOperator(task_id="imagine", prompt="takes forever", timeout=0.5, midjourney_conn_id=C,
                                   poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"imagine": "failed"}
+    assert task_states(dr) == {"imagine": "failed"}
     [job] = emulator.created_jobs("imagine")
     cancels = emulator.requests_to("GET", f"/{version}/jobs/cancel/")
     assert [(r.status, r.query) for r in cancels] == [(200, {"jobid": job["jobid"]})]
@@ -602,14 +572,14 @@ def test_dag_retry_reattaches_without_a_duplicate(emulator: MidjourneyEmulator, 
     # Still running when the retry looks: Airflow < 3.3 finds it among the running jobs by replyRef.
     emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=4.0)
     emulator.drop_next(1, path_prefix=f"/{version}/jobs/imagine", after_handling=True)
-    dr = run_dag(
+    dr = run_dag_v2(
         f"useapi_{version}_retry",
         """
         MidjourneyImagineOperator(task_id="imagine", prompt="answer lost", retries=1, retry_delay=timedelta(0),
                                   midjourney_conn_id=C, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"imagine": "success"}
+    assert task_states(dr) == {"imagine": "success"}
     assert len(emulator.requests_to("POST", f"/{version}/jobs/imagine")) == 1
     [job] = emulator.created_jobs("imagine")
     assert job["request"]["replyRef"].startswith(f"airflow:useapi_{version}_retry/")

@@ -1,4 +1,4 @@
-"""Models against the vendor's own samples, and every request validation rule."""
+"""Every rule of the neutral job requests, checked before any HTTP call (and v3's bodies of them)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
 from airflow_provider_midjourney.hooks.useapi_v3_models import (
-    Account,
     AccountRequest,
-    Job,
-    RunningJobs,
-    SSEEvent,
     job_body,
     job_path,
 )
@@ -25,159 +21,9 @@ from airflow_provider_midjourney.job_requests import (
     SeedRequest,
     SettingsRequest,
 )
-from airflow_provider_midjourney.vocabulary import Button, JobStatus, Verb
-from tests.doc_samples import job_samples, samples
+from airflow_provider_midjourney.vocabulary import Button
 
 JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
-JOB_SAMPLES = job_samples()
-
-
-def completed(page: str) -> Job:
-    [job] = [Job.model_validate(s.data) for s in JOB_SAMPLES if s.page == page and s.data["status"] == "completed"]
-    return job
-
-
-# -- every sample parses ----------------------------------------------------------------------
-
-
-def test_the_docs_hold_samples_of_every_job_endpoint() -> None:
-    pages = {s.page for s in JOB_SAMPLES}
-    verbs = ["imagine", "button", "blend", "describe", "seed", "settings", "info", "fast", "relax", "turbo", "remix"]
-    assert {f"post-midjourney-jobs-{v}" for v in [*verbs, "variability"]} <= pages
-    assert len(JOB_SAMPLES) >= 50
-
-
-@pytest.mark.parametrize("sample", JOB_SAMPLES, ids=lambda s: s.id)
-def test_every_job_sample_parses_and_keeps_unknown_fields(sample) -> None:
-    job = Job.model_validate(sample.data)
-    assert job.jobid == sample.data["jobid"]
-    assert job.status.is_known and job.verb.is_known
-    dumped = job.model_dump(mode="json")
-    if sample.data.get("response"):
-        # Discord fields the model does not name (webhook_id, mentions, ...) survive a round trip.
-        assert set(sample.data["response"]) <= set(dumped["response"])
-
-
-@pytest.mark.parametrize("sample", [s for s in samples() if s.kind == "sse"], ids=lambda s: s.id)
-def test_every_sse_event_parses(sample) -> None:
-    event = SSEEvent.model_validate(sample.data)
-    assert event.event in {"initialized", "midjourney_created", "midjourney_progress", "midjourney_completed"}
-    assert (event.job is None) == (event.event == "initialized")
-
-
-def test_running_jobs_and_accounts_samples() -> None:
-    [running] = [s.data for s in samples("get-midjourney-jobs") if "total" in s.data]
-    jobs = RunningJobs.model_validate(running)
-    assert jobs.total == 2 and len(jobs.job_ids) == 2
-    assert jobs.channels["1234567890123456789"].maxImageJobs == 3
-    [accounts] = [s.data for s in samples("get-midjourney-accounts") if "error" not in s.data]
-    parsed = {k: Account.model_validate(v) for k, v in accounts.items()}
-    assert parsed["9876543210987654321"].error == "Pending mod message"
-    assert parsed["1234567890123456789"].discord == "MTI...xyz"
-
-
-# -- derived values on the docs' samples ------------------------------------------------------
-
-
-def test_imagine_sample_derived_values() -> None:
-    job = completed("post-midjourney-jobs-imagine")
-    assert job.is_terminal and job.jobType == "image"
-    assert job.image_urls == [
-        f"https://cdn.midjourney.com/xxxxxxxx-xxxx-xxxx-xxxx-bbd798ffcb5d/0_{i}.jpeg" for i in range(4)
-    ]
-    assert job.grid_url and job.grid_url.endswith("bbd798ffcb5d.png")
-    assert job.buttons == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
-    assert job.seed is None and job.prompts == [] and job.settings == {} and job.video_urls == []
-
-
-def test_image_urls_follow_ids_not_list_order() -> None:
-    data = completed("post-midjourney-jobs-imagine").model_dump(mode="json")
-    data["response"]["imageUx"].reverse()
-    assert [u[-6:] for u in Job.model_validate(data).image_urls] == ["0.jpeg", "1.jpeg", "2.jpeg", "3.jpeg"]
-
-
-def test_seed_is_parsed_from_content_or_taken_from_response() -> None:
-    job = completed("post-midjourney-jobs-seed")
-    assert job.seed == 3937070146
-    data = job.model_dump(mode="json")
-    data["response"]["seed"] = 42
-    assert Job.model_validate(data).seed == 42
-
-
-def test_describe_prompts_come_from_the_embed() -> None:
-    prompts = completed("post-midjourney-jobs-describe").prompts
-    assert len(prompts) == 4
-    assert prompts[0].startswith("a vintage bmw motorcycle from the early showa era")
-    assert prompts[3].endswith("in the style of bmw. --ar 16:9")
-    assert not any("2️⃣" in p for p in prompts)
-
-
-def test_describe_prompts_fall_back_to_content() -> None:
-    data = {
-        "jobid": JOB_ID,
-        "verb": "describe",
-        "status": "completed",
-        "response": {"content": "1⃣ one\n\n2⃣ two\n\n3⃣ three\n\n4⃣ four"},
-    }
-    assert Job.model_validate(data).prompts == ["one", "two", "three", "four"]
-
-
-@pytest.mark.parametrize(
-    ("page", "expected"),
-    [
-        ("post-midjourney-jobs-fast", {"fast": True, "relax": False, "turbo": False}),
-        ("post-midjourney-jobs-relax", {"fast": False, "relax": True, "turbo": False}),
-        ("post-midjourney-jobs-turbo", {"fast": False, "relax": False, "turbo": True}),
-        ("post-midjourney-jobs-info", {"fast": False, "relax": True, "turbo": False}),
-        ("post-midjourney-jobs-remix", {"remix": True}),
-        ("post-midjourney-jobs-variability", {"variability": True}),
-    ],
-)
-def test_settings_family_samples(page: str, expected: dict[str, bool]) -> None:
-    assert completed(page).settings == expected
-
-
-def test_full_settings_sample() -> None:
-    settings = completed("post-midjourney-jobs-settings").settings
-    assert settings["version"] == "7" and settings["stylize"] == 250 and settings["suffix"] == "--v 7 --s 250"
-    assert len(settings) == 11
-
-
-def test_button_sample_has_upscale_buttons_and_a_grid() -> None:
-    job = completed("post-midjourney-jobs-button")
-    assert job.request.button == Button.U2 and job.request.jobId
-    assert "Vary (Region)" in job.buttons and job.grid_url
-
-
-def test_progress_samples_rise_and_are_not_terminal() -> None:
-    progress = [Job.model_validate(s.data) for s in JOB_SAMPLES if s.page == "post-midjourney-jobs-imagine"]
-    percents = [j.progress_percent for j in progress if j.status == "progress"]
-    assert percents == [0, 15, 38, 96]
-    assert [j.is_terminal for j in progress if j.status != "completed"] == [False] * 6
-
-
-def test_unknown_status_verb_and_button_are_tolerated_but_not_terminal() -> None:
-    job = Job.model_validate(
-        {
-            "jobid": JOB_ID,
-            "verb": "dream",
-            "status": "queued_elsewhere",
-            "brandNew": {"x": 1},
-            "response": {"buttons": ["U1", "Hyper Zoom"], "newField": 3},
-        }
-    )
-    assert job.verb == "dream" and not job.verb.is_known
-    assert job.status == "queued_elsewhere" and not job.is_terminal
-    assert job.buttons == ["U1", "Hyper Zoom"]
-    assert job.model_dump(mode="json")["brandNew"] == {"x": 1}
-    assert JobStatus("completed") is JobStatus.COMPLETED and Verb("seed") is Verb.SEED
-
-
-@pytest.mark.parametrize("status", ["completed", "failed", "moderated"])
-def test_terminal_statuses(status: str) -> None:
-    assert Job.model_validate({"jobid": JOB_ID, "verb": "imagine", "status": status}).is_terminal
-
-
 # -- request validation -------------------------------------------------------------------------
 
 
@@ -254,7 +100,7 @@ def test_seed_requires_a_job_id() -> None:
     assert job_body(SeedRequest.build(job_id=JOB_ID)).json_body == {"jobId": JOB_ID, "stream": False}
     rejects(lambda: SeedRequest.build(), "jobId", "required")
     rejects(lambda: SeedRequest.build(job_id="not a job"), "jobId", "letters, digits")
-    # The v3 format itself is the useapi.net v3 hook's rule (tests/test_hook.py).
+    # The v3 format itself is the useapi.net v3 hook's rule (tests/backends/test_useapi_v3.py).
 
 
 def test_blend_from_urls_paths_and_bytes(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,9 +57,10 @@ from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.midjourney_proxy import MidjourneyProxyRoutes, proxy_routes
 from airflow_provider_midjourney.vocabulary import JobStatus
-from tests.conftest import FAST_RETRY, FAST_TIMINGS, TOKEN, load_dag, write_dag
+from tests.conftest import FAST_RETRY, FAST_TIMINGS, TOKEN
+from tests.dag_runs import run_dag, task_states, xcom
 
-FIXTURES = Path(__file__).parent / "fixtures" / "midjourney_proxy"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "midjourney_proxy"
 GRID_CROPPING = importlib.util.find_spec("airflow_provider_midjourney.grid") is not None
 MODERATION = compile_patterns(DEFAULT_MODERATION_PATTERNS)
 SUBMIT = "/mj/submit/"
@@ -537,42 +537,9 @@ def test_list_running_find_by_ref_and_many_in_one_call(hook, emulator, proxy) ->
 
 # -- dag.test() ------------------------------------------------------------------------------------------
 
-HEADER = """
-from datetime import datetime, timedelta
-from airflow.sdk import DAG
-from airflow_provider_midjourney.operators import *
-from airflow_provider_midjourney.retry import RetryPolicy
 
-FAST = RetryPolicy(max_attempts=4, max_seconds=10, busy_wait=(0.01, 0.03), backoff_initial=0.01, backoff_max=0.05)
-
-with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
-         render_template_as_native_obj=True) as dag:
-"""
-
-
-def run_dag(name: str, body: str) -> Any:
-    source = HEADER.format(dag_id=name) + textwrap.indent(textwrap.dedent(body), "    ")
-    return load_dag(write_dag(name, source), name).test()
-
-
-def states(dr: Any) -> dict[str, str]:
-    return {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
-        for ti in dr.get_task_instances()
-    }
-
-
-def xcom(dr: Any, task_id: str, map_index: int = -1) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key="return_value", map_index=map_index)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
+def run_proxy_dag(name: str, body: str) -> Any:
+    return run_dag(name, body, native=True)
 
 
 dag_test = pytest.mark.usefixtures("airflow_db")
@@ -582,7 +549,7 @@ dag_test = pytest.mark.usefixtures("airflow_db")
 def test_dag_imagine_upscale_download(proxy, emulator, flavour, tmp_path: Path) -> None:
     # The original server gives only the grid: with grid cropping (grid.py) the download cuts it in four.
     kind = "images" if flavour == "superset" or GRID_CROPPING else "grid"
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_pipeline_{flavour}",
         f"""
         imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a lighthouse", poll_interval=0.05)
@@ -600,21 +567,21 @@ def test_dag_imagine_upscale_download(proxy, emulator, flavour, tmp_path: Path) 
         imagine >> grid
         """,
     )
-    assert set(states(dr).values()) == {"success"}, states(dr)
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
     pictures = xcom(dr, "pictures")
     assert len(pictures) == 4 and all(f["content_type"] == "image/png" for f in pictures)
     assert len({f["uri"] for f in pictures}) == 4
     assert len(list((tmp_path / "up").glob("*.png"))) == 4
     assert len(list((tmp_path / "grid").glob("*.png"))) == (4 if kind == "images" else 1)
     assert [len(emulator.created_jobs(v)) for v in ("imagine", "button")] == [1, 4]
-    assert all(xcom(dr, "upscale", i)["backend"] == "midjourney_proxy" for i in range(4))
+    assert all(xcom(dr, "upscale", map_index=i)["backend"] == "midjourney_proxy" for i in range(4))
 
 
 @dag_test
 def test_dag_blend_describe_and_seed(proxy, emulator, flavour, tmp_path: Path) -> None:
     for n in range(2):
         (tmp_path / f"b{n}.png").write_bytes(png_bytes(f"dag-blend-{n}"))
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_blend_describe_{flavour}",
         f"""
         blend = MidjourneyBlendOperator(task_id="blend", images={[str(tmp_path / f"b{n}.png") for n in range(2)]!r},
@@ -626,7 +593,7 @@ def test_dag_blend_describe_and_seed(proxy, emulator, flavour, tmp_path: Path) -
         """,
     )
     expected = {"blend": "success", "describe": "success", "seed": "success" if flavour == "superset" else "failed"}
-    assert states(dr) == expected
+    assert task_states(dr) == expected
     assert len(xcom(dr, "describe")["prompts"]) == 4
     if flavour == "superset":
         assert isinstance(xcom(dr, "seed")["seed"], int)
@@ -638,7 +605,7 @@ def test_dag_blend_describe_and_seed(proxy, emulator, flavour, tmp_path: Path) -
 
 @dag_test
 def test_dag_code_24_and_refusal_never_resubmit(proxy, emulator, flavour) -> None:
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_moderation_{flavour}",
         """
         MidjourneyImagineOperator(task_id="banned", prompt="a banned word", retries=2, retry_delay=timedelta(0),
@@ -647,7 +614,7 @@ def test_dag_code_24_and_refusal_never_resubmit(proxy, emulator, flavour) -> Non
                                   poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"banned": "failed", "refused": "failed"}
+    assert task_states(dr) == {"banned": "failed", "refused": "failed"}
     sent = [r.json["prompt"] for r in emulator.requests_to("POST", "/mj/submit/imagine") if r.json]
     assert sorted(sent) == ["a banned word", "a forbidden word"]  # one submit each, never again
     [refused] = emulator.created_jobs()
@@ -657,38 +624,38 @@ def test_dag_code_24_and_refusal_never_resubmit(proxy, emulator, flavour) -> Non
 @dag_test
 def test_dag_code_23_then_success_and_code_21(proxy, emulator, flavour) -> None:
     proxy.force_code_next(23, 2)
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_busy_{flavour}",
         """
         busy = MidjourneyImagineOperator(task_id="busy", prompt="busy first", retry=FAST, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"busy": "success"}
+    assert task_states(dr) == {"busy": "success"}
     assert len(emulator.requests_to("POST", "/mj/submit/imagine")) == 3 and len(emulator.created_jobs()) == 1
     emulator.reset()
     proxy.reset()
     proxy.superset = flavour == "superset"
     proxy.force_code_next(21)
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_exists_{flavour}",
         """
         MidjourneyImagineOperator(task_id="exists", prompt="already there", poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"exists": "success"} and xcom(dr, "exists")["status"] == "completed"
+    assert task_states(dr) == {"exists": "success"} and xcom(dr, "exists")["status"] == "completed"
     assert len(emulator.requests_to("POST", "/mj/submit/imagine")) == 1 and len(emulator.created_jobs()) == 1
 
 
 @dag_test
 def test_dag_timeout_cancels_where_supported(proxy, emulator, flavour) -> None:
     emulator.never_finish = True
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_timeout_{flavour}",
         """
         MidjourneyImagineOperator(task_id="slow", prompt="takes forever", timeout=0.5, poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"slow": "failed"}
+    assert task_states(dr) == {"slow": "failed"}
     cancels = [r for r in emulator.requests_to("POST", "/mj/task/") if r.path.endswith("/cancel")]
     [job] = emulator.created_jobs()
     if flavour == "superset":
@@ -703,14 +670,14 @@ def test_dag_timeout_cancels_where_supported(proxy, emulator, flavour) -> None:
 def test_dag_retry_after_a_lost_creation_answer_reattaches(proxy, emulator, flavour) -> None:
     emulator.timings = emulator.timings.__class__(start_after=0.05, progress_after=0.1, complete_after=3.0)
     emulator.drop_next(1, path_prefix="/mj/submit/imagine", after_handling=True)
-    dr = run_dag(
+    dr = run_proxy_dag(
         f"proxy_lost_answer_{flavour}",
         """
         MidjourneyImagineOperator(task_id="lost", prompt="answer lost", retries=1, retry_delay=timedelta(0),
                                   poll_interval=0.05)
         """,
     )
-    assert states(dr) == {"lost": "success"}
+    assert task_states(dr) == {"lost": "success"}
     assert len(emulator.created_jobs()) == 1 and len(emulator.requests_to("POST", "/mj/submit/imagine")) == 1
     [task] = proxy.tasks.values()
     assert (task.state or "").startswith(f"airflow:proxy_lost_answer_{flavour}/")

@@ -1,4 +1,4 @@
-"""The hook over real loopback HTTP against the emulator: every endpoint, every error code, retries."""
+"""useapi.net v3 on the wire: the docs' samples parse, and the hook against the emulator, endpoint by endpoint."""
 
 from __future__ import annotations
 
@@ -11,27 +11,170 @@ import pytest
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyAuthError,
-    MidjourneyBusyError,
     MidjourneyChannelLockedError,
     MidjourneyConflictError,
-    MidjourneyConnectError,
     MidjourneyError,
     MidjourneyExpiredError,
     MidjourneyInvalidRequestError,
     MidjourneyNotFoundError,
-    MidjourneyServerError,
-    MidjourneySubmitUncertainError,
     MidjourneySubscriptionError,
-    MidjourneyTransportError,
     MidjourneyValidationError,
 )
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook, base_url_from_host
-from airflow_provider_midjourney.hooks.useapi_v3_models import Job
-from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
-from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.hooks.useapi_v3_models import Account, Job, RunningJobs, SSEEvent
+from airflow_provider_midjourney.vocabulary import Button, JobStatus, Verb
 from tests.conftest import FAST_RETRY, TOKEN, connection_json
+from tests.doc_samples import job_samples, samples
 
+JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
+JOB_SAMPLES = job_samples()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def completed(page: str) -> Job:
+    [job] = [Job.model_validate(s.data) for s in JOB_SAMPLES if s.page == page and s.data["status"] == "completed"]
+    return job
+
+
+# -- every sample parses ----------------------------------------------------------------------
+
+
+def test_the_docs_hold_samples_of_every_job_endpoint() -> None:
+    pages = {s.page for s in JOB_SAMPLES}
+    verbs = ["imagine", "button", "blend", "describe", "seed", "settings", "info", "fast", "relax", "turbo", "remix"]
+    assert {f"post-midjourney-jobs-{v}" for v in [*verbs, "variability"]} <= pages
+    assert len(JOB_SAMPLES) >= 50
+
+
+@pytest.mark.parametrize("sample", JOB_SAMPLES, ids=lambda s: s.id)
+def test_every_job_sample_parses_and_keeps_unknown_fields(sample) -> None:
+    job = Job.model_validate(sample.data)
+    assert job.jobid == sample.data["jobid"]
+    assert job.status.is_known and job.verb.is_known
+    dumped = job.model_dump(mode="json")
+    if sample.data.get("response"):
+        # Discord fields the model does not name (webhook_id, mentions, ...) survive a round trip.
+        assert set(sample.data["response"]) <= set(dumped["response"])
+
+
+@pytest.mark.parametrize("sample", [s for s in samples() if s.kind == "sse"], ids=lambda s: s.id)
+def test_every_sse_event_parses(sample) -> None:
+    event = SSEEvent.model_validate(sample.data)
+    assert event.event in {"initialized", "midjourney_created", "midjourney_progress", "midjourney_completed"}
+    assert (event.job is None) == (event.event == "initialized")
+
+
+def test_running_jobs_and_accounts_samples() -> None:
+    [running] = [s.data for s in samples("get-midjourney-jobs") if "total" in s.data]
+    jobs = RunningJobs.model_validate(running)
+    assert jobs.total == 2 and len(jobs.job_ids) == 2
+    assert jobs.channels["1234567890123456789"].maxImageJobs == 3
+    [accounts] = [s.data for s in samples("get-midjourney-accounts") if "error" not in s.data]
+    parsed = {k: Account.model_validate(v) for k, v in accounts.items()}
+    assert parsed["9876543210987654321"].error == "Pending mod message"
+    assert parsed["1234567890123456789"].discord == "MTI...xyz"
+
+
+# -- derived values on the docs' samples ------------------------------------------------------
+
+
+def test_imagine_sample_derived_values() -> None:
+    job = completed("post-midjourney-jobs-imagine")
+    assert job.is_terminal and job.jobType == "image"
+    assert job.image_urls == [
+        f"https://cdn.midjourney.com/xxxxxxxx-xxxx-xxxx-xxxx-bbd798ffcb5d/0_{i}.jpeg" for i in range(4)
+    ]
+    assert job.grid_url and job.grid_url.endswith("bbd798ffcb5d.png")
+    assert job.buttons == ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
+    assert job.seed is None and job.prompts == [] and job.settings == {} and job.video_urls == []
+
+
+def test_image_urls_follow_ids_not_list_order() -> None:
+    data = completed("post-midjourney-jobs-imagine").model_dump(mode="json")
+    data["response"]["imageUx"].reverse()
+    assert [u[-6:] for u in Job.model_validate(data).image_urls] == ["0.jpeg", "1.jpeg", "2.jpeg", "3.jpeg"]
+
+
+def test_seed_is_parsed_from_content_or_taken_from_response() -> None:
+    job = completed("post-midjourney-jobs-seed")
+    assert job.seed == 3937070146
+    data = job.model_dump(mode="json")
+    data["response"]["seed"] = 42
+    assert Job.model_validate(data).seed == 42
+
+
+def test_describe_prompts_come_from_the_embed() -> None:
+    prompts = completed("post-midjourney-jobs-describe").prompts
+    assert len(prompts) == 4
+    assert prompts[0].startswith("a vintage bmw motorcycle from the early showa era")
+    assert prompts[3].endswith("in the style of bmw. --ar 16:9")
+    assert not any("2️⃣" in p for p in prompts)
+
+
+def test_describe_prompts_fall_back_to_content() -> None:
+    data = {
+        "jobid": JOB_ID,
+        "verb": "describe",
+        "status": "completed",
+        "response": {"content": "1⃣ one\n\n2⃣ two\n\n3⃣ three\n\n4⃣ four"},
+    }
+    assert Job.model_validate(data).prompts == ["one", "two", "three", "four"]
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("post-midjourney-jobs-fast", {"fast": True, "relax": False, "turbo": False}),
+        ("post-midjourney-jobs-relax", {"fast": False, "relax": True, "turbo": False}),
+        ("post-midjourney-jobs-turbo", {"fast": False, "relax": False, "turbo": True}),
+        ("post-midjourney-jobs-info", {"fast": False, "relax": True, "turbo": False}),
+        ("post-midjourney-jobs-remix", {"remix": True}),
+        ("post-midjourney-jobs-variability", {"variability": True}),
+    ],
+)
+def test_settings_family_samples(page: str, expected: dict[str, bool]) -> None:
+    assert completed(page).settings == expected
+
+
+def test_full_settings_sample() -> None:
+    settings = completed("post-midjourney-jobs-settings").settings
+    assert settings["version"] == "7" and settings["stylize"] == 250 and settings["suffix"] == "--v 7 --s 250"
+    assert len(settings) == 11
+
+
+def test_button_sample_has_upscale_buttons_and_a_grid() -> None:
+    job = completed("post-midjourney-jobs-button")
+    assert job.request.button == Button.U2 and job.request.jobId
+    assert "Vary (Region)" in job.buttons and job.grid_url
+
+
+def test_progress_samples_rise_and_are_not_terminal() -> None:
+    progress = [Job.model_validate(s.data) for s in JOB_SAMPLES if s.page == "post-midjourney-jobs-imagine"]
+    percents = [j.progress_percent for j in progress if j.status == "progress"]
+    assert percents == [0, 15, 38, 96]
+    assert [j.is_terminal for j in progress if j.status != "completed"] == [False] * 6
+
+
+def test_unknown_status_verb_and_button_are_tolerated_but_not_terminal() -> None:
+    job = Job.model_validate(
+        {
+            "jobid": JOB_ID,
+            "verb": "dream",
+            "status": "queued_elsewhere",
+            "brandNew": {"x": 1},
+            "response": {"buttons": ["U1", "Hyper Zoom"], "newField": 3},
+        }
+    )
+    assert job.verb == "dream" and not job.verb.is_known
+    assert job.status == "queued_elsewhere" and not job.is_terminal
+    assert job.buttons == ["U1", "Hyper Zoom"]
+    assert job.model_dump(mode="json")["brandNew"] == {"x": 1}
+    assert JobStatus("completed") is JobStatus.COMPLETED and Verb("seed") is Verb.SEED
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "moderated"])
+def test_terminal_statuses(status: str) -> None:
+    assert Job.model_validate({"jobid": JOB_ID, "verb": "imagine", "status": status}).is_terminal
 
 
 def wait_done(hook: UseapiV3Hook, job: Job, seconds: float = 5.0) -> Job:
@@ -323,167 +466,6 @@ def test_channel_locked_596_names_the_fix_and_is_not_retried(hook, emulator) -> 
     assert hook.get_account(channel).error
     hook.reset_account(channel)
     assert hook.imagine("p").status == "created"
-
-
-def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> None:
-    emulator.timings = emulator.timings.__class__(start_after=0.01, progress_after=0.02, complete_after=0.2)
-    policy = RetryPolicy(max_attempts=30, busy_wait=(0.03, 0.05))
-    with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
-        for _ in range(3):
-            hook.imagine("fill the channel")
-        job = hook.imagine("waits for a slot")  # 429 until one of the three completes
-    statuses = [r.status for r in posts(emulator, "imagine")]
-    assert statuses[:3] == [201, 201, 201] and statuses[-1] == 201 and 429 in statuses[3:]
-    assert len(emulator.created_jobs("imagine")) == 4 and job.jobid
-
-
-def test_429_gives_up_after_the_policy_bound(emulator, midjourney_conn) -> None:
-    emulator.never_finish = True
-    policy = RetryPolicy(max_attempts=3, busy_wait=(0.01, 0.01))
-    with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
-        for _ in range(3):
-            hook.imagine("fill")
-        with pytest.raises(MidjourneyBusyError, match="busy executing 3 image jobs"):
-            hook.imagine("one too many")
-    assert [r.status for r in posts(emulator, "imagine")] == [201, 201, 201, 429, 429, 429]
-
-
-def test_get_retries_5xx_bursts(hook, emulator) -> None:
-    job = hook.imagine("p")
-    emulator.fail_next(3, status=502, path_prefix="/v3/midjourney/jobs/j")
-    assert hook.get_job(job.jobid).jobid == job.jobid
-    assert [r.status for r in emulator.requests_to("GET", "/v3/midjourney/jobs/j")] == [502, 502, 502, 200]
-
-
-def test_get_gives_up_after_max_attempts(hook, emulator) -> None:
-    job = hook.imagine("p")
-    emulator.fail_next(10, status=500, path_prefix="/v3/midjourney/jobs/j")
-    with pytest.raises(MidjourneyServerError) as info:
-        hook.get_job(job.jobid)
-    assert info.value.status_code == 500
-    assert len(emulator.requests_to("GET", "/v3/midjourney/jobs/j")) == FAST_RETRY.max_attempts
-
-
-def test_post_is_not_retried_after_a_5xx(hook, emulator) -> None:
-    emulator.fail_next(1, status=503, path_prefix="/v3/midjourney/jobs/imagine")
-    with pytest.raises(MidjourneyServerError):
-        hook.imagine("p")
-    assert len(posts(emulator, "imagine")) == 1
-
-
-def test_post_429_then_success(hook, emulator) -> None:
-    emulator.fail_next(2, status=429, path_prefix="/v3/midjourney/jobs/imagine")
-    assert hook.imagine("p").status == "created"
-    assert [r.status for r in posts(emulator, "imagine")] == [429, 429, 201]
-    assert len(emulator.created_jobs()) == 1
-
-
-@pytest.mark.parametrize("after_handling", [False, True])
-def test_post_is_not_resent_after_a_dropped_answer(hook, emulator, after_handling: bool) -> None:
-    emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/imagine", after_handling=after_handling)
-    with pytest.raises(MidjourneySubmitUncertainError) as info:
-        hook.imagine("p", reply_ref="task-key-1")
-    assert info.value.reply_ref == "task-key-1" and "not sent again" in str(info.value)
-    assert len(posts(emulator, "imagine")) == 1
-    assert len(emulator.created_jobs()) == (1 if after_handling else 0)
-
-
-def test_post_is_not_resent_after_a_read_timeout(emulator, midjourney_conn) -> None:
-    emulator.latency = 1.0
-    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY, timeout=0.3) as hook:
-        with pytest.raises(MidjourneySubmitUncertainError, match="ReadTimeout"):
-            hook.imagine("slow answer")
-        time.sleep(1.0)
-    assert len(posts(emulator, "imagine")) == 1
-    assert len(emulator.created_jobs()) == 1  # the job exists: a resend would have duplicated it
-
-
-def test_get_is_retried_after_a_dropped_connection(hook, emulator) -> None:
-    job = hook.imagine("p")
-    emulator.drop_next(2, path_prefix="/v3/midjourney/jobs/j")
-    assert hook.get_job(job.jobid).jobid == job.jobid
-    assert len(emulator.requests_to("GET", "/v3/midjourney/jobs/j")) >= 3
-
-
-def test_refused_connection_is_retried_then_reported(monkeypatch) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("AIRFLOW_CONN_MJ_DOWN", connection_json(f"http://127.0.0.1:{port}"))
-    calls = []
-    original = httpx.Client.send
-
-    def counting_send(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.Client, "send", counting_send)
-    with UseapiV3Hook("mj_down", retry=FAST_RETRY) as hook, pytest.raises(MidjourneyConnectError, match="not sent"):
-        hook.imagine("p")  # even a POST: nothing reached a server
-    assert len(calls) == FAST_RETRY.max_attempts
-
-
-def test_no_retry_policy(emulator, midjourney_conn) -> None:
-    job = UseapiV3Hook(midjourney_conn).imagine("p")
-    emulator.fail_next(1, status=500, path_prefix="/v3/midjourney/jobs/j")
-    with UseapiV3Hook(midjourney_conn, retry=NO_RETRY) as hook, pytest.raises(MidjourneyServerError):
-        hook.get_job(job.jobid)
-
-
-def test_one_client_per_hook(hook) -> None:
-    client = hook.get_conn()
-    hook.list_accounts()
-    hook.list_jobs()
-    assert hook.get_conn() is client
-    hook.close()
-    assert client.is_closed and hook.get_conn() is not client
-
-
-# -- async --------------------------------------------------------------------------------------
-
-
-async def test_async_job_methods_share_one_client(emulator, midjourney_conn, monkeypatch) -> None:
-    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("async cat")
-    hook = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY)
-    if hasattr(UseapiV3Hook, "aget_connection"):
-        # Airflow >= 3.1: the coroutine path must never use the blocking connection lookup.
-        monkeypatch.setattr(
-            UseapiV3Hook, "get_connection", classmethod(lambda cls, conn_id: pytest.fail("sync lookup"))
-        )
-    async with hook:
-        fetched = await hook.aget_job(job.jobid)
-        client = hook._aclient
-        assert fetched.jobid == job.jobid
-        assert (await hook.alist_jobs()).total <= 1
-        assert hook._aclient is client
-    assert client is not None and client.is_closed
-
-
-async def test_async_cancel_and_retry(emulator, midjourney_conn) -> None:
-    emulator.never_finish = True
-    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("to cancel")
-    emulator.fail_next(2, status=500, path_prefix="/v3/midjourney/jobs/j", method="DELETE")
-    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
-        await hook.acancel_job(job.jobid)
-        assert (await hook.aget_job(job.jobid)).status == "failed"
-    assert [r.status for r in emulator.requests_to("DELETE", "/v3/midjourney/jobs/")] == [500, 500, 204]
-
-
-async def test_async_get_drop_is_retried(emulator, midjourney_conn) -> None:
-    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
-    emulator.drop_next(1, path_prefix="/v3/midjourney/jobs/j")
-    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
-        assert (await hook.aget_job(job.jobid)).jobid == job.jobid
-
-
-async def test_async_transport_error_after_bound(emulator, midjourney_conn) -> None:
-    job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
-    emulator.drop_next(10, path_prefix="/v3/midjourney/jobs/j")
-    async with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
-        with pytest.raises(MidjourneyTransportError):
-            await hook.aget_job(job.jobid)
 
 
 # -- CDN ----------------------------------------------------------------------------------------

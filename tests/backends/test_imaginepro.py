@@ -54,9 +54,10 @@ from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
-from tests.test_operators import context, run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, xcom
+from tests.test_operators import context
 
-FIXTURES = Path(__file__).parent / "fixtures" / "imaginepro"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "imaginepro"
 CONN = "imaginepro_default"
 PATTERNS = moderation_patterns(None, CONN)
 V3_JOB_ID = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
@@ -513,19 +514,6 @@ def test_dag_blend_and_describe(emulator) -> None:
     )
     assert task_states(dr) == {"blend": "success", "describe": "success"}
     assert xcom(dr, "blend")["grid_url"] and len(xcom(dr, "describe")["prompts"]) == 4
-
-
-@pytestmark_dag
-def test_dag_moderated_prompt_is_never_resubmitted(emulator) -> None:
-    dr = run_dag(
-        "ip_moderated",
-        f"""
-        MidjourneyImagineOperator(task_id="imagine", prompt="something forbidden", retries=3,
-                                  retry_delay=timedelta(0), {OPTS})
-    """,
-    )
-    assert task_states(dr) == {"imagine": "failed"}
-    assert len(emulator.requests_to("POST", "/api/v1/nova/imagine")) == 1 and len(emulator.created_jobs()) == 1
 
 
 @pytestmark_dag
