@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["STATE_KEY", "MidjourneyBaseOperator", "task_reply_ref"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
+DEFAULT_ADMISSION_TIMEOUT = timedelta(hours=24)
 MAX_TIMEOUT = 7 * 24 * 3600.0
 # The trigger's own deadline fires first, so the operator can cancel the job; Airflow's defer
 # timeout is only the backstop.
@@ -130,6 +131,10 @@ class MidjourneyBaseOperator(BaseOperator):
         list at the connection's ``max_jobs`` extra) makes the task wait for room in the triggerer,
         first come first served, instead of sleeping in its worker slot. False: the HTTP retry
         policy's busy waits apply, in the worker.
+    :param admission_timeout: how long the task may wait for room on a full account before it fails
+        with :class:`~airflow_provider_midjourney.exceptions.MidjourneyAccountBusyError` (nothing
+        submitted); seconds or timedelta, default 24 hours. Separate from ``timeout``, which bounds
+        the job itself: a task at the end of a long mapped queue may wait for hours.
     """
 
     template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level")
@@ -154,6 +159,7 @@ class MidjourneyBaseOperator(BaseOperator):
         retry: RetryPolicy | None = None,
         if_unsupported: Literal["fail", "skip"] = "fail",
         defer_when_busy: bool = True,
+        admission_timeout: float | timedelta = DEFAULT_ADMISSION_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -176,6 +182,7 @@ class MidjourneyBaseOperator(BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.retry = retry
         self.defer_when_busy = bool(defer_when_busy)
+        self.admission_timeout = check_seconds(admission_timeout, "admission_timeout", minimum=1, maximum=MAX_TIMEOUT)
         self._admission: dict[str, Any] | None = None  # the admission trigger's event, once woken
         self.submitted_job_id: str | None = None
         self.midjourney_result: dict[str, Any] | None = None
@@ -323,14 +330,14 @@ class MidjourneyBaseOperator(BaseOperator):
         trigger = MidjourneyAdmissionTrigger(
             midjourney_conn_id=self.midjourney_conn_id,
             queued_at=queued_at,
-            deadline=queued_at + self.timeout,
+            deadline=queued_at + self.admission_timeout,
             not_before=None if not_before is None else now + not_before,
             limit=limit,
             poll_interval=self.poll_interval,
             attempt=int(admission.get("attempt") or 0) + 1,
             try_number=getattr(context["ti"], "try_number", None),
         )
-        remaining = max(queued_at + self.timeout - now, 0.0)
+        remaining = max(queued_at + self.admission_timeout - now, 0.0)
         self.defer(trigger=trigger, method_name="execute_admitted", timeout=timedelta(seconds=remaining) + DEFER_GRACE)
 
     def _wait_in_worker(self, trigger: MidjourneyJobTrigger) -> dict[str, Any]:

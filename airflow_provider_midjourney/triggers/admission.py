@@ -274,5 +274,5 @@ class MidjourneyAdmissionTrigger(BaseTrigger):
         return {
             "status": "timeout",
             "message": f"The account of connection {self.midjourney_conn_id!r} stayed full for {waited:.0f} s,"
-            " past the task's timeout; nothing was submitted",
+            " past the task's admission_timeout; nothing was submitted",
         }

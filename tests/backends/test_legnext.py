@@ -44,9 +44,9 @@ from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.legnext import job_for
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from tests.conftest import FAST_RETRY, TOKEN
-from tests.test_operators import run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, xcom
 
-FIXTURES = Path(__file__).parent / "fixtures" / "legnext"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "legnext"
 CONN = "legnext_default"
 APP = "emulator-app"
 PREFIX = {"legnext": "/api/v1/", "youchuan": "/v1/tob/"}
