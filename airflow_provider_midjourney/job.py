@@ -34,6 +34,8 @@ class MidjourneyJob:
         ``crops`` (the vendor's separate pictures of a grid, not upscaled) or ``cuts`` (our own cut of
         the grid); None where the backend does not say.
     :param reply_ref: the reference our task sent with the job (finds it again after a lost answer).
+    :param cost: what the vendor's job answer reports of its cost or of what is left (built with
+        :func:`~airflow_provider_midjourney.cost.cost_entry`); None when it reports nothing.
     """
 
     job_id: str
@@ -55,6 +57,8 @@ class MidjourneyJob:
     error_details: str | None = None
     code: int | None = None
     reply_ref: str | None = None
+    #: What the job answer says it cost or what is left (:mod:`airflow_provider_midjourney.cost`).
+    cost: dict[str, float | int] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -76,6 +80,8 @@ class MidjourneyJob:
             "children": dict(self.children),
             "backend": self.backend,
         }
+        if self.cost:
+            result["cost"] = dict(self.cost)
         if self.verb == "seed":
             result["seed"] = self.seed
         elif self.verb == "describe":

@@ -316,6 +316,16 @@ class MidjourneyBackendHook(BaseHook):
         """A still-running job that carries ``reply_ref``, where the API can list jobs; else None."""
         return None
 
+    def fetch_balance(self) -> Mapping[str, float | int] | None:
+        """What the account has left, where the vendor reports it; None (no HTTP call) by default.
+
+        Called once after a completed job, with a short timeout and no retries; its errors are
+        logged and ignored. Build the answer with :func:`~airflow_provider_midjourney.cost.cost_entry`
+        (e.g. ``cost_entry("credits", left=…)``). What a single job cost belongs on
+        :attr:`MidjourneyJob.cost <airflow_provider_midjourney.job.MidjourneyJob.cost>` instead.
+        """
+        return None
+
     async def alist_running_job_ids(self) -> set[str] | None:
         """Ids of every job still running on this connection in one call, or None if the API cannot."""
         return None

@@ -34,8 +34,22 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
     MidjourneyUnsupportedError,
 )
+from airflow_provider_midjourney.failover import (
+    ChosenJob,
+    ConnectionChain,
+    check_fallback_conn_ids,
+    connection_chain,
+    job_reference,
+)
 from airflow_provider_midjourney.jobstore import STATE_KEY, JobStore, job_store_for
 from airflow_provider_midjourney.links import MidjourneyImageLink
+from airflow_provider_midjourney.metrics import emit_outcome
+from airflow_provider_midjourney.operators.outcome import (
+    annotate_outlets,
+    conn_of_event,
+    count_outcome,
+    with_connection_and_cost,
+)
 from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
 
 # Only what a constructor needs is imported here: a DAG file imports this module on every parse.
@@ -126,7 +140,15 @@ class MidjourneyBaseOperator(BaseOperator):
     :param retry: the hook's HTTP retry policy (429 waits, backoff); default: the documented advice.
     :param if_unsupported: ``"fail"`` (default) or ``"skip"``: what the task does when the
         connection's backend cannot serve the request (seed on ImaginePro, say). Skipping lets one
-        DAG run on any backend; either way nothing is sent.
+        DAG run on any backend; either way nothing is sent. With ``fallback_conn_ids``, a
+        connection that cannot serve it is passed over first; this applies when none can.
+    :param fallback_conn_ids: connection ids (any backend type) tried in order after
+        ``midjourney_conn_id`` when a connection refuses the job in a way that proves none was
+        created: 401/403, 402, a connection that failed before the request left, a capability the
+        backend lacks. Never after a timeout, a 5xx or a dropped answer (the job may exist), nor
+        after moderation. The result's ``conn_id`` names the connection that ran the job; a task
+        on that job (button, seed, video) given the result as ``job_id`` runs there. Templated.
+        See docs/failover.md.
     :param defer_when_busy: with ``deferrable``, a full account (its busy answer, or the running-jobs
         list at the connection's ``max_jobs`` extra) makes the task wait for room in the triggerer,
         first come first served, instead of sleeping in its worker slot. False: the HTTP retry
@@ -137,7 +159,7 @@ class MidjourneyBaseOperator(BaseOperator):
         the job itself: a task at the end of a long mapped queue may wait for hours.
     """
 
-    template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level")
+    template_fields: Sequence[str] = ("channel", "reply_url", "reply_ref", "reply_level", "fallback_conn_ids")
     operator_extra_links = (MidjourneyImageLink(),)
     ui_color = "#d6e4ff"
 
@@ -160,6 +182,7 @@ class MidjourneyBaseOperator(BaseOperator):
         if_unsupported: Literal["fail", "skip"] = "fail",
         defer_when_busy: bool = True,
         admission_timeout: float | timedelta = DEFAULT_ADMISSION_TIMEOUT,
+        fallback_conn_ids: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -184,18 +207,26 @@ class MidjourneyBaseOperator(BaseOperator):
         self.defer_when_busy = bool(defer_when_busy)
         self.admission_timeout = check_seconds(admission_timeout, "admission_timeout", minimum=1, maximum=MAX_TIMEOUT)
         self._admission: dict[str, Any] | None = None  # the admission trigger's event, once woken
+        if fallback_conn_ids is None or isinstance(fallback_conn_ids, str | list | tuple):
+            check_fallback_conn_ids(fallback_conn_ids)  # else an XComArg: checked once rendered
+        self.fallback_conn_ids = fallback_conn_ids
         self.submitted_job_id: str | None = None
+        #: The connection the job runs on (``midjourney_conn_id`` or one of ``fallback_conn_ids``).
+        self.job_conn_id: str | None = None
         self.midjourney_result: dict[str, Any] | None = None
 
     @cached_property
     def hook(self) -> MidjourneyBackendHook:
-        """The hook of the connection's backend (chosen by its connection type)."""
+        """The hook of the connection the job runs on (at first: ``midjourney_conn_id``)."""
         from airflow_provider_midjourney.hooks.base import hook_for_connection
 
-        retry = self.retry
+        return hook_for_connection(self.job_conn_id or self.midjourney_conn_id, retry=self._retry_policy())
+
+    def _retry_policy(self) -> RetryPolicy | None:
+        """The HTTP retry policy of every hook this task submits with (fallback connections too)."""
         if self._defers_when_busy():  # a busy submit defers; it does not sleep in the worker
-            retry = dataclasses.replace(retry or RetryPolicy(), retry_busy_submit=False)
-        return hook_for_connection(self.midjourney_conn_id, retry=retry)
+            return dataclasses.replace(self.retry or RetryPolicy(), retry_busy_submit=False)
+        return self.retry
 
     def _defers_when_busy(self) -> bool:
         return self.deferrable and self.defer_when_busy
@@ -212,39 +243,43 @@ class MidjourneyBaseOperator(BaseOperator):
             "reply_level": self.reply_level,
         }
 
-    def prepare_request(self, context: Context) -> tuple[JobOptions, str]:
+    def prepare_request(self, context: Context, hook: MidjourneyBackendHook | None = None) -> tuple[JobOptions, str]:
         """The validated, backend-checked request and its fingerprint; no HTTP call is made."""
-        reply_ref = self.reply_ref or task_reply_ref(context)
-        request = self.build_request(self._options(reply_ref))
-        fingerprint = request.fingerprint(self.hook.backend)
-        if self.reply_ref is None:
-            request = request.model_copy(update={"reply_ref": _with_fingerprint(reply_ref, fingerprint)})
-        # Checked against what the backend can do, before any HTTP call.
         try:
-            return self.hook.check_request(request), fingerprint
+            return self._prepare_for(context, hook or self.hook)
         except MidjourneyUnsupportedError as exc:
             if self.if_unsupported == "skip":
                 raise AirflowSkipException(f"Skipped (if_unsupported='skip'): {exc}") from exc
             raise
 
+    def _prepare_for(self, context: Context, hook: MidjourneyBackendHook) -> tuple[JobOptions, str]:
+        """The request as ``hook``'s backend takes it (its fingerprint and replyRef are per backend)."""
+        reply_ref = self.reply_ref or task_reply_ref(context)
+        request = self.build_request(self._options(reply_ref))
+        fingerprint = request.fingerprint(hook.backend)
+        if self.reply_ref is None:
+            request = request.model_copy(update={"reply_ref": _with_fingerprint(reply_ref, fingerprint)})
+        # Checked against what the backend can do, before any HTTP call.
+        return hook.check_request(request), fingerprint
+
     def execute(self, context: Context) -> dict[str, Any]:
-        request, fingerprint = self.prepare_request(context)
+        self._bind_to_parent_job()
         store = job_store_for(context, self.log)
-        job = self._reattach(context, store, request, fingerprint)
-        if job is None:
-            job = self._submit_when_room(context, request)
+        chosen = self._reattach(context, store) or self._submit_with_failover(context)
+        self._use_connection(chosen.conn_id, chosen.hook)
+        job = chosen.job
         self.submitted_job_id = job.job_id
-        self._remember(context, job.job_id, fingerprint, store)
+        self._remember(context, job.job_id, chosen.fingerprint, store, chosen.submitted_at)
         if job.is_terminal:
             return self._finish(job.to_event(), context)
         if not self.wait_for_completion:
             store.clear()  # the task succeeds now; nothing for a retry to find
-            return {"job_id": job.job_id, "status": str(job.status), "backend": job.backend}
+            return {"job_id": job.job_id, "status": str(job.status), "backend": job.backend, "conn_id": chosen.conn_id}
         from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 
         trigger = MidjourneyJobTrigger(
             job_id=job.job_id,
-            midjourney_conn_id=self.midjourney_conn_id,
+            midjourney_conn_id=chosen.conn_id,
             poll_interval=self.poll_interval,
             deadline=time.time() + self.timeout,
             max_consecutive_errors=self.max_consecutive_errors,
@@ -291,7 +326,9 @@ class MidjourneyBaseOperator(BaseOperator):
         self._admission = event
         return self.execute(context)
 
-    def _submit_when_room(self, context: Context, request: JobOptions) -> MidjourneyJob:
+    def _submit_when_room(
+        self, context: Context, request: JobOptions, hook: MidjourneyBackendHook | None = None
+    ) -> MidjourneyJob:
         """Submit when the account has room; else wait for it in the triggerer (triggers/admission.py).
 
         Where the connection states the account's limit (``max_jobs``), a task's first submission is
@@ -299,8 +336,9 @@ class MidjourneyBaseOperator(BaseOperator):
         see the same free slots and meet busy answers, the gate gives each slot to one task. Without a
         limit the task submits, and a busy answer sends it to the gate.
         """
+        hook = hook or self.hook
         if not self._defers_when_busy():
-            return self._submit(request)
+            return self._submit(request, hook)
         from airflow_provider_midjourney.operators.admission import (
             EARLY_WAIT,
             account_full,
@@ -308,27 +346,31 @@ class MidjourneyBaseOperator(BaseOperator):
             running_count,
         )
 
-        admission = self._admission or {}
-        limit = connection_limit(self.hook)
+        conn_id = hook.midjourney_conn_id
+        admission = self._admission if (self._admission or {}).get("conn_id") in (None, conn_id) else None
+        admission = admission or {}
+        limit = connection_limit(hook)
         if not admission and limit is not None:
-            self._defer_for_room(context, limit, not_before=None)
-        if admission.get("early") and account_full(self.hook, limit, wait=EARLY_WAIT):
-            self._defer_for_room(context, limit, not_before=None)  # woken ahead of a slot that did not free
+            self._defer_for_room(context, limit, not_before=None, conn_id=conn_id)
+        if admission.get("early") and account_full(hook, limit, wait=EARLY_WAIT):
+            self._defer_for_room(context, limit, not_before=None, conn_id=conn_id)  # woken ahead of a slot
         try:
-            return self._submit(request)
+            return self._submit(request, hook)
         except MidjourneyBusyError as exc:
             self.log.info("The account is busy (%s): waiting for room in the triggerer, not in this worker", exc)
-            self._defer_for_room(context, limit or running_count(self.hook), not_before=exc.retry_after)
+            self._defer_for_room(context, limit or running_count(hook), not_before=exc.retry_after, conn_id=conn_id)
             raise  # not reached: _defer_for_room raises TaskDeferred
 
-    def _defer_for_room(self, context: Context, limit: int | None, not_before: float | None) -> None:
+    def _defer_for_room(
+        self, context: Context, limit: int | None, not_before: float | None, conn_id: str | None = None
+    ) -> None:
         from airflow_provider_midjourney.triggers.admission import MidjourneyAdmissionTrigger
 
         admission = self._admission or {}
         now = time.time()
         queued_at = float(admission.get("queued_at") or now)
         trigger = MidjourneyAdmissionTrigger(
-            midjourney_conn_id=self.midjourney_conn_id,
+            midjourney_conn_id=conn_id or self.midjourney_conn_id,
             queued_at=queued_at,
             deadline=queued_at + self.admission_timeout,
             not_before=None if not_before is None else now + not_before,
@@ -344,7 +386,7 @@ class MidjourneyBaseOperator(BaseOperator):
         """``deferrable=False``: the trigger's own polling loop, run in the worker."""
         from airflow_provider_midjourney.hooks.base import hook_for_connection
 
-        hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
+        hook = hook_for_connection(trigger.midjourney_conn_id, retry=NO_RETRY)  # the loop paces its own retries
         hook.connection_settings  # noqa: B018 - resolve the connection synchronously, outside the loop
 
         async def wait() -> dict[str, Any]:
@@ -354,25 +396,40 @@ class MidjourneyBaseOperator(BaseOperator):
         return asyncio.run(wait())
 
     def _finish(self, event: Any, context: Context | None = None) -> dict[str, Any]:
+        store = job_store_for(context, self.log) if context is not None and "ti" in context else None
+        stored = store.get() if store is not None else None
+        conn_id = conn_of_event(event, stored, self.job_conn_id, self.midjourney_conn_id)
         if isinstance(event, dict) and event.get("status") == "timeout" and self.submitted_job_id:
-            self._cancel(self.submitted_job_id, why="it did not finish within the task's timeout")
+            self._cancel(self.submitted_job_id, why="it did not finish within the task's timeout", conn_id=conn_id)
         from airflow_provider_midjourney.triggers.midjourney import result_from_event
 
-        self.midjourney_result = result_from_event(event)  # raises for anything but success
-        if context is not None and "ti" in context:
-            job_store_for(context, self.log).clear()
-        return self.midjourney_result
+        count_outcome(event, self._backend_of(conn_id), stored.submitted_at if stored else None)
+        result = with_connection_and_cost(result_from_event(event), conn_id, self.log)  # raises unless success
+        self.midjourney_result = result
+        if context is not None:
+            annotate_outlets(context, self.outlets, result, self.log)
+        if store is not None:
+            store.clear()
+        return result
 
-    def _cancel(self, job_id: str, why: str) -> None:
+    def _backend_of(self, conn_id: str) -> str:
+        """The backend's name, for a metric (never fails the task)."""
+        try:
+            return self._hook_for(conn_id).backend
+        except Exception:
+            return "unknown"
+
+    def _cancel(self, job_id: str, why: str, conn_id: str | None = None) -> bool:
         """One attempt, bounded by :data:`CANCEL_SECONDS` in all, never raising: the task keeps
-        the error it is failing with (a timeout), and a slow API cannot stretch it."""
+        the error it is failing with (a timeout), and a slow API cannot stretch it. True if cancelled."""
         from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
 
+        conn_id = conn_id or self.job_conn_id or self.midjourney_conn_id
         try:
-            hook = hook_for_connection(self.midjourney_conn_id, retry=NO_RETRY, timeout=CANCEL_SECONDS)
+            hook = hook_for_connection(conn_id, retry=NO_RETRY, timeout=CANCEL_SECONDS)
             if Capability.CANCEL not in hook.supported_capabilities():
                 self.log.warning("Job %s keeps running: the %s backend cannot cancel jobs", job_id, hook.backend)
-                return
+                return False
             hook.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
 
             async def cancel() -> bool:
@@ -387,34 +444,101 @@ class MidjourneyBaseOperator(BaseOperator):
 
             if run_bounded(cancel, CANCEL_SECONDS):
                 self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
-            else:
-                self.log.info("Job %s had already finished; nothing to cancel", job_id)
+                return True
+            self.log.info("Job %s had already finished; nothing to cancel", job_id)
         except (Exception, asyncio.TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
                 reason = f"no answer within {CANCEL_SECONDS:g} s"
             self.log.warning("Could not cancel Midjourney job %s (%s); it may keep running", job_id, reason)
+        return False
 
     def on_kill(self) -> None:
         """Worker-side kill (``deferrable=False``). While deferred, the trigger's ``on_kill`` acts."""
-        if self.cancel_on_kill and self.submitted_job_id:
-            self._cancel(self.submitted_job_id, why="the task was killed")
+        cancelled = (
+            self.cancel_on_kill and self.submitted_job_id and self._cancel(self.submitted_job_id, "the task was killed")
+        )
+        if cancelled:
+            emit_outcome(self.hook.backend, "cancelled")
+
+    # -- which connection: reattach, else the first that takes the job ------------------------
+
+    def _bind_to_parent_job(self) -> None:
+        """A task on a job given as the upstream result (``job_id=imagine.output``) runs on the
+        connection that ran that job; a plain id keeps ``midjourney_conn_id``. Either way a job's
+        follow-up is never sent to a fallback connection: the job exists only where it was made."""
+        job_id, conn_id = job_reference(getattr(self, "job_id", None))
+        if job_id is None:
+            return
+        self.job_id = job_id
+        if conn_id is not None and conn_id != self.midjourney_conn_id:
+            self.log.info("Job %s ran on connection %r: this task uses it too", job_id, conn_id)
+            self.midjourney_conn_id = conn_id
+            self.__dict__.pop("hook", None)
+        if self.fallback_conn_ids:
+            self.log.info(
+                "fallback_conn_ids not used: this task acts on job %s, which exists on one connection", job_id
+            )
+            self.fallback_conn_ids = None
+
+    def _use_connection(self, conn_id: str, hook: MidjourneyBackendHook) -> None:
+        self.job_conn_id = conn_id
+        self.__dict__["hook"] = hook  # what ``self.hook`` returns from now on
+
+    def _hook_for(self, conn_id: str) -> MidjourneyBackendHook:
+        if conn_id == self.midjourney_conn_id:
+            return self.hook
+        from airflow_provider_midjourney.hooks.base import hook_for_connection
+
+        return hook_for_connection(conn_id, retry=self._retry_policy())
+
+    def _submit_with_failover(self, context: Context) -> ChosenJob:
+        """Submit on the first connection of the chain that takes the job (docs/failover.md), each
+        through admission (a full account is waited for, not passed over: docs/admission.md).
+
+        A retry first looks for its job by replyRef on every connection, before submitting anywhere.
+        Woken by admission, the chain resumes at the connection that had room: the ones before it
+        refused in this same try.
+        """
+        conn_ids = connection_chain(self.midjourney_conn_id, self.fallback_conn_ids)
+        admitted = (self._admission or {}).get("conn_id")
+        if admitted in conn_ids:
+            conn_ids = conn_ids[conn_ids.index(admitted) :]
+        chain = ConnectionChain.prepare(
+            conn_ids,
+            self._hook_for,
+            lambda hook: self._prepare_for(context, hook),
+            self.log,
+        )
+        if getattr(context["ti"], "try_number", 1) > 1 and self.reply_ref is None:
+            found = chain.find(self._find_by_reply_ref)
+            if found is not None:
+                return found
+        return chain.submit(
+            lambda request, hook: self._submit_when_room(context, request, hook),
+            skip_unsupported=self.if_unsupported == "skip",
+        )
 
     # -- never duplicate a job ----------------------------------------------------------------
 
-    def _submit(self, request: JobOptions) -> MidjourneyJob:
+    def _submit(self, request: JobOptions, hook: MidjourneyBackendHook | None = None) -> MidjourneyJob:
         """Submit; if the answer was lost (no answer, 5xx, malformed), find the job this same try
         created among the running jobs instead of leaving it to a retry that might not find it."""
+        hook = hook or self.hook
         try:
-            return self.hook.submit_job(request)
+            return hook.submit_job(request)
         except MidjourneyLostSubmissionError:
             raise
         except (MidjourneySubmitUncertainError, MidjourneyServerError) as exc:
-            return self._recover_lost_submission(request, exc)
+            return self._recover_lost_submission(request, exc, hook)
 
     def _recover_lost_submission(
-        self, request: JobOptions, exc: MidjourneySubmitUncertainError | MidjourneyServerError
+        self,
+        request: JobOptions,
+        exc: MidjourneySubmitUncertainError | MidjourneyServerError,
+        hook: MidjourneyBackendHook | None = None,
     ) -> MidjourneyJob:
+        hook = hook or self.hook
         reply_ref = request.reply_ref
         self.log.warning("The answer to the job submission was lost (%s); looking for the job by replyRef", exc)
         if reply_ref:
@@ -422,7 +546,7 @@ class MidjourneyBaseOperator(BaseOperator):
             for delay in RECOVER_DELAYS:
                 time.sleep(delay)
                 try:
-                    job = self.hook.find_job_by_reply_ref(reply_ref)
+                    job = hook.find_job_by_reply_ref(reply_ref)
                 except MidjourneyError as lookup_error:
                     self.log.warning("Looking for the job by replyRef failed: %s", lookup_error)
                     continue
@@ -438,38 +562,48 @@ class MidjourneyBaseOperator(BaseOperator):
             reply_ref=reply_ref,
         ) from None
 
-    def _remember(self, context: Context, job_id: str, fingerprint: str = "", store: JobStore | None = None) -> None:
-        """Record the job id (and the request's fingerprint) before any waiting."""
-        (store or job_store_for(context, self.log)).put(job_id, fingerprint)
+    def _remember(
+        self,
+        context: Context,
+        job_id: str,
+        fingerprint: str = "",
+        store: JobStore | None = None,
+        submitted_at: float | None = None,
+    ) -> None:
+        """Record the job id, its connection and the request's fingerprint before any waiting."""
+        conn_id = self.job_conn_id or self.midjourney_conn_id
+        (store or job_store_for(context, self.log)).put(job_id, fingerprint, conn_id, submitted_at)
         context["ti"].xcom_push(key="job_id", value=job_id)
 
-    def _reattach(
-        self, context: Context, store: JobStore, request: JobOptions, fingerprint: str
-    ) -> MidjourneyJob | None:
-        """The job an earlier try of this task instance created for this same request, if any."""
+    def _reattach(self, context: Context, store: JobStore) -> ChosenJob | None:
+        """The job an earlier try of this task instance created for this same request, if any, on
+        the connection that created it (with fallbacks, not necessarily the first)."""
         stored = store.get()
-        if stored is not None:
-            if stored.fingerprint is not None and stored.fingerprint != fingerprint:
-                self.log.info(
-                    "Job %s of an earlier try was made for a different request (the inputs changed since):"
-                    " submitting the new request instead of reattaching",
-                    stored.job_id,
-                )
-            else:
-                if stored.fingerprint is None:
-                    self.log.info("Job %s was stored without a request fingerprint (older provider)", stored.job_id)
-                job = self._previous_job(stored.job_id)
-                if job is not None:
-                    return job
-        if getattr(context["ti"], "try_number", 1) > 1 and self.reply_ref is None and request.reply_ref:
-            return self._find_by_reply_ref(request.reply_ref)
-        return None
+        if stored is None:
+            return None
+        conn_id = stored.conn_id or self.midjourney_conn_id
+        hook = self._hook_for(conn_id)
+        try:
+            _, fingerprint = self._prepare_for(context, hook)
+        except MidjourneyUnsupportedError:
+            return None  # the request changed to one that connection cannot serve: a new job
+        if stored.fingerprint is not None and stored.fingerprint != fingerprint:
+            self.log.info(
+                "Job %s of an earlier try was made for a different request (the inputs changed since):"
+                " submitting the new request instead of reattaching",
+                stored.job_id,
+            )
+            return None
+        if stored.fingerprint is None:
+            self.log.info("Job %s was stored without a request fingerprint (older provider)", stored.job_id)
+        job = self._previous_job(stored.job_id, hook)
+        return ChosenJob(conn_id, hook, job, fingerprint, stored.submitted_at) if job is not None else None
 
-    def _previous_job(self, job_id: str) -> MidjourneyJob | None:
+    def _previous_job(self, job_id: str, hook: MidjourneyBackendHook | None = None) -> MidjourneyJob | None:
         from airflow_provider_midjourney.vocabulary import JobStatus
 
         try:
-            job = self.hook.fetch_job(job_id)
+            job = (hook or self.hook).fetch_job(job_id)
         except (MidjourneyNotFoundError, MidjourneyExpiredError):
             return None
         if job.status == JobStatus.MODERATED:
@@ -487,9 +621,9 @@ class MidjourneyBaseOperator(BaseOperator):
         self.log.info("Reattaching to job %s from an earlier try (status %s)", job_id, job.status)
         return job
 
-    def _find_by_reply_ref(self, reply_ref: str) -> MidjourneyJob | None:
+    def _find_by_reply_ref(self, reply_ref: str, hook: MidjourneyBackendHook | None = None) -> MidjourneyJob | None:
         """A retry without a stored id: look among running jobs for this request's replyRef."""
-        job = self.hook.find_job_by_reply_ref(reply_ref)
+        job = (hook or self.hook).find_job_by_reply_ref(reply_ref)
         if job is not None:
             self.log.info("Found running job %s of an earlier try by its replyRef", job.job_id)
         return job

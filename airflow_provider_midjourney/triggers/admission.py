@@ -242,7 +242,14 @@ class MidjourneyAdmissionTrigger(BaseTrigger):
         except Exception as exc:
             event = {"status": "error", "message": redact(f"Waiting for room broke off: {type(exc).__name__}: {exc}")}
         yield TriggerEvent(
-            {**event, "queued_at": self.queued_at, "attempt": self.attempt, "try_number": self.try_number}
+            {
+                **event,
+                "queued_at": self.queued_at,
+                "attempt": self.attempt,
+                "try_number": self.try_number,
+                # with fallback_conn_ids, the task resumes its chain at this connection
+                "conn_id": self.midjourney_conn_id,
+            }
         )
 
     async def wait(self) -> dict[str, Any]:

@@ -126,7 +126,8 @@ class MidjourneyJobTrigger(BaseTrigger):
         else:
             async with hook:
                 event = await self.safe_wait(hook)
-        yield TriggerEvent(redact_value({**event, "try_number": self.try_number}))
+        # The connection goes with the event: with fallbacks it may not be the operator's first one.
+        yield TriggerEvent(redact_value({**event, "try_number": self.try_number, "conn_id": self.midjourney_conn_id}))
 
     async def safe_wait(self, hook: MidjourneyBackendHook) -> dict[str, Any]:
         """:meth:`wait`, turning any unexpected exception into an ``error`` event (never a raw
