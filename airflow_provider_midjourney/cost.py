@@ -20,12 +20,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MAX_COST_KEYS", "cost_entry", "merge_costs", "number"]
+__all__ = ["MAX_COST_KEYS", "cost_entry", "fast_hours_of_info", "merge_costs", "number"]
 
 #: Keys kept in one ``cost`` dict: a vendor cannot fill the XCom with it.
 MAX_COST_KEYS = 12
 _UNIT = re.compile(r"[a-z][a-z0-9_]{0,23}\Z")
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,23}_(spent|left|total)\Z")
+# Midjourney's /info: "**Fast Time Remaining**: 9.34/15.0 hours (62.27%)". Bounded quantifiers only.
+_NUMBER = r"([0-9]{1,6}(?:\.[0-9]{1,4})?)"
+_FAST_TIME = re.compile(rf"Fast Time Remaining\**:\**\s{{0,4}}{_NUMBER}/{_NUMBER} hours")
 
 
 def number(value: Any) -> float | int | None:
@@ -76,3 +79,12 @@ def merge_costs(*parts: Mapping[str, Any] | None) -> dict[str, float | int] | No
             if isinstance(key, str) and _KEY.match(key) and value is not None:
                 merged[key] = value
     return dict(list(merged.items())[:MAX_COST_KEYS]) or None
+
+
+def fast_hours_of_info(*texts: str | None) -> dict[str, float | int] | None:
+    """Fast hours left and in the plan, from the text of Midjourney's ``/info`` answer; else None."""
+    for text in texts:
+        match = _FAST_TIME.search((text or "")[:8000])
+        if match:
+            return cost_entry("fast_hours", left=match.group(1), total=match.group(2)) or None
+    return None

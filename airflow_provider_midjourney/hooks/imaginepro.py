@@ -90,6 +90,8 @@ CANCEL_BUTTON = "Cancel Job"
 # with Vary (Region) (the SDK's inpainting).
 REMIX_BUTTONS = frozenset({"V1", "V2", "V3", "V4", "🔄", "Vary (Region)"})
 JOB_TIMEOUT_RANGE = (10, 900)
+ACCOUNT_INFO_PATH = "/api/v1/subscription/account-info"
+CREDIT_KEYS = ("credits", "remainingCredits", "remaining_credits", "balance")
 # Entries of the 24-hour history read to find a job by its ref after a lost creation answer.
 HISTORY_SCAN = 20
 
@@ -399,6 +401,27 @@ class ImagineProHook(MidjourneyBackendHook):
                 continue
             if job.reply_ref == reply_ref and job.status != JobStatus.FAILED:
                 return job
+        return None
+
+    # -- cost ------------------------------------------------------------------------------------
+
+    def fetch_balance(self) -> Mapping[str, float | int] | None:
+        """The account's credits, from ``GET /api/v1/subscription/account-info``.
+
+        The contract names the route and that it reports credits, not its answer's shape: the first
+        number found under ``credits`` (or ``remainingCredits``/``balance``), at the top or in
+        ``data``, is taken; anything else reports nothing.
+        """
+        from airflow_provider_midjourney.cost import cost_entry
+
+        payload = self.parse_json(self._request("GET", ACCOUNT_INFO_PATH), "GET", ACCOUNT_INFO_PATH)
+        for scope in (payload, payload.get("data") if isinstance(payload, dict) else None):
+            if not isinstance(scope, dict):
+                continue
+            for key in CREDIT_KEYS:
+                entry = cost_entry("credits", left=scope.get(key))
+                if entry:
+                    return entry
         return None
 
     # -- errors ---------------------------------------------------------------------------------

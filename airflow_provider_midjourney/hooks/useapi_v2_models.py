@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from airflow_provider_midjourney.cost import fast_hours_of_info
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
@@ -164,6 +165,7 @@ class V2Job(_Open):
             error_details=self.errorDetails,
             code=self.code,
             reply_ref=self.replyRef,
+            cost=fast_hours_of_info(self.content) if verb == "info" else None,
         )
 
     def _echoed_prompt(self) -> str | None:

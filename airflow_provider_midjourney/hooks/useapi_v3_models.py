@@ -269,7 +269,17 @@ class Job(OpenModel):
             error_details="; ".join(dict.fromkeys(details)) or None,
             code=self.code,
             reply_ref=self.request.replyRef,
+            cost=self.cost,
         )
+
+    @property
+    def cost(self) -> dict[str, float | int] | None:
+        """What is left on the account, where the job reports it (an ``info`` job's fast hours)."""
+        if str(self.verb) != "info" or not self.response:
+            return None
+        from airflow_provider_midjourney.cost import fast_hours_of_info
+
+        return fast_hours_of_info(*(e.description for e in self.response.embeds), self.response.content)
 
     @property
     def outcome_message(self) -> str:

@@ -8,7 +8,9 @@ Served (shapes from ImaginePro's pages and its official SDK; see the hook's modu
   the message (``status`` QUEUED/PROCESSING/DONE/FAIL, ``progress`` 0-100, one grid ``uri``,
   ``buttons``, ``originatingMessageId``, ``ref``, ``error``);
 * ``GET /api/v1/nova/images`` and ``GET /api/v1/midjourney/images``: the 24-hour history of
-  finished pictures (``{"images": [{id, type, button, prompt, uri, createdAt}]}``), newest first.
+  finished pictures (``{"images": [{id, type, button, prompt, uri, createdAt}]}``), newest first;
+* ``GET /api/v1/subscription/account-info``: ``{"plan", "credits"}``, 1000 credits less 8 per message
+  created (the contract names the route and that it reports credits; the shape is ours).
 
 Each job is a job of the v3 engine (``EmulatorState``), so the knobs (moderation words, never
 finishing, latency, faults, 401) act on these routes too; a ``messageId`` maps to its v3 job.
@@ -49,6 +51,10 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1/"
 NOVA = "/api/v1/nova"
 LEGACY = "/api/v1/midjourney"
+#: The account's credits (the contract names the route; its answer's shape is our guess).
+ACCOUNT_INFO = "/api/v1/subscription/account-info"
+#: Credits of a fresh emulated account, and what each job created on it takes.
+START_CREDITS, CREDITS_PER_JOB = 1000, 8
 BUTTONS = (
     *(f"U{n}" for n in range(1, 5)),
     *(f"V{n}" for n in range(1, 5)),
@@ -241,6 +247,10 @@ class ImagineProRoutes:
             view["error"] = _error_text(snap)
         return view
 
+    def account_info(self) -> dict[str, Any]:
+        left = START_CREDITS - CREDITS_PER_JOB * len(self.messages.by_id)
+        return {"plan": "emulated", "credits": max(0, left)}
+
     def history(self, page: int, size: int) -> dict[str, Any]:
         done = []
         for message_id, record in self.messages.newest_first():
@@ -308,6 +318,10 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
     @router.post(f"{LEGACY}/blend")
     async def blend(request: Request) -> Response:
         return answer(lambda: routes.blend(_body(request)))
+
+    @router.get(ACCOUNT_INFO)
+    async def account_info() -> Response:
+        return answer(routes.account_info)
 
     @router.get("/api/v1/message/fetch/{message_id}")
     @router.get(f"{LEGACY}/message/{{message_id}}")
