@@ -205,6 +205,21 @@ def test_a_moderated_prompt_never_reaches_the_next_connection(emulator, primary:
         assert sent == [422]  # refused at submit, and still not passed over
 
 
+def test_a_prompt_refused_as_moderated_at_submit_is_not_passed_over(emulator) -> None:
+    # A 403 that is a moderation verdict (ImaginePro, Legnext word it so) is not an auth refusal.
+    emulator.fail_next(1, status=403, path_prefix=IP_IMAGINE, method="POST", error="Prompt contains banned words")
+    dr = run_dag(
+        "failover_moderated_403",
+        """
+        MidjourneyImagineOperator(task_id="imagine", prompt="a harmless prompt", poll_interval=0.05,
+                                  midjourney_conn_id="mj_backup", fallback_conn_ids=["midjourney_default"])
+    """,
+    )
+    assert task_states(dr) == {"imagine": "failed"}
+    assert posts(emulator, IP_IMAGINE) == [403]
+    assert posts(emulator, V3_IMAGINE) == []
+
+
 def test_a_backend_lacking_the_capability_is_passed_over_before_any_request(emulator) -> None:
     dr = run_dag(
         "failover_unsupported",
