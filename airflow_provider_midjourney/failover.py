@@ -44,6 +44,7 @@ __all__ = [
     "Prepared",
     "check_fallback_conn_ids",
     "connection_chain",
+    "follow_job",
     "job_reference",
     "pass_over_reason",
 ]
@@ -102,6 +103,19 @@ def job_reference(value: Any) -> tuple[Any, str | None]:
         conn_id = value.get("conn_id")
         return value.get("job_id"), conn_id if isinstance(conn_id, str) and conn_id else None
     return value, None
+
+
+def follow_job(task: Any) -> None:
+    """Point ``task`` (with ``job_id``, ``midjourney_conn_id`` and a cached ``hook``) at the
+    connection of its job, when ``job_id`` is an upstream result that names one; plain ids stay."""
+    job_id, conn_id = job_reference(getattr(task, "job_id", None))
+    if job_id is None:
+        return
+    task.job_id = job_id
+    if conn_id is not None and conn_id != task.midjourney_conn_id:
+        task.log.info("Job %s ran on connection %r: this task uses it too", job_id, conn_id)
+        task.midjourney_conn_id = conn_id
+        task.__dict__.pop("hook", None)  # built for the other connection
 
 
 class Prepared(NamedTuple):

@@ -287,3 +287,22 @@ def test_tasks_on_the_job_follow_its_connection_mapped_too(emulator) -> None:
         assert xcom(dr, "upscale", map_index=index)["conn_id"] == BACKUP
     assert posts(emulator, "/v3/midjourney/jobs/button") == []
     assert posts(emulator, "/api/v1/nova/button") == [200, 200]
+
+
+def test_sensor_and_download_follow_the_job_to_its_connection(emulator, tmp_path) -> None:
+    emulator.fail_next(1, status=402, path_prefix=V3_IMAGINE, method="POST")
+    dr = run_dag(
+        "failover_sensor_download",
+        f"""
+        submit = MidjourneyImagineOperator(task_id="submit", prompt="watch me", wait_for_completion=False,
+                                           fallback_conn_ids=["mj_backup"])
+        watch = MidjourneyJobSensor(task_id="watch", job_id=submit.output, poll_interval=0.05)
+        MidjourneyDownloadOperator(task_id="fetch", job_id=watch.output, kind="grid",
+                                   destination={str(tmp_path)!r})
+    """,
+    )
+    assert task_states(dr) == {"submit": "success", "watch": "success", "fetch": "success"}
+    assert xcom(dr, "submit")["conn_id"] == BACKUP
+    assert xcom(dr, "watch")["conn_id"] == BACKUP
+    assert len(xcom(dr, "fetch")) == 1
+    assert not [r for r in emulator.requests if r.method == "GET" and r.path.startswith("/v3/midjourney/jobs/")]

@@ -86,7 +86,8 @@ class MidjourneyDownloadOperator(BaseOperator):
     Declares the destination as an ``Asset`` outlet (see :func:`destination_asset`) unless
     ``outlets`` is given; the asset event's ``extra`` lists the stored URIs.
 
-    :param job_id: a completed job (``imagine.output["job_id"]``). Optional with ``urls``.
+    :param job_id: a completed job (``imagine.output["job_id"]``), or the task's whole result
+        (``imagine.output``: fetched on the connection that ran it). Optional with ``urls``.
     :param destination: a directory: an ``ObjectStoragePath`` or a URI (``file:///data/mj/{{ ds }}/``,
         ``s3://bucket/prefix/``, ``memory://x/``, a plain local path). Templated.
     :param kind: ``images`` (the job's separate pictures; where the API gives only the grid, as
@@ -147,6 +148,9 @@ class MidjourneyDownloadOperator(BaseOperator):
         return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_provider_midjourney.failover import follow_job
+
+        follow_job(self)  # job_id=imagine.output: fetch from the connection that ran the job
         if self.kind not in KINDS:
             raise MidjourneyInvalidRequestError(f"kind: must be one of {', '.join(KINDS)}, got {self.kind!r}")
         urls = self._checked_urls()

@@ -39,7 +39,7 @@ from airflow_provider_midjourney.failover import (
     ConnectionChain,
     check_fallback_conn_ids,
     connection_chain,
-    job_reference,
+    follow_job,
 )
 from airflow_provider_midjourney.jobstore import STATE_KEY, JobStore, job_store_for
 from airflow_provider_midjourney.links import MidjourneyImageLink
@@ -467,17 +467,10 @@ class MidjourneyBaseOperator(BaseOperator):
         """A task on a job given as the upstream result (``job_id=imagine.output``) runs on the
         connection that ran that job; a plain id keeps ``midjourney_conn_id``. Either way a job's
         follow-up is never sent to a fallback connection: the job exists only where it was made."""
-        job_id, conn_id = job_reference(getattr(self, "job_id", None))
-        if job_id is None:
-            return
-        self.job_id = job_id
-        if conn_id is not None and conn_id != self.midjourney_conn_id:
-            self.log.info("Job %s ran on connection %r: this task uses it too", job_id, conn_id)
-            self.midjourney_conn_id = conn_id
-            self.__dict__.pop("hook", None)
-        if self.fallback_conn_ids:
+        follow_job(self)
+        if self.fallback_conn_ids and getattr(self, "job_id", None):
             self.log.info(
-                "fallback_conn_ids not used: this task acts on job %s, which exists on one connection", job_id
+                "fallback_conn_ids not used: this task acts on job %s, which exists on one connection", self.job_id
             )
             self.fallback_conn_ids = None
 
@@ -648,6 +641,8 @@ class MidjourneyButtonOperator(MidjourneyBaseOperator):
     """Press a button (U1-U4, V1-V4, zoom, pan, 🔄...) of a completed job.
 
     U1-U4 run once per parent: pressing one again returns the existing upscale, which is success.
+    ``job_id`` may be the parent task's whole result (``imagine.output``): the button is then
+    pressed on the connection that ran the parent (its ``conn_id``; docs/failover.md).
     """
 
     template_fields: Sequence[str] = ("job_id", "button", "prompt", "mask", *MidjourneyBaseOperator.template_fields)
@@ -715,7 +710,10 @@ class MidjourneyDescribeOperator(MidjourneyBaseOperator):
 
 
 class MidjourneySeedOperator(MidjourneyBaseOperator):
-    """``/seed``: the seed of a completed image job (``result["seed"]``)."""
+    """``/seed``: the seed of a completed image job (``result["seed"]``).
+
+    ``job_id`` may be the parent task's whole result, as for :class:`MidjourneyButtonOperator`.
+    """
 
     template_fields: Sequence[str] = ("job_id", *MidjourneyBaseOperator.template_fields)
 

@@ -36,7 +36,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
     Deferrable by default (the same trigger as the operators). ``soft_fail=True`` turns a failed
     or moderated job, and a timeout, into a skip.
 
-    :param job_id: the backend's job id (templated; e.g. ``imagine.output["job_id"]``).
+    :param job_id: the backend's job id (templated; e.g. ``imagine.output["job_id"]``), or the
+        submitting task's whole result (``submit.output``): the job is then watched on the
+        connection that runs it (its ``conn_id``), whatever ``midjourney_conn_id`` says.
     :param poll_interval: seconds between polls (also the poke interval when not deferrable).
     :param max_consecutive_errors: optional bound on transient polling errors in a row.
     :param transient_error_timeout: seconds of transient polling errors in a row before giving up.
@@ -83,6 +85,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
         return hook_for_connection(self.midjourney_conn_id)
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_midjourney.failover import follow_job
+
+        follow_job(self)  # job_id=submit.output: watch the job on the connection that runs it
         if not self.deferrable:
             return super().execute(context)
         if (done := self.poke(context)) and isinstance(done, PokeReturnValue):
@@ -134,8 +139,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
         from airflow_provider_midjourney.triggers.midjourney import result_from_event
 
         try:
-            self.midjourney_result: dict[str, Any] | None = result_from_event(event)
-            return self.midjourney_result
+            result = {**result_from_event(event), "conn_id": self.midjourney_conn_id}
+            self.midjourney_result: dict[str, Any] | None = result
+            return result
         except MidjourneyJobError as exc:
             # Handled here, not only by BaseSensorOperator, because the first poke and the
             # deferred resume run outside its poke loop.
