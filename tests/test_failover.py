@@ -306,3 +306,73 @@ def test_sensor_and_download_follow_the_job_to_its_connection(emulator, tmp_path
     assert xcom(dr, "watch")["conn_id"] == BACKUP
     assert len(xcom(dr, "fetch")) == 1
     assert not [r for r in emulator.requests if r.method == "GET" and r.path.startswith("/v3/midjourney/jobs/")]
+
+
+def test_example_failover_dag_runs_on_the_third_connection(emulator, monkeypatch, tmp_path) -> None:
+    """The example's chain on three emulator dialects: useapi v3 answers 402, ImaginePro 401, and the
+    self-hosted midjourney-proxy runs the job, its upscales and its download."""
+    from airflow_provider_midjourney.hooks.midjourney_proxy import MidjourneyProxyHook
+    from tests.conftest import example_dag
+
+    def conn(conn_type: str, **extra: str) -> str:
+        return json.dumps({"conn_type": conn_type, "host": emulator.base_url, "password": TOKEN, "extra": extra})
+
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_PRIMARY", conn("midjourney"))
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_BACKUP", conn("imaginepro", job_timeout="120"))
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_SELFHOSTED", conn("midjourney_proxy"))
+    monkeypatch.setenv("MIDJOURNEY_DESTINATION", tmp_path.as_uri())
+    MidjourneyProxyHook.forget_probes()
+    emulator.fail_next(1, status=402, path_prefix=V3_IMAGINE, method="POST")
+    emulator.fail_next(1, status=401, path_prefix=IP_IMAGINE, method="POST", error="Invalid API key")
+    dr = example_dag("midjourney_failover").test()
+    assert task_states(dr) == {
+        "imagine": "success",
+        "upscale[0]": "success",
+        "upscale[1]": "success",
+        "download": "success",
+    }
+    result = xcom(dr, "imagine")
+    assert (result["conn_id"], result["backend"]) == ("midjourney_selfhosted", "midjourney_proxy")
+    assert posts(emulator, V3_IMAGINE) == [402] and posts(emulator, IP_IMAGINE) == [401]
+    assert len(emulator.created_jobs("imagine")) == 1
+    assert {xcom(dr, "upscale", map_index=i)["conn_id"] for i in (0, 1)} == {"midjourney_selfhosted"}
+    assert len(xcom(dr, "download")) == 1
+
+
+def test_the_asset_event_carries_the_job_its_connection_and_cost(emulator) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dr = run_dag(
+        "failover_asset_cost",
+        """
+        from airflow.sdk import Asset
+        MidjourneyImagineOperator(task_id="imagine", prompt="an asset", poll_interval=0.05,
+                                  midjourney_conn_id="mj_backup", outlets=[Asset("midjourney://failover/cost")])
+    """,
+    )
+    assert task_states(dr) == {"imagine": "success"}
+    result = xcom(dr, "imagine")
+    with create_session() as session:
+        [event] = session.query(AssetEvent).filter_by(source_dag_id="failover_asset_cost").all()
+        extra = dict(event.extra)
+    assert extra["job_id"] == result["job_id"] and extra["conn_id"] == BACKUP and extra["backend"] == "imaginepro"
+    assert extra["cost"] == result["cost"] and isinstance(extra["cost"]["credits_left"], int)
+
+
+def test_cost_values_from_vendors_are_bounded_numbers() -> None:
+    from airflow_provider_midjourney.cost import cost_entry, fast_hours_of_info, merge_costs
+
+    assert cost_entry("credits", spent="16", left=984.0, total=None) == {"credits_spent": 16, "credits_left": 984}
+    assert cost_entry("quota", spent=float("nan"), left="lots", total=True) == {}
+    assert merge_costs({"credits_left": 3, "evil": "x", "points_spent": "1e400"}, None, {"credits_left": 2}) == {
+        "credits_left": 2
+    }
+    assert merge_costs(None, {}) is None
+    assert fast_hours_of_info("**Fast Time Remaining**: 0.5/15.0 hours (3%)") == {
+        "fast_hours_left": 0.5,
+        "fast_hours_total": 15,
+    }
+    assert fast_hours_of_info("Fast Time Remaining: " + "9" * 10_000) is None
+    with pytest.raises(ValueError, match="unit"):
+        cost_entry("Credits!")

@@ -66,7 +66,7 @@ def account_balance(conn_id: str, log: logging.Logger) -> Mapping[str, Any] | No
 def annotate_outlets(context: Any, outlets: Iterable[Any], result: dict[str, Any], log: logging.Logger) -> None:
     """The job, its connection and its cost in the events of the task's asset outlets."""
     events = context.get("outlet_events") if hasattr(context, "get") else None
-    if not events:
+    if events is None:  # not "not events": Airflow's accessors are empty until first indexed
         return
     extra = {key: result[key] for key in ("job_id", "conn_id", "backend", "cost") if result.get(key) is not None}
     for outlet in outlets or ():
