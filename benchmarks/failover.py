@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import TOKEN, isolate_airflow_home  # noqa: E402
+from _common import TOKEN, isolate_airflow_home
 
 MAX_ROUNDS = 200
 

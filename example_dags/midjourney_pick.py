@@ -47,9 +47,11 @@ with DAG(
         task_id="pick", job=imagine.output, defaults=["U1"], response_timeout=timedelta(days=1)
     )
     # pick.output is a plain list such as ["U1", "U3"]: one upscale task per chosen button.
+    # job_id=imagine.output (the whole result): the buttons are pressed on the connection that ran
+    # the imagine job, also when it came from one of its fallback_conn_ids (docs/failover.md).
     upscale = MidjourneyButtonOperator.partial(
         task_id="upscale",
-        job_id=imagine.output["job_id"],
+        job_id=imagine.output,
         midjourney_conn_id="midjourney_default",
         poll_interval=POLL_INTERVAL,
     ).expand(button=pick.output)
@@ -58,5 +60,5 @@ with DAG(
         midjourney_conn_id="midjourney_default",
         destination=DESTINATION.rstrip("/") + "/{{ dag_run.run_after | ds }}/pick/",
         contact_sheet=False,
-    ).expand(job_id=upscale.output.map(lambda result: result["job_id"]))
+    ).expand(job_id=upscale.output)
     imagine >> pick >> upscale >> download

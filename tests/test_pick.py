@@ -116,6 +116,8 @@ def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -
     }
     pressed = [job["request"]["button"] for job in emulator.created_jobs("button")]
     assert sorted(pressed) == ["U1", "U3"]
+    # the upscales and downloads followed the imagine job's connection (its result's conn_id)
+    assert {xcom(dag_run, "upscale", map_index=n)["conn_id"] for n in range(2)} == {imagine["conn_id"]}
     files = [xcom(dag_run, "download", map_index=n)[0]["uri"] for n in range(2)]
     assert all(uri.endswith(".png") for uri in files)
 
