@@ -34,6 +34,7 @@ from airflow_provider_midjourney.failover import (
 from airflow_provider_midjourney.hooks.imaginepro import ImagineProCreditsError
 from airflow_provider_midjourney.operators import MidjourneyImagineOperator
 from tests.conftest import TOKEN
+from tests.test_admission import full_account  # noqa: F401 - the fixture, shared
 from tests.test_operators import run_dag, task_states, xcom
 
 V3_IMAGINE = "/v3/midjourney/jobs/imagine"
@@ -376,3 +377,21 @@ def test_cost_values_from_vendors_are_bounded_numbers() -> None:
     assert fast_hours_of_info("Fast Time Remaining: " + "9" * 10_000) is None
     with pytest.raises(ValueError, match="unit"):
         cost_entry("Credits!")
+
+
+@pytest.mark.usefixtures("full_account")
+def test_a_full_account_on_the_fallback_is_waited_for_there_and_the_chain_resumes_at_it(emulator) -> None:
+    # ImaginePro refuses (402), useapi v3 is full (429): the task waits for room on v3 in the
+    # triggerer, and once woken submits there, not again on ImaginePro (which would now accept).
+    emulator.fail_next(1, status=402, path_prefix=IP_IMAGINE, method="POST")
+    dr = run_dag(
+        "failover_then_admission",
+        """
+        MidjourneyImagineOperator(task_id="imagine", prompt="wait for room", poll_interval=0.1,
+                                  midjourney_conn_id="mj_backup", fallback_conn_ids=["midjourney_default"])
+    """,
+    )
+    assert task_states(dr) == {"imagine": "success"}
+    assert xcom(dr, "imagine")["conn_id"] == "midjourney_default"
+    assert posts(emulator, IP_IMAGINE) == [402]
+    assert posts(emulator, V3_IMAGINE) == [201, 429, 201]  # the blocker, the busy answer, the task's job
