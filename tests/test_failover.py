@@ -39,6 +39,7 @@ from tests.test_operators import run_dag, task_states, xcom
 
 V3_IMAGINE = "/v3/midjourney/jobs/imagine"
 IP_IMAGINE = "/api/v1/nova/imagine"
+TTAPI_IMAGINE = "/midjourney/v1/imagine"
 BACKUP = "mj_backup"
 
 
@@ -310,20 +311,20 @@ def test_sensor_and_download_follow_the_job_to_its_connection(emulator, tmp_path
 
 
 def test_example_failover_dag_runs_on_the_third_connection(emulator, monkeypatch, tmp_path) -> None:
-    """The example's chain on three emulator dialects: useapi v3 answers 402, ImaginePro 401, and the
-    self-hosted midjourney-proxy runs the job, its upscales and its download."""
+    """The example's chain on three emulator dialects: TTAPI answers 402 (no quota), ImaginePro 401,
+    and the self-hosted midjourney-proxy runs the job, its upscales and its download."""
     from airflow_provider_midjourney.hooks.midjourney_proxy import MidjourneyProxyHook
     from tests.conftest import example_dag
 
     def conn(conn_type: str, **extra: str) -> str:
         return json.dumps({"conn_type": conn_type, "host": emulator.base_url, "password": TOKEN, "extra": extra})
 
-    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_PRIMARY", conn("midjourney"))
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_PRIMARY", conn("ttapi"))
     monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_BACKUP", conn("imaginepro", job_timeout="120"))
     monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_SELFHOSTED", conn("midjourney_proxy"))
     monkeypatch.setenv("MIDJOURNEY_DESTINATION", tmp_path.as_uri())
     MidjourneyProxyHook.forget_probes()
-    emulator.fail_next(1, status=402, path_prefix=V3_IMAGINE, method="POST")
+    emulator.fail_next(1, status=402, path_prefix=TTAPI_IMAGINE, method="POST", error="insufficient quota")
     emulator.fail_next(1, status=401, path_prefix=IP_IMAGINE, method="POST", error="Invalid API key")
     dr = example_dag("midjourney_failover").test()
     assert task_states(dr) == {
@@ -334,7 +335,7 @@ def test_example_failover_dag_runs_on_the_third_connection(emulator, monkeypatch
     }
     result = xcom(dr, "imagine")
     assert (result["conn_id"], result["backend"]) == ("midjourney_selfhosted", "midjourney_proxy")
-    assert posts(emulator, V3_IMAGINE) == [402] and posts(emulator, IP_IMAGINE) == [401]
+    assert posts(emulator, TTAPI_IMAGINE) == [402] and posts(emulator, IP_IMAGINE) == [401]
     assert len(emulator.created_jobs("imagine")) == 1
     assert {xcom(dr, "upscale", map_index=i)["conn_id"] for i in (0, 1)} == {"midjourney_selfhosted"}
     assert len(xcom(dr, "download")) == 1
