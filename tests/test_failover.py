@@ -34,8 +34,8 @@ from airflow_provider_midjourney.failover import (
 from airflow_provider_midjourney.hooks.imaginepro import ImagineProCreditsError
 from airflow_provider_midjourney.operators import MidjourneyImagineOperator
 from tests.conftest import TOKEN
+from tests.dag_runs import run_dag, task_states, xcom
 from tests.test_admission import full_account  # noqa: F401 - the fixture, shared
-from tests.test_operators import run_dag, task_states, xcom
 
 V3_IMAGINE = "/v3/midjourney/jobs/imagine"
 IP_IMAGINE = "/api/v1/nova/imagine"

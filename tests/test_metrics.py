@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TOKEN
-from tests.test_operators import run_dag, task_states
+from tests.dag_runs import run_dag, task_states
 
 pytest.importorskip("statsd", reason="StatsD metrics need the statsd package (the test extra installs it)")
 
