@@ -1,0 +1,180 @@
+"""Video operators: refusals before any HTTP call, the useapi v3 translation, and dag.test() runs with
+stored .mp4 files (the other backends' video runs sit with their backend tests)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_midjourney.exceptions import (
+    AirflowSkipException,
+    MidjourneyInvalidRequestError,
+    MidjourneyUnsupportedError,
+)
+from airflow_provider_midjourney.operators import MidjourneyVideoExtendOperator, MidjourneyVideoOperator
+from airflow_provider_midjourney.testing import MidjourneyEmulator
+from airflow_provider_midjourney.testing.images import mp4_bytes
+from tests.conftest import TOKEN
+from tests.task_context import task_context
+from tests.test_operators import run_dag, task_states, xcom
+
+PARENT = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
+
+
+def mp4_boxes(data: bytes) -> list[bytes]:
+    """The top-level ISO-BMFF box types of ``data`` (each box's length must add up exactly)."""
+    kinds, offset = [], 0
+    while offset < len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        assert size >= 8, f"box {kind!r} at {offset} has size {size}"
+        kinds.append(kind)
+        offset += size
+    assert offset == len(data)
+    return kinds
+
+
+def assert_stored_mp4s(files: list[dict[str, Any]], count: int) -> None:
+    assert len(files) == count
+    for stored in files:
+        assert stored["content_type"] == "video/mp4" and stored["uri"].endswith(".mp4")
+        data = Path(stored["uri"].removeprefix("file://")).read_bytes()
+        assert mp4_boxes(data) == [b"ftyp", b"free", b"moov", b"mdat"]
+
+
+def test_emulator_mp4_is_a_whole_iso_bmff_file() -> None:
+    data = mp4_bytes("some/clip")
+    assert mp4_boxes(data) == [b"ftyp", b"free", b"moov", b"mdat"] and data != mp4_bytes("other/clip")
+    # the one chunk offset points at the sample inside mdat
+    stco = data.index(b"stco")
+    (offset,) = struct.unpack(">I", data[stco + 12 : stco + 16])
+    assert data[offset - 4 : offset] == b"mdat"
+
+
+# -- refused before any HTTP call ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({}, "start frame either"),
+        ({"job_id": PARENT}, "index"),
+        ({"job_id": PARENT, "index": 5}, "index"),
+        ({"image": "ftp://x/a.png"}, "image"),
+        ({"image": "https://x/a.png", "motion": "fast"}, "motion"),
+        ({"image": "https://x/a.png", "resolution": "4k"}, "resolution"),
+        ({"image": "https://x/a.png", "batch_size": 3}, "batch_size"),
+        ({"image": "https://x/a.png", "loop": True, "end_image": "https://x/b.png"}, "exclusive"),
+    ],
+)
+def test_video_operator_refuses_bad_input_naming_the_field(
+    midjourney_conn: str, emulator: MidjourneyEmulator, kwargs: dict[str, Any], field: str
+) -> None:
+    op = MidjourneyVideoOperator(task_id="t", **kwargs)
+    with pytest.raises(MidjourneyInvalidRequestError, match=field):
+        op.execute(task_context())  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+def test_extend_operator_refuses_bad_index(midjourney_conn: str, emulator: MidjourneyEmulator) -> None:
+    op = MidjourneyVideoExtendOperator(task_id="t", job_id=PARENT, index=0)
+    with pytest.raises(MidjourneyInvalidRequestError, match="index"):
+        op.execute(task_context())  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("api_version", ["v2", "v1"])
+def test_useapi_v2_refuses_video_before_http_or_skips(
+    emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatch, api_version: str
+) -> None:
+    extra = {"api_version": api_version, "server": "1234567890123456789", "channel": "1234567890123456789"}
+    conn = {"conn_type": "midjourney_useapi_v2", "host": emulator.base_url, "password": TOKEN, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_V2", json.dumps(conn))
+    for op in (
+        MidjourneyVideoOperator(task_id="t", image="https://x/a.png", midjourney_conn_id="v2"),
+        MidjourneyVideoExtendOperator(task_id="t", job_id=PARENT, index=1, midjourney_conn_id="v2"),
+    ):
+        with pytest.raises(MidjourneyUnsupportedError, match="video"):
+            op.execute(task_context())  # type: ignore[arg-type]
+    skipping = MidjourneyVideoOperator(
+        task_id="t", image="https://x/a.png", midjourney_conn_id="v2", if_unsupported="skip"
+    )
+    with pytest.raises(AirflowSkipException, match="if_unsupported='skip'"):
+        skipping.execute(task_context())  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+def test_video_fields_are_templated() -> None:
+    assert {"job_id", "index", "image", "prompt", "motion", "end_image", "resolution"} <= set(
+        MidjourneyVideoOperator.template_fields
+    )
+    assert {"job_id", "index", "prompt", "motion"} <= set(MidjourneyVideoExtendOperator.template_fields)
+
+
+def test_useapi_v3_refuses_resolution_and_extend_prompt_before_http(
+    midjourney_conn: str, emulator: MidjourneyEmulator
+) -> None:
+    video = MidjourneyVideoOperator(task_id="t", image="https://x/a.png", resolution="hd")
+    with pytest.raises(MidjourneyInvalidRequestError, match="resolution"):
+        video.execute(task_context())  # type: ignore[arg-type]
+    extend = MidjourneyVideoExtendOperator(task_id="t", job_id=PARENT, index=1, prompt="more")
+    with pytest.raises(MidjourneyInvalidRequestError, match="prompt"):
+        extend.execute(task_context())  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+# -- useapi v3: the translation -----------------------------------------------------------------
+
+
+def test_useapi_v3_image_url_becomes_a_video_prompt(hook, emulator: MidjourneyEmulator) -> None:
+    from airflow_provider_midjourney.video_requests import VideoRequest
+
+    request = VideoRequest.build(
+        image="https://e.x/start.png", prompt="waves", motion="high", end_image="https://e.x/end.png", batch_size=2
+    )
+    job = hook.submit_job(request)
+    [post] = emulator.requests_to("POST", "/v3/midjourney/jobs/imagine")
+    assert post.json is not None
+    assert post.json["prompt"] == "https://e.x/start.png waves --video --motion high --end https://e.x/end.png --bs 2"
+    assert job.verb == "imagine"
+
+
+# -- dag.test() ---------------------------------------------------------------------------------
+
+dag_test = pytest.mark.usefixtures("airflow_db", "midjourney_conn")
+
+
+@dag_test
+def test_dag_useapi_v3_animate_extend_and_download(emulator: MidjourneyEmulator, tmp_path: Path) -> None:
+    dr = run_dag(
+        "v3_video",
+        f"""
+        imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a red fox", poll_interval=0.05)
+        animate = MidjourneyVideoOperator(task_id="animate", job_id=imagine.output["job_id"], index=2,
+                                          prompt="runs through snow", motion="high", poll_interval=0.05)
+        clip = MidjourneyButtonOperator(task_id="clip", job_id=animate.output["job_id"], button="U3",
+                                        poll_interval=0.05)
+        extend = MidjourneyVideoExtendOperator(task_id="extend", job_id=clip.output["job_id"], index=1,
+                                               motion="low", poll_interval=0.05)
+        download = MidjourneyDownloadOperator(task_id="download", job_id=animate.output["job_id"], kind="videos",
+                                              destination={str(tmp_path / "v")!r}, contact_sheet=True)
+        imagine >> animate >> [clip, download]
+        clip >> extend
+    """,
+    )
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    animate = xcom(dr, "animate")
+    assert animate["backend"] == "useapi_v3" and len(animate["video_urls"]) == 4 and animate["image_urls"] == []
+    start = xcom(dr, "imagine")["image_urls"][1]
+    [post] = [r for r in emulator.requests_to("POST", "/v3/midjourney/jobs/imagine") if "--video" in r.json["prompt"]]
+    assert post.json["prompt"] == f"{start} runs through snow --video --motion high"
+    [extend_post] = [r for r in emulator.requests_to("POST", "/v3/midjourney/jobs/button") if "Extend" in str(r.json)]
+    assert extend_post.json["button"] == "Extend (Low motion)"
+    assert len(xcom(dr, "extend")["video_urls"]) == 4
+    files = xcom(dr, "download")
+    assert_stored_mp4s(files, 4)
+    sheet = (tmp_path / "v" / "index.html").read_text()
+    assert sheet.count("<video ") == 4
