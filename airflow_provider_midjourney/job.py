@@ -34,6 +34,7 @@ class MidjourneyJob:
         ``crops`` (the vendor's separate pictures of a grid, not upscaled) or ``cuts`` (our own cut of
         the grid); None where the backend does not say.
     :param reply_ref: the reference our task sent with the job (finds it again after a lost answer).
+    :param expired: the vendor has purged the job's files (Apiframe after 24 h): its URLs are dead.
     """
 
     job_id: str
@@ -55,6 +56,7 @@ class MidjourneyJob:
     error_details: str | None = None
     code: int | None = None
     reply_ref: str | None = None
+    expired: bool = False
 
     @property
     def is_terminal(self) -> bool:
