@@ -154,7 +154,7 @@ def test_imagine_upsample_pan_and_video(hook: ApiframeHook, emulator: Midjourney
     [post] = emulator.requests_to("POST", GENERATE)
     assert post.json == {"model": "midjourney", "prompt": "a lighthouse", "midjourneyParams": {"aspect_ratio": "3:2"}}
     up = wait_done(hook, emulator, hook.submit_job(ButtonRequest.build(job_id=grid.job_id, button="U3")).job_id)
-    assert (up.verb == "button" and up.image_urls == [grid.image_urls[2].replace("0_2", "0_0")]) or len(up.image_urls) == 1
+    assert up.verb == "button" and len(up.image_urls) == 1 and up.image_urls[0] not in grid.image_urls
     pan = wait_done(hook, emulator, hook.submit_job(ButtonRequest.build(job_id=up.job_id, button="⬅️")).job_id)
     assert len(pan.image_urls) == 4
     clip = hook.submit_job(VideoRequest.build(job_id=grid.job_id, index=2, prompt="waves", motion="high"))
@@ -280,7 +280,7 @@ def test_expired_files_give_a_clear_error(hook: ApiframeHook, emulator: Midjourn
     job = wait_done(hook, emulator, hook.submit_job(ImagineRequest.build(prompt="a cat")).job_id)
     expire(emulator, job.job_id)
     op = MidjourneyDownloadOperator(task_id="d", job_id=job.job_id, destination=str(tmp_path), midjourney_conn_id=CONN)
-    with pytest.raises(MidjourneyDownloadError, match="expired.*24 hours"):
+    with pytest.raises(MidjourneyDownloadError, match=r"expired.*24 hours"):
         op.execute(task_context())  # type: ignore[arg-type]
     assert not [r for r in emulator.requests if r.path.startswith("/cdn/")]
 
