@@ -178,3 +178,126 @@ def test_dag_useapi_v3_animate_extend_and_download(emulator: MidjourneyEmulator,
     assert_stored_mp4s(files, 4)
     sheet = (tmp_path / "v" / "index.html").read_text()
     assert sheet.count("<video ") == 4
+
+
+# -- ImaginePro ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def imaginepro_conn(emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    conn = {"conn_type": "imaginepro", "host": emulator.base_url, "password": TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGINEPRO_DEFAULT", json.dumps(conn))
+    return "imaginepro_default"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"image": "https://e.x/a.png", "prompt": "p"}, "end_image"),
+        ({"image": "https://e.x/a.png", "loop": True}, "prompt"),
+        ({"image": "https://e.x/a.png", "prompt": "p", "loop": True, "motion": "high"}, "motion"),
+        ({"image": "https://e.x/a.png", "prompt": "p", "loop": True, "resolution": "hd"}, "resolution"),
+    ],
+)
+def test_imaginepro_refuses_what_its_video_lacks(
+    imaginepro_conn: str, emulator: MidjourneyEmulator, kwargs: dict[str, Any], field: str
+) -> None:
+    op = MidjourneyVideoOperator(task_id="t", midjourney_conn_id=imaginepro_conn, **kwargs)
+    with pytest.raises(MidjourneyInvalidRequestError, match=field):
+        op.execute(task_context())  # type: ignore[arg-type]
+    extend = MidjourneyVideoExtendOperator(task_id="t", job_id="d15c1541-229a", index=1, midjourney_conn_id="x")
+    assert extend.job_id  # an image job's id is refused as a video parent:
+    extend.midjourney_conn_id = imaginepro_conn
+    with pytest.raises(MidjourneyInvalidRequestError, match="not a video job"):
+        extend.execute(task_context())  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+@pytest.mark.usefixtures("airflow_db", "imaginepro_conn")
+def test_dag_imaginepro_animate_extend_and_download(emulator: MidjourneyEmulator, tmp_path: Path) -> None:
+    opts = 'midjourney_conn_id="imaginepro_default", poll_interval=0.05'
+    dr = run_dag(
+        "ip_video",
+        f"""
+        imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a red fox", {opts})
+        up = MidjourneyButtonOperator(task_id="u2", job_id=imagine.output["job_id"], button="U2", {opts})
+        animate = MidjourneyVideoOperator(task_id="animate", job_id=up.output["job_id"], index=1,
+                                          prompt="runs through snow", loop=True, {opts})
+        extend = MidjourneyVideoExtendOperator(task_id="extend", job_id=animate.output["job_id"], index=3, {opts})
+        download = MidjourneyDownloadOperator(task_id="download", job_id=extend.output["job_id"], kind="videos",
+                                              destination={str(tmp_path / "v")!r},
+                                              midjourney_conn_id="imaginepro_default")
+        imagine >> up >> animate >> extend >> download
+    """,
+    )
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    animate = xcom(dr, "animate")
+    assert animate["job_id"].startswith("mjvideo-") and len(animate["video_urls"]) == 4
+    [generate] = emulator.requests_to("POST", "/api/v1/video/mj/generate")
+    upscaled = xcom(dr, "u2")["image_urls"][0]
+    assert generate.json is not None and generate.json.pop("ref").startswith("airflow:ip_video/")
+    assert generate.json == {"prompt": "runs through snow", "startFrameUrl": upscaled, "endFrameUrl": upscaled}
+    [extend] = emulator.requests_to("POST", "/api/v1/video/mj/extend")
+    assert extend.json is not None and extend.json.pop("ref")
+    assert extend.json == {"messageId": animate["job_id"].removeprefix("mjvideo-"), "index": 2}  # 0-based
+    assert emulator.requests_to("GET", "/api/v1/video/mj/fetch/")
+    assert_stored_mp4s(xcom(dr, "download"), 4)
+
+
+# -- midjourney-proxy ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy_flavour(emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    from airflow_provider_midjourney.hooks.midjourney_proxy import MidjourneyProxyHook
+    from airflow_provider_midjourney.testing.midjourney_proxy import proxy_routes
+
+    routes = proxy_routes(emulator)
+    routes.reset()
+    routes.superset = request.param == "superset"
+    MidjourneyProxyHook.forget_probes()
+    conn = {"conn_type": "midjourney_proxy", "host": emulator.base_url, "password": TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_PROXY", json.dumps(conn))
+    yield routes
+    routes.reset()
+    MidjourneyProxyHook.forget_probes()
+
+
+@pytest.mark.parametrize("proxy_flavour", ["original"], indirect=True)
+def test_proxy_original_refuses_video_before_it_creates_anything(proxy_flavour: Any, emulator) -> None:
+    for op in (
+        MidjourneyVideoOperator(task_id="t", image="https://e.x/a.png", prompt="p", midjourney_conn_id="proxy"),
+        MidjourneyVideoExtendOperator(task_id="t", job_id="1234567890", prompt="p", midjourney_conn_id="proxy"),
+    ):
+        with pytest.raises(MidjourneyUnsupportedError, match="video"):
+            op.execute(task_context())  # type: ignore[arg-type]
+    # only the capability probes were sent (no submit)
+    assert not emulator.requests_to("POST", "/mj/submit/")
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("proxy_flavour", ["superset"], indirect=True)
+def test_dag_proxy_superset_animate_extend_and_download(proxy_flavour: Any, emulator, tmp_path: Path) -> None:
+    opts = 'midjourney_conn_id="proxy", poll_interval=0.05'
+    dr = run_dag(
+        "proxy_video",
+        f"""
+        imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a red fox", {opts})
+        animate = MidjourneyVideoOperator(task_id="animate", job_id=imagine.output["job_id"], index=4,
+                                          prompt="runs", motion="high", batch_size=2, {opts})
+        extend = MidjourneyVideoExtendOperator(task_id="extend", job_id=animate.output["job_id"], index=2,
+                                               prompt="and jumps", {opts})
+        download = MidjourneyDownloadOperator(task_id="download", job_id=animate.output["job_id"], kind="videos",
+                                              destination={str(tmp_path / "v")!r}, midjourney_conn_id="proxy")
+        imagine >> animate >> [extend, download]
+    """,
+    )
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    animate = xcom(dr, "animate")
+    assert animate["backend"] == "midjourney_proxy" and animate["image_urls"] == [] and len(animate["video_urls"]) == 4
+    first, second = emulator.requests_to("POST", "/mj/submit/video")
+    assert first.json is not None and second.json is not None and first.json.pop("state") and second.json.pop("state")
+    start = xcom(dr, "imagine")["image_urls"][3]
+    assert first.json == {"prompt": "runs", "motion": "high", "image": start, "batchSize": 2}
+    assert second.json == {"prompt": "and jumps", "action": "extend", "taskId": animate["job_id"], "index": 2}
+    assert_stored_mp4s(xcom(dr, "download"), 4)
