@@ -4,7 +4,9 @@ stored .mp4 files (the other backends' video runs sit with their backend tests).
 from __future__ import annotations
 
 import json
+import re
 import struct
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from airflow_provider_midjourney.exceptions import (
 from airflow_provider_midjourney.operators import MidjourneyVideoExtendOperator, MidjourneyVideoOperator
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import mp4_bytes
+from tests.airflow_api import airflow_api  # noqa: F401 - the fixture
 from tests.conftest import TOKEN
 from tests.task_context import task_context
 from tests.test_operators import run_dag, task_states, xcom
@@ -301,3 +304,45 @@ def test_dag_proxy_superset_animate_extend_and_download(proxy_flavour: Any, emul
     assert first.json == {"prompt": "runs", "motion": "high", "image": start, "batchSize": 2}
     assert second.json == {"prompt": "and jumps", "action": "extend", "taskId": animate["job_id"], "index": 2}
     assert_stored_mp4s(xcom(dr, "download"), 4)
+
+
+# -- the example DAG and the gallery -----------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    __import__("airflow_provider_midjourney.operators.pick", fromlist=["x"]).HITL_UNAVAILABLE is not None,
+    reason="the pick needs Airflow's human-in-the-loop (>= 3.1) and dag.test() answering it (>= 3.3)",
+)
+@pytest.mark.usefixtures("airflow_db", "midjourney_conn")
+def test_example_dag_animates_the_chosen_picture_and_the_gallery_plays_it(
+    emulator: MidjourneyEmulator,
+    airflow_api: Any,  # noqa: F811 - the fixture from tests.airflow_api
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.airflow_api import auth
+    from tests.conftest import example_dag
+    from tests.test_pick import Answerer
+
+    monkeypatch.setenv("MIDJOURNEY_DESTINATION", f"file://{tmp_path}")
+    dag = example_dag("midjourney_video")
+    dag.get_task("pick").response_timeout = timedelta(seconds=150)
+    with Answerer(airflow_api, "midjourney_video", ["U3"]) as answerer:
+        dag_run = dag.test()
+    assert answerer.answer is not None and answerer.answer.status_code == 200, answerer.errors
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    chosen = xcom(dag_run, "imagine")["image_urls"][2]
+    [post] = [r for r in emulator.requests_to("POST", "/v3/midjourney/jobs/imagine") if "--video" in r.json["prompt"]]
+    assert post.json["prompt"].startswith(f"{chosen} the boat drifts") and "--motion low" in post.json["prompt"]
+    files = xcom(dag_run, "download")
+    assert_stored_mp4s(files, 4)
+    page = airflow_api.get(
+        f"/midjourney/dags/midjourney_video/runs/{dag_run.run_id}/tasks/animate", headers=auth("viewer")
+    )
+    assert page.status_code == 200 and page.text.count("<video ") == 4
+    source = re.findall(r'<video src="([^"]+)"', page.text)[0].replace("&amp;", "&")
+    clip = airflow_api.get(source, headers=auth("viewer"))
+    assert clip.status_code == 200 and clip.headers["content-type"] == "video/mp4"
+    assert mp4_boxes(clip.content) == [b"ftyp", b"free", b"moov", b"mdat"]
+    sheet = Path(xcom(dag_run, "download", key="contact_sheet").removeprefix("file://")).read_text()
+    assert sheet.count("<video ") == 4
