@@ -36,8 +36,10 @@ from airflow_provider_midjourney.hooks.apiframe_models import VIDEO_MODEL, Apifr
 from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook, _HeaderAuth
 from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation, moderation_patterns
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import ButtonRequest, HttpBody, ImagineRequest, JobOptions, JobStatus
+from airflow_provider_midjourney.job_requests import ButtonRequest, ImagineRequest, JobOptions
 from airflow_provider_midjourney.video_requests import VideoRequest, start_frame_url
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import HttpBody
 
 DEFAULT_BASE_URL = "https://api.apiframe.ai"
 GENERATE, ACTION, VIDEO, JOBS = "/v2/images/generate", "/v2/images/midjourney/action", "/v2/videos/generate", "/v2/jobs"

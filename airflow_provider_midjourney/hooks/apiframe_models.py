@@ -17,7 +17,8 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.models import JobStatus, OpenModel
+from airflow_provider_midjourney.vocabulary import JobStatus
+from airflow_provider_midjourney.wire import OpenModel
 
 VIDEO_MODEL = "midjourney-video"
 RUNNING = {"QUEUED": JobStatus.CREATED, "PROCESSING": JobStatus.PROGRESS}

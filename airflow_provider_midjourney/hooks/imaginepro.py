@@ -59,9 +59,9 @@ from airflow_provider_midjourney.job_requests import (
     ImagineRequest,
     JobOptions,
 )
+from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
-from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 
 DEFAULT_BASE_URL = "https://api.imaginepro.ai"
 DEFAULT_API = "nova"

@@ -93,9 +93,9 @@ from airflow_provider_midjourney.job_requests import (
     JobOptions,
     SeedRequest,
 )
+from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
-from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 
 __all__ = ["MidjourneyProxyHook", "ProxyOptions"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_midjourney.operators.midjourney import MidjourneyBaseOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_midjourney.models import JobOptions
+    from airflow_provider_midjourney.job_requests import JobOptions
 
 __all__ = ["MidjourneyVideoExtendOperator", "MidjourneyVideoOperator"]
 

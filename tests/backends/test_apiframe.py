@@ -18,12 +18,11 @@ from airflow_provider_midjourney.exceptions import (
 from airflow_provider_midjourney.hooks.apiframe import ApiframeHook
 from airflow_provider_midjourney.hooks.apiframe_models import ApiframeJob, JobAccepted, JobList
 from airflow_provider_midjourney.hooks.imaginepro_models import moderation_patterns
-from airflow_provider_midjourney.models import (
+from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
     DescribeRequest,
     ImagineRequest,
-    JobStatus,
     SeedRequest,
     SettingsRequest,
 )
@@ -32,6 +31,7 @@ from airflow_provider_midjourney.retry import RetryPolicy
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.apiframe import MOUNT, expire, routes_of
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
+from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
 from tests.task_context import task_context
 from tests.test_operators import run_dag, task_states, xcom
