@@ -210,9 +210,6 @@ class MidjourneyBusyError(MidjourneyAPIError):
 class MidjourneyAccountBusyError(MidjourneyError):
     """The account stayed at its concurrent-job limit for the task's whole timeout; nothing was submitted."""
 
-    #: Seconds the API asked to wait (a ``Retry-After`` header), where it said.
-    retry_after: float | None = None
-
 
 class MidjourneyChannelLockedError(MidjourneyPermanentError):
     """596: the channel is locked by a moderation message or a CAPTCHA."""

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import httpx
 
+from airflow_provider_midjourney.admission import note_retry_after
 from airflow_provider_midjourney.exceptions import (
-    MidjourneyBusyError,
     MidjourneyError,
     MidjourneyInvalidRequestError,
     MidjourneyModeratedError,
@@ -49,7 +49,6 @@ MAX_PROMPT, MAX_VIDEO_PROMPT = 2000, 4000
 ASPECT = re.compile(r"(?:^|\s)--(?:ar|aspect)\s+(\d{1,4}:\d{1,4})(?=\s|$)")
 PAN = {"⬅️": "left", "➡️": "right", "⬆️": "up", "⬇️": "down"}
 ZOOM = {"Zoom Out 2x": 2, "Zoom Out 1.5x": 1.5}
-MAX_RETRY_AFTER = 300.0
 LIST_LIMIT = "100"
 
 
@@ -285,10 +284,7 @@ class ApiframeHook(MidjourneyBackendHook):
             raise MidjourneyModeratedError(status, text, method=method, path=path)
         if status == 402:
             raise ApiframeCreditsError(402, text, method=method, path=path)
-        error = error_for_status(status, text, method=method, path=path)
-        if isinstance(error, MidjourneyBusyError):
-            error.retry_after = _retry_after(response.headers.get("retry-after"))
-        raise error
+        raise note_retry_after(error_for_status(status, text, method=method, path=path), response.headers)
 
 
 def _with_expiry(wire: ApiframeJob, job: MidjourneyJob) -> MidjourneyJob:
@@ -297,15 +293,6 @@ def _with_expiry(wire: ApiframeJob, job: MidjourneyJob) -> MidjourneyJob:
     from dataclasses import replace
 
     return replace(job, expired=True)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds of a ``Retry-After`` header (a number; an HTTP date is not used by Apiframe), bounded."""
-    try:
-        seconds = float((value or "").strip()[:16])
-    except ValueError:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if seconds == seconds else None
 
 
 def _error_text(response: httpx.Response) -> str:
