@@ -53,6 +53,9 @@ class Backend:
     :param relabeling: / :param placeholders: the form's standard fields, renamed and explained.
     :param emulator_extra: the connection extras that point the hook at the package's emulator
         (the demo and the contract tests use them).
+    :param emulator_path: where the emulator serves the backend below its base URL, when its paths
+        would collide with another backend's (Apiframe's ``/v2/jobs`` with useapi.net v2's): the
+        connection's host is then ``<emulator base URL><emulator_path>``.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Backend:
     emulator_extra: dict[str, Any] = field(default_factory=dict)
     #: The standard fields the form hides (a backend that needs ``login`` shows it).
     hidden_fields: tuple[str, ...] = tuple(_HIDDEN)
+    emulator_path: str = ""
 
     @property
     def emulator_dialect(self) -> str:
@@ -272,6 +276,28 @@ BACKENDS: tuple[Backend, ...] = (
             "timeout": "30",
         },
         hidden_fields=("schema", "port", "extra"),
+    ),
+    Backend(
+        name="apiframe",
+        conn_type="apiframe",
+        hook_class=f"{PACKAGE}.hooks.apiframe.ApiframeHook",
+        display_name="Midjourney (Apiframe v2)",
+        conn_fields={
+            "moderation_patterns": _text(
+                "Moderation patterns",
+                "Regular expression (alternatives with |) a FAILED job's error must match to count as moderated;"
+                " empty: the documented default list.",
+            ),
+            "timeout": TIMEOUT_FIELD,
+        },
+        relabeling={"host": "Base URL", "password": "API key"},
+        placeholders={
+            "host": "https://api.apiframe.ai (empty = default; http://127.0.0.1:8765/apiframe for the emulator)",
+            "password": "Apiframe API key (afk_...)",
+            "moderation_patterns": "banned|not allowed|content polic|moderat|nsfw",
+            "timeout": "30",
+        },
+        emulator_path="/apiframe",
     ),
 )
 

@@ -90,7 +90,7 @@ def main() -> int:
                     token=token, timings=JobTimings(start_after=0.2, progress_after=0.5, complete_after=2.0)
                 )
             )
-            base_url, extra = emulator.base_url, dict(chosen.emulator_extra)
+            base_url, extra = emulator.base_url + chosen.emulator_path, dict(chosen.emulator_extra)
             os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.5")
             print(f"Backend {backend}: no MIDJOURNEY_API_TOKEN, using the embedded emulator at {base_url}")
         conn: dict[str, object] = {"conn_type": chosen.conn_type, "host": base_url, "password": token, "extra": extra}

@@ -70,7 +70,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": [f"{PACKAGE}.operators.midjourney", f"{PACKAGE}.operators.download"],
+                "python-modules": [
+                    f"{PACKAGE}.operators.midjourney",
+                    f"{PACKAGE}.operators.video",
+                    f"{PACKAGE}.operators.download",
+                ],
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors.midjourney"]}],

@@ -36,6 +36,7 @@ class MidjourneyJob:
     :param reply_ref: the reference our task sent with the job (finds it again after a lost answer).
     :param cost: what the vendor's job answer reports of its cost or of what is left (built with
         :func:`~airflow_provider_midjourney.cost.cost_entry`); None when it reports nothing.
+    :param expired: the vendor has purged the job's files (Apiframe after 24 h): its URLs are dead.
     """
 
     job_id: str
@@ -59,6 +60,7 @@ class MidjourneyJob:
     reply_ref: str | None = None
     #: What the job answer says it cost or what is left (:mod:`airflow_provider_midjourney.cost`).
     cost: dict[str, float | int] | None = None
+    expired: bool = False
 
     @property
     def is_terminal(self) -> bool:

@@ -71,6 +71,8 @@ class RetryPolicy:
 
     def wait_seconds(self, exc: BaseException | None, attempt: int) -> float:
         if isinstance(exc, MidjourneyBusyError):
+            if exc.retry_after is not None:  # the API said how long (its Retry-After, bounded on reading)
+                return min(exc.retry_after, self.max_seconds)
             return random.uniform(*self.busy_wait)
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
         return random.uniform(self.backoff_initial / 2, max(ceiling, self.backoff_initial / 2))

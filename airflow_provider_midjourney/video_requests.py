@@ -7,12 +7,17 @@ One vocabulary for every backend: pictures and clips are numbered 1-4 (as the gr
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
 from airflow_provider_midjourney.input_checks import checked_job_id, checked_optional_url, checked_prompt
 from airflow_provider_midjourney.job_requests import JobOptions
+from airflow_provider_midjourney.vocabulary import JobStatus
+
+if TYPE_CHECKING:
+    from airflow_provider_midjourney.job import MidjourneyJob
 
 Motion = Literal["low", "high"]
 Resolution = Literal["sd", "hd"]
@@ -94,3 +99,53 @@ class VideoExtendRequest(JobOptions):
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
         return checked_prompt(value, required=False)
+
+
+def finished_parent(job: MidjourneyJob, field: str = "job_id") -> MidjourneyJob:
+    """``job`` if it completed; else an error naming ``field`` (nothing is created on an unfinished parent)."""
+    if job.status != JobStatus.COMPLETED:
+        raise MidjourneyInvalidRequestError(
+            f"{field}: job {job.job_id} is {job.status}, not completed; video starts from a finished job"
+        )
+    return job
+
+
+def start_frame_url(parent: MidjourneyJob, index: int) -> str:
+    """Picture ``index`` (1-4) of a finished image job, as a URL a vendor can fetch.
+
+    A job with one picture (an upscale) has only picture 1. A backend that returns only the grid
+    (ImaginePro) names no separate pictures: the caller is told to pass an upscale or a URL.
+    """
+    finished_parent(parent)
+    pictures = parent.image_urls
+    if not pictures:
+        raise MidjourneyInvalidRequestError(
+            f"job_id: job {parent.job_id} names no separate pictures on the {parent.backend} backend (only a"
+            " grid); animate an upscale (U1-U4 job, index=1) or pass image= with a picture's URL"
+        )
+    if index > len(pictures):
+        raise MidjourneyInvalidRequestError(
+            f"index: job {parent.job_id} has {len(pictures)} picture(s), so index must be 1-{len(pictures)},"
+            f" got {index}"
+        )
+    return pictures[index - 1]
+
+
+def video_prompt_flags(request: VideoRequest, start_url: str) -> str:
+    """Midjourney's own video prompt: ``<start image> <text> --video --motion ... --end ... --loop --bs n``.
+
+    For backends that take video as an ``/imagine`` prompt (useapi v3, and prompt-flag vendors).
+    """
+    parts = [start_url]
+    if request.prompt:
+        parts.append(request.prompt.strip())
+    parts.append("--video")
+    if request.motion:
+        parts.append(f"--motion {request.motion}")
+    if request.end_image:
+        parts.append(f"--end {request.end_image}")
+    if request.loop:
+        parts.append("--loop")
+    if request.batch_size:
+        parts.append(f"--bs {request.batch_size}")
+    return " ".join(parts)

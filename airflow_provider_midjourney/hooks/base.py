@@ -243,6 +243,10 @@ class MidjourneyBackendHook(BaseHook):
     token_required: ClassVar[bool] = True
     #: Where a request the backend cannot serve should go instead, by capability.
     alternatives: ClassVar[Mapping[Capability, str]] = {}
+    #: True where every job-creating request carries an idempotency key the vendor honours (a
+    #: re-send with the same key returns the first job): a creation whose answer was lost (timeout,
+    #: 5xx after sending) may then simply be sent again, by the hook's retries and by the operator.
+    idempotent_submit: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -267,6 +271,9 @@ class MidjourneyBackendHook(BaseHook):
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self.shared_async_client = shared_async_client
         self._shared: _SharedAsyncClient | None = None
+        #: A failed job that the next submission replaces (an idempotent backend then derives a
+        #: fresh key, which would otherwise answer with the failed job).
+        self.supersedes: str | None = None
 
     # -- the normalised interface (what operators, trigger, sensor and downloads use) ----------
 
@@ -540,16 +547,23 @@ class MidjourneyBackendHook(BaseHook):
         params: dict[str, str] | None = None,
         creates_job: bool = False,
         reply_ref: str | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
-        """Send one API request with the retry policy; return the successful response."""
+        """Send one API request with the retry policy; return the successful response.
+
+        With ``idempotency_key`` (sent as ``Idempotency-Key``; only where the vendor honours it) a
+        job-creating request is retried like a read: a re-send cannot create a second job.
+        """
         client, settings = self.get_conn(), self.connection_settings
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        creates_job = creates_job and not idempotency_key
         for attempt in Retrying(
             **self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")
         ):
             with attempt:
                 try:
                     response = client.request(
-                        method, path, params=params, auth=self._auth(settings), **_body_kwargs(body)
+                        method, path, params=params, headers=headers, auth=self._auth(settings), **_body_kwargs(body)
                     )
                 except httpx.TransportError as exc:
                     raise _transport_error(exc, method, path, creates_job, reply_ref) from None

@@ -46,6 +46,7 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     History,
     Message,
     SubmitAnswer,
+    VideoMessage,
     is_moderation,
     moderation_patterns,
 )
@@ -58,6 +59,7 @@ from airflow_provider_midjourney.job_requests import (
     ImagineRequest,
     JobOptions,
 )
+from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
 
@@ -94,6 +96,14 @@ ACCOUNT_INFO_PATH = "/api/v1/subscription/account-info"
 CREDIT_KEYS = ("credits", "remainingCredits", "remaining_credits", "balance")
 # Entries of the 24-hour history read to find a job by its ref after a lost creation answer.
 HISTORY_SCAN = 20
+# Video has its own routes (the same for both generations) and is polled on its own fetch route, so a
+# video job's id carries this prefix: the hook then knows where to poll it.
+VIDEO_GENERATE, VIDEO_EXTEND, VIDEO_FETCH = (
+    "/api/v1/video/mj/generate",
+    "/api/v1/video/mj/extend",
+    "/api/v1/video/mj/fetch/{}",
+)
+VIDEO_PREFIX = "mjvideo-"
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,15 @@ class ImagineProHook(MidjourneyBackendHook):
     api_name = "ImaginePro"
     default_base_url = DEFAULT_BASE_URL
     capabilities = frozenset(
-        {Capability.IMAGINE, Capability.BUTTON, Capability.BLEND, Capability.DESCRIBE, Capability.CANCEL}
+        {
+            Capability.IMAGINE,
+            Capability.BUTTON,
+            Capability.BLEND,
+            Capability.DESCRIBE,
+            Capability.CANCEL,
+            Capability.VIDEO,
+            Capability.VIDEO_EXTEND,
+        }
     )
     alternatives: ClassVar[Mapping[Capability, str]] = {
         Capability.SEED: (
@@ -230,7 +248,9 @@ class ImagineProHook(MidjourneyBackendHook):
     # -- checks before any request --------------------------------------------------------------
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
-        return check_vendor_id(job_id, field, "an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a")
+        message_id = job_id.removeprefix(VIDEO_PREFIX) if isinstance(job_id, str) else job_id
+        check_vendor_id(message_id, field, "an ImaginePro messageId such as d15c1541-229a-442b-9873-d3494dede12a")
+        return str(job_id)
 
     def check_request(self, request: JobOptions) -> JobOptions:
         request = super().check_request(request)
@@ -249,6 +269,8 @@ class ImagineProHook(MidjourneyBackendHook):
             self._check_button(request, where)
         elif isinstance(request, BlendRequest):
             self._check_blend(request, where)
+        elif isinstance(request, VideoRequest | VideoExtendRequest):
+            self._check_video(request, where)
         elif isinstance(request, DescribeRequest) and request.image_blob is not None:
             raise MidjourneyInvalidRequestError(
                 f"image: {where} describes public http(s) image URLs only, not local files or bytes."
@@ -271,6 +293,31 @@ class ImagineProHook(MidjourneyBackendHook):
         if request.prompt and label in IMAGINEPRO_BUTTONS and label not in REMIX_BUTTONS:
             raise MidjourneyInvalidRequestError(
                 f"prompt: {where} takes a remix prompt only with {', '.join(sorted(REMIX_BUTTONS))}, not with {label!r}"
+            )
+
+    def _check_video(self, request: VideoRequest | VideoExtendRequest, where: str) -> None:
+        """ImaginePro's video takes a prompt, a start and an end frame (its SDK types all three as
+        required); extend takes a clip of a video job. No motion, resolution or batch size."""
+        if request.job_id:
+            self.check_job_id(request.job_id, "job_id")
+        unsupported = ("motion",) if isinstance(request, VideoExtendRequest) else ("motion", "resolution", "batch_size")
+        for name in unsupported:
+            if getattr(request, name) is not None:
+                raise MidjourneyInvalidRequestError(f"{name}: {where} takes no {name} for video; leave it empty")
+        if isinstance(request, VideoExtendRequest):
+            if request.prompt:
+                raise MidjourneyInvalidRequestError(f"prompt: {where} extends a clip without a new prompt")
+            if not request.job_id.startswith(VIDEO_PREFIX):
+                raise MidjourneyInvalidRequestError(
+                    f"job_id: {request.job_id!r} is not a video job of {where} (their ids start with {VIDEO_PREFIX!r})"
+                )
+            return
+        if not request.prompt:
+            raise MidjourneyInvalidRequestError(f"prompt: {where} requires a prompt for video")
+        if not (request.end_image or request.loop):
+            raise MidjourneyInvalidRequestError(
+                f"end_image: {where} takes an end frame with every video (its SDK types endFrameUrl as required):"
+                " give end_image, or loop=True to end on the start frame"
             )
 
     def _check_blend(self, request: BlendRequest, where: str) -> None:
@@ -303,6 +350,16 @@ class ImagineProHook(MidjourneyBackendHook):
             verb, path, body = "blend", paths.blend, {"urls": urls}
         elif isinstance(request, DescribeRequest):
             verb, path, body = "describe", paths.describe, {"url": request.image_url}
+        elif isinstance(request, VideoRequest):
+            start = request.image
+            if request.job_id is not None:
+                assert request.index is not None
+                start = start_frame_url(self.fetch_job(request.job_id), request.index)
+            verb, path = "video", VIDEO_GENERATE
+            body = {"prompt": request.prompt, "startFrameUrl": start, "endFrameUrl": request.end_image or start}
+        elif isinstance(request, VideoExtendRequest):  # ImaginePro counts clips from 0
+            verb, path = "video", VIDEO_EXTEND
+            body = {"messageId": request.job_id.removeprefix(VIDEO_PREFIX), "index": request.index - 1}
         else:  # check_request refused it already; kept for callers that skip it
             raise MidjourneyInvalidRequestError(f"{type(request).__name__}: not supported by {self.api_name}")
         if request.reply_ref:
@@ -337,7 +394,7 @@ class ImagineProHook(MidjourneyBackendHook):
         self.log.info("Created ImaginePro %s job %s", verb, answer.message_id)
         prompt = getattr(request, "prompt", None)
         return MidjourneyJob(
-            job_id=answer.message_id,
+            job_id=(VIDEO_PREFIX if verb == "video" else "") + answer.message_id,
             backend=self.backend,
             status=JobStatus.CREATED,
             verb=verb,
@@ -351,16 +408,25 @@ class ImagineProHook(MidjourneyBackendHook):
         return Message.model_validate(self._request("GET", path).json())
 
     def fetch_job(self, job_id: str) -> MidjourneyJob:
+        if self.check_job_id(job_id).startswith(VIDEO_PREFIX):
+            path = VIDEO_FETCH.format(job_id.removeprefix(VIDEO_PREFIX))
+            video = VideoMessage.model_validate(self._request("GET", path).json())
+            return video.normalised_video(self.backend, self.options().patterns, job_id)
         return self.fetch_message(job_id).normalised(self.backend, self.options().patterns, job_id)
 
     async def afetch_job(self, job_id: str) -> MidjourneyJob:
         options = await self.aoptions()
+        if self.check_job_id(job_id).startswith(VIDEO_PREFIX):
+            path = VIDEO_FETCH.format(job_id.removeprefix(VIDEO_PREFIX))
+            video = VideoMessage.model_validate((await self._arequest("GET", path)).json())
+            return video.normalised_video(self.backend, options.patterns, job_id)
         path = options.paths.message.format(self.check_job_id(job_id))
         message = Message.model_validate((await self._arequest("GET", path)).json())
         return message.normalised(self.backend, options.patterns, job_id)
 
     def _cancel_body(self, job_id: str) -> HttpBody:
-        return HttpBody(json_body={"messageId": self.check_job_id(job_id), "button": CANCEL_BUTTON})
+        message_id = self.check_job_id(job_id).removeprefix(VIDEO_PREFIX)
+        return HttpBody(json_body={"messageId": message_id, "button": CANCEL_BUTTON})
 
     def cancel(self, job_id: str) -> None:
         """Press ``Cancel Job`` (only while the job runs; it creates no job, so a repeat is harmless)."""

@@ -185,6 +185,46 @@ class Message(_Open):
         return verb in ("imagine", "blend")
 
 
+class VideoResult(_Open):
+    url: str | None = None
+    index: int | None = None
+
+
+class VideoMessage(Message):
+    """``GET /api/v1/video/mj/fetch/{messageId}``: a message plus ``videoUrl`` and ``results[{url, index}]``."""
+
+    video_url: str | None = Field(None, alias="videoUrl")
+    results: list[VideoResult] = Field(default_factory=list)
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _results(cls, value: Any) -> list[Any]:
+        return [item for item in value[:16] if isinstance(item, dict)] if isinstance(value, list) else []
+
+    def clip_urls(self) -> list[str]:
+        """The clips in ``index`` order (0-based at ImaginePro), else the one ``videoUrl``."""
+        ordered = sorted(self.results, key=lambda r: r.index if isinstance(r.index, int) else 99)
+        urls = [r.url for r in ordered if r.url and r.url.startswith(("http://", "https://"))]
+        if not urls and self.video_url and self.video_url.startswith(("http://", "https://")):
+            urls = [self.video_url]
+        return urls
+
+    def normalised_video(self, backend: str, patterns: Sequence[re.Pattern[str]], job_id: str) -> MidjourneyJob:
+        status = self.status_for(patterns)
+        done = status == JobStatus.COMPLETED
+        return MidjourneyJob(
+            job_id=job_id,
+            backend=backend,
+            status=status,
+            verb="video",
+            prompt=self.prompt,
+            video_urls=self.clip_urls() if done else [],
+            progress_percent=100 if done else self.progress,
+            error=self.error,
+            reply_ref=self.ref,
+        )
+
+
 class HistoryEntry(_Open):
     """One entry of ``GET /api/v1/nova/images``: ``id`` is the messageId."""
 

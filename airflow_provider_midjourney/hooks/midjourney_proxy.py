@@ -93,6 +93,7 @@ from airflow_provider_midjourney.job_requests import (
     JobOptions,
     SeedRequest,
 )
+from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
 
@@ -112,7 +113,15 @@ _CHANGE_LABEL = re.compile(r"^([UV])([1-4])$")
 BASIC_CAPABILITIES = frozenset(
     {Capability.IMAGINE, Capability.BUTTON, Capability.BLEND, Capability.DESCRIBE, Capability.LIST_RUNNING}
 )
-SUPERSET_CAPABILITIES = BASIC_CAPABILITIES | {Capability.SEED, Capability.CANCEL, Capability.SEPARATE_IMAGES}
+# The superset's /submit/video (animate, and action "extend") needs its EnableVideo setting; a server
+# without it answers code 4 at submit time.
+SUPERSET_CAPABILITIES = BASIC_CAPABILITIES | {
+    Capability.SEED,
+    Capability.CANCEL,
+    Capability.SEPARATE_IMAGES,
+    Capability.VIDEO,
+    Capability.VIDEO_EXTEND,
+}
 
 
 @dataclass(frozen=True)
@@ -288,6 +297,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
             found.add(Capability.CANCEL)
         if found & {Capability.SEED, Capability.CANCEL}:
             found.add(Capability.SEPARATE_IMAGES)  # the superset fills imageUrls where it can
+            found |= {Capability.VIDEO, Capability.VIDEO_EXTEND}
         self.log.info(
             "midjourney-proxy at %s%s offers: %s",
             self.connection_settings.base_url,
@@ -382,6 +392,18 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
             self._check_button(request)
         elif isinstance(request, SeedRequest):
             self.check_job_id(request.job_id, "jobId (job_id)")
+        elif isinstance(request, VideoRequest | VideoExtendRequest):
+            if request.job_id is not None:
+                self.check_job_id(request.job_id, "job_id")
+            if not request.prompt:
+                raise MidjourneyInvalidRequestError(
+                    "prompt: the midjourney-proxy backend requires a prompt for video (to extend too)"
+                )
+            if isinstance(request, VideoRequest) and request.resolution is not None:
+                raise MidjourneyInvalidRequestError(
+                    "resolution: the midjourney-proxy backend takes SD or HD from the account's settings;"
+                    " leave it empty"
+                )
         return request
 
     def _check_button(self, request: ButtonRequest) -> None:
@@ -418,6 +440,8 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
                     images.append(self._data_url(source, f"images[{n - 1}]"))
             dimensions = _BLEND_DIMENSIONS[request.blend_dimensions or "Square"]
             return self._submit("/submit/blend", {"base64Array": images, "dimensions": dimensions}, request, "blend")
+        if isinstance(request, VideoRequest | VideoExtendRequest):
+            return self._submit("/submit/video", self._video_body(request), request, "video")
         if isinstance(request, DescribeRequest):
             source = request.image_blob if request.image_blob is not None else request.image_url
             assert source is not None  # the model requires exactly one
@@ -478,6 +502,28 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         return MidjourneyJob(
             job_id=task_id, backend=self.backend, status=JobStatus.CREATED, verb=verb, prompt=prompt, reply_ref=state
         )
+
+    def _video_body(self, request: VideoRequest | VideoExtendRequest) -> dict[str, Any]:
+        """``/submit/video``: ``image`` (+ ``endImage``, ``loop``, ``batchSize``), or ``action: "extend"``
+        of clip ``index`` (1-4, as ours) of task ``taskId``; ``motion`` either way."""
+        body: dict[str, Any] = {"prompt": request.prompt}
+        if request.motion:
+            body["motion"] = request.motion
+        if isinstance(request, VideoExtendRequest):
+            body.update(action="extend", taskId=request.job_id, index=request.index)
+            return body
+        start = request.image
+        if request.job_id is not None:
+            assert request.index is not None
+            start = start_frame_url(self.fetch_job(request.job_id), request.index)
+        body["image"] = start
+        if request.end_image:
+            body["endImage"] = request.end_image
+        if request.loop:
+            body["loop"] = True
+        if request.batch_size:
+            body["batchSize"] = request.batch_size
+        return body
 
     def _button_body(self, request: ButtonRequest) -> tuple[str, dict[str, Any]]:
         """``/submit/action`` with the parent's ``customId`` where it has buttons, else ``/submit/change``."""

@@ -141,6 +141,8 @@ class Task(_Open):
     properties: dict[str, Any] = Field(default_factory=dict)
     buttons: list[TaskButton] | None = None
     seed: str | None = None
+    videoUrl: str | None = None
+    videoUrls: list[TaskImageUrl] | None = None
 
     @field_validator("id", "seed", mode="before")
     @classmethod
@@ -176,7 +178,10 @@ class Task(_Open):
             status = JobStatus.MODERATED
         action = (self.action or "").upper()
         verb = VERB_BY_ACTION.get(action, "button" if action else "unknown")
-        if self.imageUrls:
+        clips = [u.url for u in self.videoUrls or [] if u.url] or ([self.videoUrl] if self.videoUrl else [])
+        if action == "VIDEO" or clips:  # the superset mirrors the clips into imageUrls: they are no pictures
+            verb, images = "video", []
+        elif self.imageUrls:
             images = [u.url for u in self.imageUrls if u.url]
         elif action in SINGLE_IMAGE_ACTIONS and self.imageUrl and status == JobStatus.COMPLETED:
             images = [self.imageUrl]  # an upscale is one picture
@@ -190,7 +195,8 @@ class Task(_Open):
             verb=verb,
             prompt=None if verb == "describe" else (self.promptEn or self.prompt),
             image_urls=images,
-            grid_url=self.imageUrl or None,
+            video_urls=clips if status == JobStatus.COMPLETED else [],
+            grid_url=None if verb == "video" else self.imageUrl or None,
             buttons=self.button_names,
             seed=int(self.seed) if self.seed and self.seed.isdigit() else None,
             prompts=self.prompts if verb == "describe" and status == JobStatus.COMPLETED else [],

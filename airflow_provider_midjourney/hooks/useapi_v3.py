@@ -48,6 +48,13 @@ from airflow_provider_midjourney.job_requests import (
     SeedRequest,
     SettingsRequest,
 )
+from airflow_provider_midjourney.video_requests import (
+    VideoExtendRequest,
+    VideoRequest,
+    finished_parent,
+    start_frame_url,
+    video_prompt_flags,
+)
 from airflow_provider_midjourney.vocabulary import BlendDimensions, ReplyLevel, SettingsCommand
 
 __all__ = [
@@ -390,15 +397,65 @@ class UseapiV3Hook(MidjourneyBackendHook):
 
     def check_request(self, request: JobOptions) -> JobOptions:
         request = super().check_request(request)
-        if isinstance(request, ButtonRequest | SeedRequest):
+        if isinstance(request, ButtonRequest | SeedRequest | VideoExtendRequest):
             check_job_id(request.job_id, "jobId (job_id)")
+        if isinstance(request, VideoRequest):
+            if request.job_id is not None:
+                check_job_id(request.job_id, "jobId (job_id)")
+            if request.resolution is not None:
+                raise MidjourneyInvalidRequestError(
+                    f"resolution: the {self.api_name} takes SD or HD video from the Midjourney account's"
+                    " /settings, not per job; leave resolution empty"
+                )
+        if isinstance(request, VideoExtendRequest) and request.prompt:
+            raise MidjourneyInvalidRequestError(
+                f"prompt: the {self.api_name} extends with the Extend (Low/High motion) buttons, which take no"
+                " prompt; leave prompt empty"
+            )
         return request
+
+    def video_job_request(self, request: VideoRequest | VideoExtendRequest) -> JobOptions:
+        """The v3 request that makes a video: ``--video`` in /imagine, or an Animate/Extend button.
+
+        A start frame given by job and index is read from the finished parent (one GET, before any
+        job is created): an upscale offering Animate gets the button when nothing but motion is
+        asked; otherwise the picture's URL starts a ``--video`` prompt. Extend needs one clip (a
+        U1-U4 job of a video grid), whose Extend button takes no index.
+        """
+        motion = "High" if request.motion == "high" else "Low"
+        options = {"reply_url": request.reply_url, "reply_ref": request.reply_ref, "reply_level": request.reply_level}
+        if isinstance(request, VideoExtendRequest):
+            parent = finished_parent(self.fetch_job(request.job_id))
+            button = f"Extend ({motion} motion)"
+            if button not in parent.buttons:
+                raise MidjourneyInvalidRequestError(
+                    f"job_id: job {parent.job_id} offers no {button!r} button; on the {self.api_name} a video grid"
+                    f" is extended one clip at a time: press U{request.index} on it (MidjourneyButtonOperator)"
+                    " and extend that job with index=1"
+                )
+            if request.index != 1:
+                raise MidjourneyInvalidRequestError(f"index: job {parent.job_id} is one clip, so index must be 1")
+            return ButtonRequest.build(job_id=parent.job_id, button=button, **options)
+        start = request.image
+        if request.job_id is not None:
+            assert request.index is not None
+            parent = finished_parent(self.fetch_job(request.job_id))
+            animate = f"Animate ({motion} motion)"
+            plain = not (request.prompt or request.end_image or request.loop or request.batch_size)
+            if animate in parent.buttons and request.index == 1 and plain:
+                return ButtonRequest.build(job_id=parent.job_id, button=animate, **options)
+            start = start_frame_url(parent, request.index)
+        assert start is not None
+        return ImagineRequest.build(prompt=video_prompt_flags(request, start), channel=request.channel, **options)
 
     def check_job_id(self, job_id: Any, field: str = "job_id") -> str:
         return check_job_id(job_id, field)
 
     def submit_job(self, request: JobOptions) -> MidjourneyJob:
-        return self.submit(self.check_request(request)).normalised(self.backend)
+        request = self.check_request(request)
+        if isinstance(request, VideoRequest | VideoExtendRequest):
+            request = self.video_job_request(request)
+        return self.submit(request).normalised(self.backend)
 
     def fetch_job(self, job_id: str) -> MidjourneyJob:
         return self.get_job(job_id).normalised(self.backend)

@@ -10,6 +10,7 @@ from airflow_provider_midjourney.operators.midjourney import (
     MidjourneySeedOperator,
     MidjourneySettingsOperator,
 )
+from airflow_provider_midjourney.operators.video import MidjourneyVideoExtendOperator, MidjourneyVideoOperator
 
 __all__ = [
     "MidjourneyBaseOperator",
@@ -21,6 +22,8 @@ __all__ = [
     "MidjourneyPickOperator",
     "MidjourneySeedOperator",
     "MidjourneySettingsOperator",
+    "MidjourneyVideoExtendOperator",
+    "MidjourneyVideoOperator",
 ]
 
 

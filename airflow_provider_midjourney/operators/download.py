@@ -221,6 +221,11 @@ class MidjourneyDownloadOperator(BaseOperator):
         job = self.hook.fetch_job(job_id)
         if job.status != JobStatus.COMPLETED:
             raise MidjourneyDownloadError(f"Job {job_id} is {job.status}: only a completed job has files to download")
+        if job.expired:
+            raise MidjourneyDownloadError(
+                f"Job {job_id}'s files have expired: the {job.backend} backend purged them from its CDN (Apiframe"
+                " keeps them 24 hours); run the job again to get new files"
+            )
         return self._job_items(job)
 
     def _prompt_for_sheet(self, job_id: str | None) -> str | None:

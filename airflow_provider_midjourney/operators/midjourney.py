@@ -516,14 +516,39 @@ class MidjourneyBaseOperator(BaseOperator):
 
     def _submit(self, request: JobOptions, hook: MidjourneyBackendHook | None = None) -> MidjourneyJob:
         """Submit; if the answer was lost (no answer, 5xx, malformed), find the job this same try
-        created among the running jobs instead of leaving it to a retry that might not find it."""
+        created among the running jobs instead of leaving it to a retry that might not find it.
+
+        Where the backend honours an idempotency key (:attr:`~.MidjourneyBackendHook.idempotent_submit`),
+        the same request is simply sent again: its key makes the API answer with the first job.
+        """
         hook = hook or self.hook
         try:
             return hook.submit_job(request)
         except MidjourneyLostSubmissionError:
             raise
-        except (MidjourneySubmitUncertainError, MidjourneyServerError) as exc:
+        except (MidjourneySubmitUncertainError, MidjourneyServerError, MidjourneyTransportError) as exc:
+            if hook.idempotent_submit:
+                return self._resend_idempotent(request, exc, hook)
+            if not isinstance(exc, MidjourneySubmitUncertainError | MidjourneyServerError):
+                raise
             return self._recover_lost_submission(request, exc, hook)
+
+    def _resend_idempotent(
+        self, request: JobOptions, exc: MidjourneyError, hook: MidjourneyBackendHook
+    ) -> MidjourneyJob:
+        """Send the request again with its same idempotency key, a few times over some seconds.
+
+        Still no answer: the error stands, and an Airflow retry of this task may send it again
+        safely (the key is derived from the task instance and the request, not from the try).
+        """
+        for delay in RECOVER_DELAYS[1:]:
+            self.log.warning("The answer to the job submission was lost (%s); sending it again with its key", exc)
+            time.sleep(delay)
+            try:
+                return hook.submit_job(request)
+            except (MidjourneySubmitUncertainError, MidjourneyServerError, MidjourneyTransportError) as again:
+                exc = again
+        raise exc
 
     def _recover_lost_submission(
         self,
@@ -610,6 +635,8 @@ class MidjourneyBaseOperator(BaseOperator):
             )
         if job.status == JobStatus.FAILED:
             self.log.info("An earlier try's job %s failed (%s); submitting a new one", job_id, job.error)
+            # An idempotency key derived from the same request would get the failed job back.
+            (hook or self.hook).supersedes = job_id
             return None
         self.log.info("Reattaching to job %s from an earlier try (status %s)", job_id, job.status)
         return job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ class MidjourneyEmulator(EmulatorKnobs):
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._server: ServerThread | None = None
+        #: Called by :meth:`reset`: a dialect's own records (Apiframe's idempotency keys) go too.
+        self.on_reset: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> MidjourneyEmulator:
@@ -124,6 +127,8 @@ class MidjourneyEmulator(EmulatorKnobs):
         """Forget jobs and requests, restore accounts and knobs; the server keeps running."""
         self.state.reset()
         self.reset_knobs()
+        for forget in self.on_reset:
+            forget()
         with self._requests_lock:
             self._requests.clear()
 

@@ -98,18 +98,61 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _mp4_boxes(key: str) -> list[bytes]:
-    ftyp = b"ftypisom" + struct.pack(">I", 512) + b"isomiso2avc1mp41"
-    free = b"free" + f"midjourney-emulator {key}".encode()
-    mdat = b"mdat" + hashlib.sha256(key.encode()).digest() * 8
-    return [ftyp, free, mdat]
+def _box(kind: bytes, *parts: bytes) -> bytes:
+    payload = b"".join(parts)
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _full(kind: bytes, *parts: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return _box(kind, struct.pack(">I", (version << 24) | flags), *parts)
+
+
+_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+_MP4_TIMESCALE, _MP4_DURATION, _MP4_SIDE = 1000, 5000, 64  # a 5-second 64x64 clip, as Midjourney's are 5 s
+
+
+def _moov(mdat_offset: int, sample_size: int) -> bytes:
+    """A movie box with one video track of one sample: every box a player or probe looks for."""
+    times = struct.pack(">III", 0, 0, _MP4_TIMESCALE) + struct.pack(">I", _MP4_DURATION)
+    mvhd = _full(
+        b"mvhd", times, struct.pack(">IH", 0x10000, 0x100), bytes(10), _MATRIX, bytes(24), struct.pack(">I", 2)
+    )
+    tkhd = _full(
+        b"tkhd",
+        struct.pack(">IIII", 0, 0, 1, 0) + struct.pack(">I", _MP4_DURATION),
+        bytes(8),
+        struct.pack(">HHHH", 0, 0, 0, 0),
+        _MATRIX,
+        struct.pack(">II", _MP4_SIDE << 16, _MP4_SIDE << 16),
+        flags=3,
+    )
+    mdhd = _full(b"mdhd", times, struct.pack(">HH", 0x55C4, 0))  # language "und"
+    hdlr = _full(b"hdlr", bytes(4), b"vide", bytes(12), b"VideoHandler\x00")
+    vmhd = _full(b"vmhd", bytes(8), flags=1)
+    dinf = _box(b"dinf", _full(b"dref", struct.pack(">I", 1), _full(b"url ", flags=1)))
+    stbl = _box(
+        b"stbl",
+        _full(b"stsd", struct.pack(">I", 0)),
+        _full(b"stts", struct.pack(">III", 1, 1, _MP4_DURATION)),
+        _full(b"stsc", struct.pack(">IIII", 1, 1, 1, 1)),
+        _full(b"stsz", struct.pack(">III", sample_size, 1, 0)),
+        _full(b"stco", struct.pack(">II", 1, mdat_offset)),
+    )
+    minf = _box(b"minf", vmhd, dinf, stbl)
+    return _box(b"moov", mvhd, _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, minf)))
 
 
 @lru_cache(maxsize=256)
 def mp4_bytes(key: str) -> bytes:
-    """A small payload shaped like an MP4 file (``ftyp`` box, a ``free`` box naming ``key``)."""
-    return b"".join(struct.pack(">I", len(box) + 4) + box for box in _mp4_boxes(key))
+    """A small, structurally valid ISO-BMFF (MP4) file unique to ``key``: ``ftyp``, ``free`` naming
+    ``key``, ``moov`` (one 5-second 64x64 video track of one sample) and its ``mdat``."""
+    ftyp = _box(b"ftyp", b"isom", struct.pack(">I", 512), b"isomiso2mp41")
+    free = _box(b"free", f"midjourney-emulator {key}".encode())
+    sample = hashlib.sha256(key.encode()).digest() * 8
+    moov_length = len(_moov(0, len(sample)))
+    mdat_offset = len(ftyp) + len(free) + moov_length + 8
+    return ftyp + free + _moov(mdat_offset, len(sample)) + _box(b"mdat", sample)
 
 
 def mp4_length(key: str) -> int:
-    return sum(len(box) + 4 for box in _mp4_boxes(key))
+    return len(mp4_bytes(key))

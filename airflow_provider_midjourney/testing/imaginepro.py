@@ -11,6 +11,11 @@ Served (shapes from ImaginePro's pages and its official SDK; see the hook's modu
   finished pictures (``{"images": [{id, type, button, prompt, uri, createdAt}]}``), newest first;
 * ``GET /api/v1/subscription/account-info``: ``{"plan", "credits"}``, 1000 credits less 8 per message
   created (the contract names the route and that it reports credits; the shape is ours).
+* ``POST /api/v1/video/mj/generate`` (``prompt``, ``startFrameUrl`` and ``endFrameUrl``, all typed
+  required by the SDK) and ``POST /api/v1/video/mj/extend`` (``messageId`` of a video, ``index``
+  0-3, ``animateMode``), polled with ``GET /api/v1/video/mj/fetch/{messageId}``: the message plus
+  ``videoUrl`` (the first clip) and ``results[{url, index}]`` (0-based, the SDK README's example).
+  An extension is emulated as a new four-clip video of the parent's prompt.
 
 Each job is a job of the v3 engine (``EmulatorState``), so the knobs (moderation words, never
 finishing, latency, faults, 401) act on these routes too; a ``messageId`` maps to its v3 job.
@@ -219,6 +224,40 @@ class ImagineProRoutes:
         params = {**_common(body), "imageUrl": url}
         return self._create("describe", params, MessageRecord("", "describe", url, params.get("replyRef")))
 
+    def video(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt, start, end = body.get("prompt"), body.get("startFrameUrl"), body.get("endFrameUrl")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ApiError(400, "prompt is required")
+        for name, url in (("startFrameUrl", start), ("endFrameUrl", end)):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ApiError(400, f"{name} must be a public image URL")
+        params = {**_common(body), "prompt": f"{start} {prompt} --video --end {end}"}
+        return self._create("imagine", params, MessageRecord("", "video", prompt, params.get("replyRef")))
+
+    def extend(self, body: dict[str, Any]) -> dict[str, Any]:
+        message_id, index = body.get("messageId"), body.get("index")
+        if not isinstance(message_id, str) or not message_id:
+            raise ApiError(400, "messageId is required")
+        if isinstance(index, bool) or index not in (0, 1, 2, 3):
+            raise ApiError(400, "index must be 0, 1, 2 or 3")
+        parent = self.messages.get(message_id)
+        if parent.verb != "video" or self.message(message_id)["status"] != "DONE":
+            raise ApiError(400, "messageId must be a finished video message")
+        params = {**_common(body), "prompt": f"{parent.prompt} --video"}
+        record = MessageRecord("", "video", parent.prompt, params.get("replyRef"), f"extend {index}", message_id)
+        return self._create("imagine", params, record)
+
+    def video_message(self, message_id: str) -> dict[str, Any]:
+        view = self.message(message_id)
+        if self.messages.get(message_id).verb != "video":
+            raise ApiError(404, f"Video message {message_id} not found")
+        if view["status"] == "DONE":
+            response = self.emu.state.get_job(self.messages.get(message_id).jobid).get("response") or {}
+            clips = [c["url"] for c in response.get("videoUx", [])]
+            view["results"] = [{"url": url, "index": n} for n, url in enumerate(clips)]
+            view["videoUrl"] = clips[0] if clips else None
+        return view
+
     def message(self, message_id: str) -> dict[str, Any]:
         record = self.messages.get(message_id)
         snap = self.emu.state.get_job(record.jobid)
@@ -314,6 +353,18 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
             return answer(lambda: routes.history(_positive(query.get("page"), 1), _positive(query.get("size"), 10)))
 
         router.add_api_route(f"{prefix}/images", history, methods=["GET"])
+
+    for verb in ("generate", "extend"):
+
+        async def video_post(request: Request, _verb: str = verb) -> Response:
+            call = routes.video if _verb == "generate" else routes.extend
+            return answer(lambda: call(_body(request)))
+
+        router.add_api_route(f"/api/v1/video/mj/{verb}", video_post, methods=["POST"])
+
+    @router.get("/api/v1/video/mj/fetch/{message_id}")
+    async def video_message(message_id: str) -> Response:
+        return answer(lambda: routes.video_message(message_id))
 
     @router.post(f"{LEGACY}/blend")
     async def blend(request: Request) -> Response:

@@ -281,6 +281,48 @@ class MidjourneyProxyRoutes:
         action = _action_for_custom_id(custom_id, parent.action)
         return self._child(parent, label, action, f"/action {task_id} {custom_id}", params, mode)
 
+    def video(self, params: dict[str, Any], mode: str | None) -> Any:
+        """``/submit/video`` (superset): animate ``image`` (URL or data URL), or ``action: "extend"``
+        clip ``index`` (1-4) of the finished video task ``taskId``; the prompt is required either way.
+        Completed video tasks show ``videoUrl`` and ``videoUrls`` (mirrored into ``imageUrls``)."""
+        prompt = params.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return _result(4, "Prompt 不能为空")
+        flags = [f"--motion {params['motion']}"] if params.get("motion") in ("low", "high") else []
+        if params.get("loop") is True:
+            flags.append("--loop")
+        if isinstance(params.get("batchSize"), int) and params["batchSize"] in (1, 2, 4):
+            flags.append(f"--bs {params['batchSize']}")
+        task_id = params.get("taskId")
+        if task_id:
+            if params.get("action") != "extend":
+                return _result(4, "任务类型错误")
+            index = params.get("index")
+            if isinstance(index, bool) or index not in (1, 2, 3, 4):
+                return _result(4, "index参数错误")
+            parent = self._parent(str(task_id))
+            if isinstance(parent, dict):
+                return JSONResponse(parent, status_code=404) if parent["code"] == 3 else parent
+            if parent.action != "VIDEO":
+                return _result(4, "任务类型错误")
+            start: Any = f"{self.emu.cdn_base_url}/video/extend-of-{parent.id}/{index - 1}.mp4"
+        else:
+            start, end = params.get("image"), params.get("endImage")
+            for value in (start, end):
+                if value is not None and not (
+                    isinstance(value, str)
+                    and (value.startswith(("http://", "https://")) or _decode_data_url(value) is not None)
+                ):
+                    return _result(4, "base64格式错误")
+            if not start:
+                return _result(4, "image不能为空")
+            if end:
+                flags.append(f"--end {end if str(end).startswith('http') else 'data-url'}")
+        text = f"{start if str(start).startswith('http') else 'data-url'} {prompt.strip()} --video {' '.join(flags)}"
+        spec = JobSpec("imagine", {"prompt": text}, stream=False, prompt=text, job_type="video")
+        spec.trigger_text = prompt
+        return self._create(spec, "VIDEO", f"/video {prompt.strip()}", params, mode, prompt=prompt)
+
     def _parent(self, task_id: str) -> ProxyTask | dict[str, Any]:
         parent = self.tasks.get(task_id.strip())
         view = self.task_json(parent) if parent else None
@@ -382,6 +424,13 @@ class MidjourneyProxyRoutes:
             view["imageUrl"] = None  # the uploaded image's Discord URL on a real server
         if not self.superset:
             return
+        clips = response.get("videoUx") or []
+        if task.action == "VIDEO" and clips:
+            view["videoUrl"] = view["imageUrl"]
+            view["videoUrls"] = [{"url": c["url"], "thumbnail": c["url"]} for c in clips]
+            view["imageUrls"] = list(view["videoUrls"])  # TaskInfo mirrors them, index for index
+            view["buttons"] = []
+            return
         cells = response.get("imageUx") or []
         if len(cells) > 1:
             view["imageUrls"] = [{"url": c["url"], "thumbnail": c["url"]} for c in cells]
@@ -470,7 +519,7 @@ def build_router(routes: MidjourneyProxyRoutes) -> APIRouter:
 
     def submit_route(name: str) -> None:
         async def submit(request: Request) -> Response:
-            if not served(request) or (name == "action" and not routes.superset):
+            if not served(request) or (name in ("action", "video") and not routes.superset):
                 return missing
             params = _params(request)
             if params is None:
@@ -479,7 +528,7 @@ def build_router(routes: MidjourneyProxyRoutes) -> APIRouter:
 
         router.add_api_route(f"/submit/{name}", submit, methods=["POST"])
 
-    for name in ("imagine", "change", "describe", "blend", "action"):
+    for name in ("imagine", "change", "describe", "blend", "action", "video"):
         submit_route(name)
 
     @router.get("/task/{task_id}/fetch")

@@ -310,7 +310,8 @@ def test_capabilities_are_probed_once_and_cached(hook, emulator, flavour) -> Non
     found = hook.supported_capabilities()
     superset = {Capability.SEED, Capability.CANCEL, Capability.SEPARATE_IMAGES}
     assert (superset <= found) == (flavour == "superset") and Capability.IMAGINE in found
-    assert Capability.SETTINGS not in found and Capability.VIDEO not in found
+    assert Capability.SETTINGS not in found
+    assert ({Capability.VIDEO, Capability.VIDEO_EXTEND} <= found) == (flavour == "superset")  # /submit/video
     probes = len(emulator.requests)
     assert probes == 2
     again = MidjourneyProxyHook("x", connection=conn(emulator.base_url))

@@ -165,7 +165,10 @@ def test_a_lost_creation_answer_never_creates_a_second_job(wing: Wing) -> None:
     wing.emulator.drop_next(1, method="POST", after_handling=True)  # the job exists, its answer is lost
     dr = imagine_dag(wing, "lost_answer", f"answer lost {word}", "retries=2, retry_delay=timedelta(0)")
     assert len(wing.emulator.created_jobs()) == 1, "the retry found the job or gave up; it never made another"
-    assert len(wing.requests_carrying(word)) == 1
+    if wing.hook_class.idempotent_submit:  # re-sent under the same Idempotency-Key: the first job answers
+        assert len(wing.requests_carrying(word)) >= 2 and task_states(dr) == {"imagine": "success"}
+    else:
+        assert len(wing.requests_carrying(word)) == 1
     if task_states(dr) == {"imagine": "success"}:  # found again by its reference
         assert xcom(dr, "imagine")["status"] == "completed"
     else:

@@ -54,7 +54,7 @@ def connection_json(backend: Backend, emulator: MidjourneyEmulator, token: str) 
     return json.dumps(
         {
             "conn_type": backend.conn_type,
-            "host": emulator.base_url,
+            "host": emulator.base_url + backend.emulator_path,
             "password": token,
             "extra": {**backend.emulator_extra, **EXTRA.get(backend.name, {})},
         }

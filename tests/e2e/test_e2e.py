@@ -27,9 +27,11 @@ DAG_FILES = [
     REPO / "example_dags" / "midjourney_imagine_upscale.py",
     Path(__file__).parent / "dags" / "e2e_scenarios.py",
     Path(__file__).parent / "dags" / "e2e_backends.py",
+    Path(__file__).parent / "dags" / "e2e_video.py",
 ]
 # The connection type picks the backend; the emulator serves every backend's routes at once.
 BACKEND_CONN_TYPES = {backend.name: backend.conn_type for backend in BACKENDS}
+BACKEND_MOUNTS = {backend.name: backend.emulator_path for backend in BACKENDS}
 # Jobs last long enough that a trigger never fires before the deferring task process has exited:
 # on 2 busy cores that exit can take seconds, and Airflow fails a task whose executor reports the
 # old workload after the trigger has already requeued it (real Midjourney jobs take 30-60 s).
@@ -56,7 +58,11 @@ def stack(emulator: MidjourneyEmulator, tmp_path_factory: pytest.TempPathFactory
             "MIDJOURNEY_DESTINATION": f"file://{home / 'pictures'}",
             **{
                 f"AIRFLOW_CONN_MJ_{backend.upper()}": json.dumps(
-                    {"conn_type": conn_type, "host": emulator.base_url, "password": TOKEN}
+                    {
+                        "conn_type": conn_type,
+                        "host": emulator.base_url + BACKEND_MOUNTS.get(backend, ""),
+                        "password": TOKEN,
+                    }
                 )
                 for backend, conn_type in BACKEND_CONN_TYPES.items()
             },
@@ -370,3 +376,32 @@ def test_main_job_on_every_backend(stack: AirflowStack, emulator: MidjourneyEmul
         row[0] for row in stack.query("SELECT value FROM xcom WHERE dag_id = ? AND key = 'return_value'", dag_id)
     ]
     assert any(backend.encode() in (r if isinstance(r, bytes) else str(r).encode()) for r in results)
+
+
+# -- video ------------------------------------------------------------------------------------------
+
+VIDEO_BACKENDS = ("useapi_v3", "apiframe")
+
+
+@pytest.mark.parametrize("backend", VIDEO_BACKENDS)
+def test_video_on_backends(stack: AirflowStack, emulator: MidjourneyEmulator, backend: str) -> None:
+    """imagine → animate picture 2 → download the clips, deferred in the real triggerer."""
+    dag_id = f"e2e_video_{backend}"
+    before, requests_before = len(emulator.created_jobs()), len(emulator.requests)
+    run_id = stack.trigger(dag_id)
+    state = stack.wait_run(dag_id, run_id, 240)
+    created = emulator.created_jobs()[before:]
+    clips = sorted((stack.home / "pictures" / "video" / backend).rglob("*.mp4"))
+    record(
+        f"video on {backend}: imagine → animate → download",
+        f"{len(clips)} MP4 files on disk",
+        len(created),
+        len(emulator.requests) - requests_before,
+        state,
+    )
+    assert state == "success", [(ti["task_id"], ti["state"]) for ti in stack.task_instances(dag_id, run_id)]
+    assert len(created) == 2 and created[1]["jobType"] == "video"
+    assert len(clips) == 4 and all(c.read_bytes()[4:8] == b"ftyp" for c in clips)
+    assert len({c.read_bytes() for c in clips}) == 4
+    sheet = next((stack.home / "pictures" / "video" / backend).rglob("index.html")).read_text()
+    assert sheet.count("<video ") == 4

@@ -1,7 +1,7 @@
 """The main job on every backend (tests/e2e/test_backends.py): imagine → U1..U4 → download.
 
 One DAG per backend, each on its own connection (``mj_<backend>``, set by the test through
-``AIRFLOW_CONN_*``): the same operators over useapi v3, ImaginePro, useapi v2 and midjourney-proxy.
+``AIRFLOW_CONN_*``): the same operators over useapi v3, ImaginePro, useapi v2, midjourney-proxy and Apiframe.
 """
 
 from __future__ import annotations
