@@ -43,6 +43,7 @@ DAG_SOURCE = '''\
 """N mapped imagines; every operator call's time in the worker is appended to MJ_BENCH_TIMES."""
 import json
 import os
+import time
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
