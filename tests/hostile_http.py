@@ -8,6 +8,7 @@ a PNG signature, then one byte every ``?every=`` seconds (at most ``?bytes=`` of
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -31,14 +32,12 @@ class HostileServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 server.hits[parts.path] += 1
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     server.answer(self, parts.path, query)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
