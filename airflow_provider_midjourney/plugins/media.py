@@ -62,6 +62,7 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 BROWSER_HEADERS = {
     "User-Agent": ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"),
     "Accept": "image/avif,image/webp,image/png,image/*,video/*;q=0.9,*/*;q=0.5",
+    "Accept-Encoding": "identity",  # the bytes are relayed as they come: never a compressed body
 }
 RESPONSE_HEADERS = {
     "Cache-Control": "private, max-age=600",
@@ -300,7 +301,7 @@ async def open_url(url: str, allow: AllowList | None = None, deadline: float | N
 
 async def _response_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw(CHUNK):
+        async for chunk in response.aiter_raw():  # as it arrives: a chunk size would wait to fill it
             yield chunk
     finally:
         await response.aclose()
