@@ -16,6 +16,7 @@ re-compressed with loss. Pillow is an optional dependency: install
 from __future__ import annotations
 
 import io
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_midjourney.exceptions import AirflowFailException, MidjourneyDownloadError
@@ -70,7 +71,10 @@ def split_grid(data: bytes) -> list[bytes]:
     """The four quadrants of a grid picture as PNG files: top left, top right, bottom left, bottom right."""
     image_module = _pillow()
     try:
-        with image_module.open(io.BytesIO(data)) as opened:  # reads the header only
+        with warnings.catch_warnings():  # Pillow's bomb warning: the check below refuses those itself
+            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
+            opened = image_module.open(io.BytesIO(data))  # reads the header only
+        with opened:
             width, height = opened.size
             if width * height > MAX_GRID_PIXELS:
                 raise GridTooLargeError(

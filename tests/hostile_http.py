@@ -2,7 +2,8 @@
 
 ``/png`` a small real PNG; ``/html`` and ``/svg`` script with an image content type; ``/drip``
 a PNG signature, then one byte every ``?every=`` seconds (at most ``?bytes=`` of them);
-``/big`` PNG bytes without end (at most ``?mb=`` MB); ``/redirect?to=URL`` a 302 there;
+``/png-called-html`` a real PNG with a wrong content type; ``/big`` PNG bytes without end (at most
+``?mb=`` MB); ``/redirect?to=URL`` a 302 there;
 ``/secret`` a text file any internal service might hold. Every request is counted by path.
 """
 
@@ -57,6 +58,8 @@ class HostileServer:
     def answer(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str]) -> None:
         if path == "/png":
             self._send(handler, 200, "image/png", png_bytes("hostile"))
+        elif path == "/png-called-html":
+            self._send(handler, 200, "text/html", png_bytes("hostile"))
         elif path == "/html":
             self._send(handler, 200, "image/html", b"<!doctype html><script>alert(document.cookie)</script>")
         elif path == "/svg":

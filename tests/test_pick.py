@@ -18,6 +18,7 @@ from airflow_provider_midjourney.operators.pick import HITL_UNAVAILABLE
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
 from tests.conftest import example_dag
 from tests.dag_runs import task_states, xcom
+from tests.test_plugin import allow_relay
 
 needs_hitl = pytest.mark.skipif(HITL_UNAVAILABLE is not None, reason="human-in-the-loop needs Airflow >= 3.1")
 JOB = {
@@ -81,7 +82,13 @@ class Answerer:
 
 
 @pytest.fixture
-def client(airflow_api: Any, emulator: Any, midjourney_conn: str) -> Iterator[Any]:  # noqa: F811
+def client(
+    airflow_api: Any,  # noqa: F811
+    emulator: Any,
+    midjourney_conn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    allow_relay(monkeypatch, emulator.port)  # the gallery relays loopback only from allowed hosts
     yield airflow_api
 
 
@@ -101,7 +108,8 @@ def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -
     imagine = xcom(dag_run, "imagine")
     # The question shows the prompt, the job and the four pictures, served by the gallery.
     assert question["options"] == ["U1", "U2", "U3", "U4"] and question["multiple"] is True
-    assert question["defaults"] == ["U1"] and imagine["job_id"] in question["body"]
+    shown_id = re.sub(r"([-:])", r"\\\1", imagine["job_id"])  # Markdown-escaped
+    assert question["defaults"] == ["U1"] and shown_id in question["body"]
     assert question["body"].count("![U") == 4 and "/midjourney/dags/midjourney_pick/runs/" in question["body"]
     # A plain list in U order, mapped over with no glue task.
     assert xcom(dag_run, "pick") == ["U1", "U3"]
