@@ -19,6 +19,18 @@ __all__ = ["CONFIG_OPTION", "CONFIG_SECTION", "AllowList", "is_public", "relay_a
 
 CONFIG_SECTION = "midjourney"
 CONFIG_OPTION = "relay_allowed_hosts"
+#: The option as Airflow's provider-info schema describes config (``airflow config list`` shows it).
+CONFIG_OPTION_INFO = {
+    "description": "Hosts the UI gallery may relay pictures from although they are not public addresses"
+    " (a private CDN, a store on the office network, the emulator in a test stack). Comma-separated host"
+    " names (*.corp.example for subdomains), host:port, IP addresses or networks (10.20.0.0/16). Empty:"
+    " only hosts whose every address is public. Loopback, private, link-local and metadata addresses are"
+    " refused unless named here.",
+    "version_added": "0.5.0",
+    "type": "string",
+    "example": "cdn.corp.example, 127.0.0.1:8765",
+    "default": "",
+}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
