@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from airflow_provider_midjourney.links import GALLERY_PREFIX, TASK_VIEW_ROUTE, task_instance_ui_path
 from airflow_provider_midjourney.plugins import media, pages
@@ -169,18 +170,30 @@ def create_app() -> FastAPI:
         pictures = entries[0].pictures.pictures if entries else []
         index = int(number) if number.isascii() and number.isdigit() and len(number) < 6 else -1
         try:
-            async with media.relay_slot(_viewer(user)):
-                if not 0 <= index < len(pictures):
-                    raise media.PictureUnavailable(f"picture {number[:20]!r} does not exist")
-                body = await media.open_picture(pictures[index])
+            slot = await media.take_slot(_viewer(user))
         except media.RelayBusy as exc:
             log.warning("Gallery relay busy: %s", exc)
             headers = {**media.RESPONSE_HEADERS, "Retry-After": "5"}
             return PlainTextResponse("too many pictures at once", status_code=503, headers=headers)
+        try:
+            if not 0 <= index < len(pictures):
+                raise media.PictureUnavailable(f"picture {number[:20]!r} does not exist")
+            body = await media.open_picture(pictures[index])
         except media.PictureUnavailable as exc:
+            slot.release()
             log.info("Picture %s of %s/%s/%s refused: %s", number[:20], dag_id, run_id, task_id, exc)
             return refusal()
-        return StreamingResponse(_held(body, user), media_type=body.media_type, headers=media.RESPONSE_HEADERS)
+        except BaseException:
+            slot.release()
+            raise
+        # The slot is released when the body ends, and after the answer in any case (a browser that
+        # went away before the body started included).
+        return StreamingResponse(
+            _held(body, slot),
+            media_type=body.media_type,
+            headers=media.RESPONSE_HEADERS,
+            background=BackgroundTask(_finished, body, slot),
+        )
 
     return app
 
@@ -197,15 +210,15 @@ def _viewer(user: Any) -> str:
     return "?"
 
 
-async def _held(body: media.Body, user: Any) -> AsyncIterator[bytes]:
-    """The body, holding a relay slot of the viewer's until it ends (or the browser goes away).
-
-    The slot is taken here, inside the body, so that a body never started holds none."""
+async def _held(body: media.Body, slot: media.Slot) -> AsyncIterator[bytes]:
+    """The body; its upstream connection and relay slot are released when it ends."""
     try:
-        async with media.relay_slot(_viewer(user)):
-            async for chunk in body.chunks():
-                yield chunk
-    except media.RelayBusy as exc:
-        log.warning("Gallery relay busy, picture cut: %s", exc)
+        async for chunk in body.chunks():
+            yield chunk
     finally:
-        await body.aclose()
+        await _finished(body, slot)
+
+
+async def _finished(body: media.Body, slot: media.Slot) -> None:
+    await body.aclose()
+    slot.release()

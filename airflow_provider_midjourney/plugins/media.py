@@ -104,28 +104,40 @@ def _slots() -> _Slots:
     return _SLOTS[loop]
 
 
-@contextlib.asynccontextmanager
-async def relay_slot(viewer: str) -> AsyncIterator[None]:
-    """Hold one of the viewer's slots and one of the worker's while a picture is relayed."""
+class Slot:
+    """One of the viewer's relay slots and one of the worker's, held until :meth:`release` (idempotent)."""
+
+    def __init__(self, slots: _Slots, viewer: str, semaphores: list[asyncio.Semaphore]) -> None:
+        self._slots, self._viewer, self._semaphores = slots, viewer, semaphores
+
+    def release(self) -> None:
+        semaphores, self._semaphores = self._semaphores, []
+        for semaphore in semaphores:
+            semaphore.release()
+        mine = self._slots.viewers.get(self._viewer)
+        if semaphores and mine is not None and getattr(mine, "_value", 0) >= MAX_RELAYS_PER_VIEWER:
+            self._slots.viewers.pop(self._viewer, None)  # nobody waits: forget the viewer
+
+
+async def take_slot(viewer: str) -> Slot:
+    """Wait at most :data:`SLOT_WAIT` seconds for a slot of ``viewer``'s and one of the worker's."""
     slots = _slots()
     mine = slots.viewers.setdefault(viewer, asyncio.Semaphore(MAX_RELAYS_PER_VIEWER))
     try:
         await asyncio.wait_for(mine.acquire(), SLOT_WAIT)
     except asyncio.TimeoutError:
         raise RelayBusy(f"{viewer} already has {MAX_RELAYS_PER_VIEWER} pictures in flight") from None
+    slot = Slot(slots, viewer, [mine])
     try:
-        try:
-            await asyncio.wait_for(slots.total.acquire(), SLOT_WAIT)
-        except asyncio.TimeoutError:
-            raise RelayBusy(f"{MAX_RELAYS} pictures are in flight") from None
-        try:
-            yield
-        finally:
-            slots.total.release()
-    finally:
-        mine.release()
-        if not mine.locked() and getattr(mine, "_value", 0) == MAX_RELAYS_PER_VIEWER:
-            slots.viewers.pop(viewer, None)
+        await asyncio.wait_for(slots.total.acquire(), SLOT_WAIT)
+    except asyncio.TimeoutError:
+        slot.release()
+        raise RelayBusy(f"{MAX_RELAYS} pictures are in flight") from None
+    except BaseException:
+        slot.release()
+        raise
+    slot._semaphores.append(slots.total)
+    return slot
 
 
 # -- bodies ---------------------------------------------------------------------------------------
