@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from airflow_provider_midjourney.testing.images import png_bytes
 
 SECRET = b"internal-service-secret: root:x:0:0\n"
@@ -112,3 +114,17 @@ def _bounded(count: int, started: float) -> Iterator[int]:
         if time.monotonic() - started > MAX_DRIP_SECONDS:
             return
         yield number
+
+
+@pytest.fixture(scope="module")
+def cdn() -> Iterator[HostileServer]:
+    """A hostile picture source the allow-list names (it plays a private CDN)."""
+    with HostileServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def internal() -> Iterator[HostileServer]:
+    """An internal service on loopback that nobody allowed: it must never be contacted."""
+    with HostileServer() as server:
+        yield server

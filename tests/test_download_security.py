@@ -2,11 +2,11 @@
 content type; names cannot collide; a pixel bomb is refused from its header; bad destinations
 are refused by name before any HTTP."""
 
+# ruff: noqa: F811 - fixtures imported from tests.hostile_http
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,8 @@ from airflow_provider_midjourney.operators.download import (
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE, grid_png_bytes, png_bytes
 from tests.conftest import FAST_RETRY
-from tests.hostile_http import HostileServer
+from tests.hostile_http import HostileServer, cdn  # noqa: F401 - the fixture
 from tests.task_context import task_context
-
-
-@pytest.fixture(scope="module")
-def cdn() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
 
 
 def store(hook: MidjourneyHook, where: Path, *items: DownloadItem) -> list[StoredFile]:

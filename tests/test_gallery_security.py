@@ -25,25 +25,11 @@ from airflow_provider_midjourney.plugins.addresses import AllowList, is_public
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE, png_bytes
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
-from tests.hostile_http import SECRET, HostileServer
+from tests.hostile_http import SECRET, HostileServer, cdn, internal  # noqa: F401 - the fixtures
 from tests.test_operators import xcom
 from tests.test_plugin import DAG_ID, allow_relay, base, needs_gallery, run  # noqa: F401 - the fixture
 
 pytestmark = needs_gallery
-
-
-@pytest.fixture(scope="module")
-def cdn() -> Iterator[HostileServer]:
-    """A hostile picture source the allow-list names (it plays a private CDN)."""
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def internal() -> Iterator[HostileServer]:
-    """An internal service on loopback that nobody allowed: it must never be contacted."""
-    with HostileServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ worker) relays 60 pictures of a source that drips a byte every 2 s to one viewer
 own health and DAG routes keep answering. Also on the real server: a user role's forged result
 pointing at an internal service gets the one refusal. Latencies go to benchmarks/gallery_relay.py."""
 
+# ruff: noqa: F811 - fixtures imported from tests.hostile_http
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -12,34 +13,22 @@ import pytest
 
 from airflow_provider_midjourney.plugins import media
 from tests.e2e.gallery_attack import Attack, GalleryStack
-from tests.hostile_http import HostileServer
+from tests.hostile_http import HostileServer, cdn, internal  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def source() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def internal() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def stack(source: HostileServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStack]:
-    stack = GalleryStack(Path(tmp_path_factory.mktemp("gallery-attack")), f"127.0.0.1:{source.port}")
+def stack(cdn: HostileServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryStack]:
+    stack = GalleryStack(Path(tmp_path_factory.mktemp("gallery-attack")), f"127.0.0.1:{cdn.port}")
     try:
         yield stack.start()
     finally:
         stack.stop()
 
 
-def test_a_slow_source_leaves_airflow_answering(stack: GalleryStack, source: HostileServer) -> None:
-    attack = Attack().run(stack, source)
+def test_a_slow_source_leaves_airflow_answering(stack: GalleryStack, cdn: HostileServer) -> None:
+    attack = Attack().run(stack, cdn)
     assert [status for status, _ in attack.health] == [200] * attack.probes, attack.health
     assert [status for status, _ in attack.dags] == [200] * attack.probes, attack.dags
     # The viewer's slots were relayed (until the source stopped), the rest refused for lack of slots.
