@@ -42,7 +42,9 @@ def main() -> None:
     result = {
         "label": args.label,
         "pictures": args.count,
-        "picture_statuses": {str(s): attack.statuses.count(s) for s in sorted(set(map(str, attack.statuses)))},
+        "picture_statuses": {
+            s: [str(x) for x in attack.statuses].count(s) for s in sorted({str(x) for x in attack.statuses})
+        },
         "health": attack.health,
         "dags": attack.dags,
         "health_median_s": statistics.median(t for _, t in attack.health),

@@ -16,7 +16,7 @@ from airflow_provider_midjourney.contact_sheet import contact_sheet_html
 from airflow_provider_midjourney.downloader import StoredFile
 from airflow_provider_midjourney.exceptions import MidjourneyDownloadError, MidjourneyInvalidRequestError
 from airflow_provider_midjourney.grid import MAX_GRID_PIXELS, GridTooLargeError, split_grid
-from airflow_provider_midjourney.hooks.midjourney import MidjourneyHook
+from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.links import MidjourneyImageLink, image_link
 from airflow_provider_midjourney.media_types import sniff
 from airflow_provider_midjourney.operators.download import (
@@ -33,11 +33,11 @@ from tests.hostile_http import HostileServer, cdn  # noqa: F401 - the fixture
 from tests.task_context import task_context
 
 
-def store(hook: MidjourneyHook, where: Path, *items: DownloadItem) -> list[StoredFile]:
+def store(hook: UseapiV3Hook, where: Path, *items: DownloadItem) -> list[StoredFile]:
     return Downloader(hook, Destination.resolve(str(where)), retry=FAST_RETRY).download_all(list(items))
 
 
-def test_the_bytes_decide_what_is_stored(hook: MidjourneyHook, cdn: HostileServer, tmp_path: Path) -> None:
+def test_the_bytes_decide_what_is_stored(hook: UseapiV3Hook, cdn: HostileServer, tmp_path: Path) -> None:
     [stored] = store(hook, tmp_path, DownloadItem(f"{cdn.base_url}/png-called-html", "wrongly-typed"))
     assert stored.name == "wrongly-typed.png" and stored.content_type == "image/png"
     for path in ("/html", "/svg", "/secret"):
@@ -53,9 +53,7 @@ def test_sniffing_knows_only_the_allowed_types() -> None:
         assert sniff(head) is None
 
 
-def test_names_cannot_collide_nor_hold_path_characters(
-    hook: MidjourneyHook, cdn: HostileServer, tmp_path: Path
-) -> None:
+def test_names_cannot_collide_nor_hold_path_characters(hook: UseapiV3Hook, cdn: HostileServer, tmp_path: Path) -> None:
     texts = ["17:00", "17-00", "17/00", "../../etc/passwd", ".hidden", "a" * 300, "ü", "~"]
     names = [safe_name(text) for text in texts]
     assert len(set(names)) == len(texts)
