@@ -25,8 +25,8 @@ from airflow_provider_midjourney.plugins.addresses import AllowList, is_public
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE, png_bytes
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
-from tests.hostile_http import SECRET, HostileServer, cdn, internal  # noqa: F401 - the fixtures
 from tests.dag_runs import xcom
+from tests.hostile_http import SECRET, HostileServer, cdn, internal  # noqa: F401 - the fixtures
 from tests.test_plugin import DAG_ID, allow_relay, base, needs_gallery, run  # noqa: F401 - the fixture
 
 pytestmark = needs_gallery
