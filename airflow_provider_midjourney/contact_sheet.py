@@ -27,7 +27,7 @@ def contact_sheet_html(files: Sequence[StoredFile], title: str = "Midjourney con
     """A self-contained page showing every file (relative links) with its prompt and job id."""
     figures = []
     for stored in files:
-        href = "./" + quote(stored.name)
+        href = "./" + quote(stored.name, safe="")
         if stored.content_type.startswith("video/"):
             media = f'<video src="{href}" controls muted loop preload="metadata"></video>'
         else:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["Destination", "destination_asset"]
 
 _JINJA = ("{{", "{%", "{#")
+# Schemes fsspec writes objects to without a login at construction. Others (ftp, sftp, http...)
+# are refused before any connection unless an Airflow provider registers a filesystem for them.
+STORAGE_SCHEMES = frozenset(
+    {"file", "local", "memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss", "hdfs", "webhdfs"}
+)
 
 
 def _without_userinfo(uri: str) -> str:
@@ -73,7 +78,15 @@ class Destination:
                 return cls(destination.fs, str(destination.path), uri)
             except (ValueError, TypeError):  # a scheme no Airflow provider registers: plain fsspec
                 return cls.resolve(uri)
-        text = os.fspath(destination).strip()
+        if not isinstance(destination, (str, os.PathLike)):
+            raise MidjourneyInvalidRequestError(
+                "destination: must be a URI string (file:///data/mj/, s3://bucket/prefix/...), a path or an"
+                f" ObjectStoragePath, got {type(destination).__name__}"
+            )
+        text = os.fspath(destination)
+        if not isinstance(text, str):
+            raise MidjourneyInvalidRequestError(f"destination: must be a text path, got {type(text).__name__}")
+        text = text.strip()
         if not text:
             raise MidjourneyInvalidRequestError("destination: must be a URI or a path, got an empty string")
         if any(marker in text for marker in _JINJA):
@@ -84,7 +97,13 @@ class Destination:
             root = os.path.abspath(os.path.expanduser(text))
             return cls(LocalFileSystem(), root, f"file://{root}")
         scheme = text.split("://", 1)[0].lower()
-        if scheme not in ("file", "local") and _airflow_has_fs(scheme):
+        registered = scheme not in ("file", "local") and _airflow_has_fs(scheme)
+        if not registered and scheme not in STORAGE_SCHEMES:
+            raise MidjourneyInvalidRequestError(
+                f"destination: {scheme[:20]!r}:// is not a storage scheme; use one of"
+                f" {', '.join(sorted(STORAGE_SCHEMES))} or a scheme an installed Airflow provider registers"
+            )
+        if registered:
             from airflow.sdk import ObjectStoragePath
 
             path = ObjectStoragePath(text)

@@ -14,6 +14,8 @@ thread pool. Guarantees:
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 import threading
 import time
@@ -31,6 +33,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyDownloadError,
     MidjourneyTransportError,
 )
+from airflow_provider_midjourney.media_types import EXTENSIONS, SNIFF_BYTES, extension_of, sniff
 from airflow_provider_midjourney.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -47,6 +50,7 @@ __all__ = [
     "check_download_numbers",
     "extension_for",
     "safe_name",
+    "sniffed",
 ]
 
 _T = TypeVar("_T")
@@ -56,20 +60,7 @@ DEFAULT_FILE_TIMEOUT = 600.0
 CHUNK_SIZE = 256 * 1024
 MAX_IN_MEMORY = 64 * 1024 * 1024  # a grid held whole to be cut into its pictures
 RETRYABLE_STATUSES = frozenset({403, 408, 425, 429})
-# Content type -> file extension. Other image/* and video/* types use their subtype.
-EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/jpg": "jpg",
-    "image/pjpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/avif": "avif",
-    "image/svg+xml": "svg",
-    "video/mp4": "mp4",
-    "video/webm": "webm",
-    "video/quicktime": "mov",
-}
+MAX_STEM = 120  # characters kept from a name's text (file names are limited to 255 bytes)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -77,24 +68,54 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_name(text: str) -> str:
-    """``text`` with every run of characters unsafe in file names and URLs (``:``, ``/``...) as ``-``."""
-    return _UNSAFE.sub("-", text).strip("-.") or "file"
+    """A file name stem from ``text``: ``text`` itself when it only holds ``A-Z a-z 0-9 . _ -``, else
+    those characters (every other run as ``-``) followed by ``~`` and a digest of the whole ``text``.
+
+    Two different texts never get the same name (``17:00`` and ``17-00`` once overwrote each
+    other): names kept as they were never contain ``~``, changed ones always end in their digest.
+    No name contains a path character or starts with a dot.
+    """
+    cleaned = _UNSAFE.sub("-", text).strip("-.")[:MAX_STEM]
+    if cleaned == text:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{cleaned or 'file'}~{digest}"
 
 
 def extension_for(content_type: str | None, url: str = "") -> str:
-    """The file extension for an image/video content type; anything else is refused."""
+    """The file extension for an allowed picture or video type (see :mod:`..media_types`); anything
+    else is refused. Only for declared types: what is stored is decided by its bytes (:func:`sniffed`)."""
     media_type = (content_type or "").split(";")[0].strip().lower()
+    media_type = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}.get(media_type, media_type)
     if media_type in EXTENSIONS:
-        return EXTENSIONS[media_type]
-    major, _, subtype = media_type.partition("/")
-    if major in ("image", "video") and re.fullmatch(r"[a-z0-9.+-]{1,20}", subtype):
-        return safe_name(subtype.split("+")[0])
+        return extension_of(media_type)
     shown = media_type or "no content type"
     raise MidjourneyContentTypeError(
-        f"{_shown_url(url)} answered {shown!r}, not an image or a video: refusing to store it (a CDN"
-        " error page or a wrong URL; check the URL in a browser)",
+        f"{_shown_url(url)} answered {shown[:60]!r}, not a PNG/JPEG/WEBP/GIF picture or an MP4/WEBM video:"
+        " refusing to store it (a CDN error page or a wrong URL; check the URL in a browser)",
         content_type=media_type,
     )
+
+
+def sniffed(chunks: Iterator[bytes], url: str, declared: str | None) -> tuple[str, Iterator[bytes]]:
+    """The media type the body's first bytes show, and the whole body (the peeked bytes included).
+
+    The server's ``Content-Type`` (``declared``) is untrusted and only named in the refusal.
+    """
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    media_type = sniff(head)
+    if media_type is None:
+        shown = (declared or "no content type").split(";")[0].strip()[:60]
+        raise MidjourneyContentTypeError(
+            f"{_shown_url(url)} is not a PNG/JPEG/WEBP/GIF picture or an MP4/WEBM video by its first bytes"
+            f" (the server called it {shown!r}): refusing to store it",
+            content_type=shown,
+        )
+    return media_type, itertools.chain([head], chunks)
 
 
 def _shown_url(url: str) -> str:
@@ -106,7 +127,7 @@ def url_stem(url: str) -> str:
     """A stable, meaningful file stem for an explicit URL: its last two path segments."""
     segments = [s for s in urlsplit(url).path.split("/") if s] or [urlsplit(url).netloc]
     segments[-1] = segments[-1].rsplit(".", 1)[0] or segments[-1]
-    return safe_name("_".join(segments[-2:]))[:120]
+    return safe_name("_".join(segments[-2:]))
 
 
 def _expected_size(headers: Mapping[str, str]) -> int | None:
@@ -269,10 +290,10 @@ class Downloader:
     def _fetch_once(self, item: DownloadItem, max_bytes: int) -> tuple[bytes, str]:
         deadline = time.monotonic() + self.file_timeout
         with self.hook.open_download(item.url, use_proxy=self.use_proxy, chunk_size=CHUNK_SIZE) as (headers, chunks):
-            content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-            extension_for(content_type, item.url)  # refuses an answer that is no image or video
+            declared = headers.get("content-type")
+            content_type, body_chunks = sniffed(self._guarded(chunks, item, deadline), item.url, declared)
             body = bytearray()
-            for chunk in self._guarded(chunks, item, deadline):
+            for chunk in body_chunks:
                 body += chunk
                 if len(body) > max_bytes:
                     raise MidjourneyDownloadError(f"{item.stem}: more than {max_bytes} bytes, refusing to hold it")
@@ -308,13 +329,14 @@ class Downloader:
             headers,
             chunks,
         ):
-            content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-            name = f"{item.stem}.{extension_for(content_type, item.url)}"
+            declared = headers.get("content-type")
+            content_type, body = sniffed(self._guarded(chunks, item, deadline), item.url, declared)
+            name = f"{item.stem}.{extension_of(content_type)}"
             expected = _expected_size(headers)
             if expected is not None and self.destination.size_of(name) == expected:
                 self.log.info("%s is already stored (%d bytes): skipped", name, expected)
                 return self._stored(item, name, expected, content_type, skipped=True)
-            size = self.destination.write_atomically(name, self._guarded(chunks, item, deadline), expected)
+            size = self.destination.write_atomically(name, body, expected)
         self.log.info("Stored %s (%d bytes, %s)", self.destination.uri_of(name), size, content_type)
         return self._stored(item, name, size, content_type, skipped=False)
 

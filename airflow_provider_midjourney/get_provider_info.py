@@ -46,6 +46,7 @@ def connection_type(conn_type: str) -> dict[str, Any]:
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_provider_midjourney import __version__
+    from airflow_provider_midjourney.plugins.addresses import CONFIG_OPTION, CONFIG_OPTION_INFO, CONFIG_SECTION
 
     return {
         "package-name": "airflow-provider-midjourney",
@@ -81,4 +82,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink", f"{PACKAGE}.links.MidjourneyFilesLink"],
         "connection-types": [dict(entry) for entry in CONNECTION_TYPES],
+        "config": {
+            CONFIG_SECTION: {
+                "description": "Settings of the Midjourney provider (airflow-provider-midjourney).",
+                "options": {CONFIG_OPTION: CONFIG_OPTION_INFO},
+            }
+        },
     }

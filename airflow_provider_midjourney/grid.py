@@ -16,6 +16,7 @@ re-compressed with loss. Pillow is an optional dependency: install
 from __future__ import annotations
 
 import io
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_midjourney.exceptions import AirflowFailException, MidjourneyDownloadError
@@ -31,6 +32,14 @@ CONTENT_TYPE = "image/png"
 PNG_COMPRESS_LEVEL = 3
 # Colour modes PNG stores as they are; any other (CMYK, YCbCr...) becomes RGB(A) first.
 PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+# Pixels a grid may have, checked from its header before anything is decoded. Midjourney's largest
+# grids are 2048x2048 and upscales 4096x4096; a crafted 13000x13000 PNG of a few KB decodes to
+# ~500 MB. Pillow's own bomb limit (89 M pixels warns, 179 M raises) lets such a file through.
+MAX_GRID_PIXELS = 8192 * 8192
+
+
+class GridTooLargeError(MidjourneyDownloadError, AirflowFailException):
+    """The grid's header announces more pixels than :data:`MAX_GRID_PIXELS` (another try cannot help)."""
 
 
 class PillowMissingError(MidjourneyDownloadError, AirflowFailException):
@@ -62,7 +71,16 @@ def split_grid(data: bytes) -> list[bytes]:
     """The four quadrants of a grid picture as PNG files: top left, top right, bottom left, bottom right."""
     image_module = _pillow()
     try:
-        with image_module.open(io.BytesIO(data)) as opened:
+        with warnings.catch_warnings():  # Pillow's bomb warning: the check below refuses those itself
+            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
+            opened = image_module.open(io.BytesIO(data))  # reads the header only
+        with opened:
+            width, height = opened.size
+            if width * height > MAX_GRID_PIXELS:
+                raise GridTooLargeError(
+                    f"the grid is {width}x{height} pixels, more than {MAX_GRID_PIXELS} (8192x8192): refusing to"
+                    " decode it (no Midjourney grid is that large)"
+                )
             opened.load()
             grid = opened.copy()
             icc = opened.info.get("icc_profile")

@@ -19,12 +19,23 @@ RUN_VIEW_ROUTE = "midjourney-run"
 DAG_VIEW_ROUTE = "midjourney-dag"
 
 
+def web_url(value: Any) -> str:
+    """``value`` when it is an http(s) URL a browser may open, else "" (vendor answers are untrusted:
+    ``javascript:``, ``data:`` and ``file:`` links are never offered)."""
+    if not isinstance(value, str) or any(ord(c) < 33 for c in value):
+        return ""
+    return value if value[:8].lower().startswith(("http://", "https://")) else ""
+
+
 def image_link(result: Any) -> str:
-    """The grid of a job result, else its first image or video ("" when there is none)."""
+    """The grid of a job result, else its first image or video ("" when there is none that is http(s))."""
     if not isinstance(result, dict):
         return ""
-    urls = result.get("image_urls") or result.get("video_urls") or []
-    return str(result.get("grid_url") or (urls[0] if urls else ""))
+    candidates = [result.get("grid_url")]
+    for key in ("image_urls", "video_urls"):
+        urls = result.get(key)
+        candidates += list(urls) if isinstance(urls, list) else []
+    return next((url for url in map(web_url, candidates) if url), "")
 
 
 def ui_base_url() -> str:
@@ -90,7 +101,4 @@ class MidjourneyFilesLink(BaseOperatorLink):
     name = "Midjourney files"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        sheet = getattr(operator, "contact_sheet_uri", None)
-        if isinstance(sheet, str) and sheet.lower().startswith(("http://", "https://")):
-            return sheet
-        return _gallery_for(ti_key)
+        return web_url(getattr(operator, "contact_sheet_uri", None)) or _gallery_for(ti_key)

@@ -1,7 +1,8 @@
 """Airflow's real REST API and UI backend, in-process (FastAPI TestClient), with the gallery plugin.
 
 Users of the simple auth manager: ``admin`` (admin), ``viewer`` (viewer) and ``noxcom`` (viewer
-that may not read XCom, see tests/e2e/restricted_auth.py). Tokens come from the auth manager
+that may not read XCom, see tests/e2e/restricted_auth.py) and ``editor`` (user: may write XCom
+through the REST API, as the gallery's attacker does). Tokens come from the auth manager
 itself, the way ``POST /auth/token`` makes them.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-USERS = {"admin": "admin", "viewer": "viewer", "noxcom": "viewer"}
+USERS = {"admin": "admin", "viewer": "viewer", "noxcom": "viewer", "editor": "user"}
 
 
 @pytest.fixture(scope="session")

@@ -443,8 +443,10 @@ def test_extra_link_points_at_the_grid() -> None:
         },
     )
     assert link.get_link(op, ti_key=None) == "https://cdn/grid.png"
-    op.midjourney_result = {"job_id": JOB_ID, "grid_url": None, "image_urls": [], "video_urls": ["v.mp4"]}
-    assert link.get_link(op, ti_key=None) == "v.mp4"
+    op.midjourney_result = {"job_id": JOB_ID, "grid_url": None, "image_urls": [], "video_urls": ["https://cdn/v.mp4"]}
+    assert link.get_link(op, ti_key=None) == "https://cdn/v.mp4"
+    op.midjourney_result = {"job_id": JOB_ID, "grid_url": "javascript:alert(1)", "video_urls": ["v.mp4"]}
+    assert link.get_link(op, ti_key=None) == ""  # only http(s) links are offered
 
 
 def test_extra_link_is_stored_for_the_ui(emulator) -> None:

@@ -3,6 +3,7 @@ answer given through Airflow's REST API (in-process api-server app, real auth)."
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from airflow_provider_midjourney.operators.pick import HITL_UNAVAILABLE
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
 from tests.conftest import example_dag
 from tests.dag_runs import task_states, xcom
+from tests.test_plugin import allow_relay
 
 needs_hitl = pytest.mark.skipif(HITL_UNAVAILABLE is not None, reason="human-in-the-loop needs Airflow >= 3.1")
 JOB = {
@@ -80,7 +82,13 @@ class Answerer:
 
 
 @pytest.fixture
-def client(airflow_api: Any, emulator: Any, midjourney_conn: str) -> Iterator[Any]:  # noqa: F811
+def client(
+    airflow_api: Any,  # noqa: F811
+    emulator: Any,
+    midjourney_conn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    allow_relay(monkeypatch, emulator.port)  # the gallery relays loopback only from allowed hosts
     yield airflow_api
 
 
@@ -100,7 +108,8 @@ def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -
     imagine = xcom(dag_run, "imagine")
     # The question shows the prompt, the job and the four pictures, served by the gallery.
     assert question["options"] == ["U1", "U2", "U3", "U4"] and question["multiple"] is True
-    assert question["defaults"] == ["U1"] and imagine["job_id"] in question["body"]
+    shown_id = re.sub(r"([-:])", r"\\\1", imagine["job_id"])  # Markdown-escaped
+    assert question["defaults"] == ["U1"] and shown_id in question["body"]
     assert question["body"].count("![U") == 4 and "/midjourney/dags/midjourney_pick/runs/" in question["body"]
     # A plain list in U order, mapped over with no glue task.
     assert xcom(dag_run, "pick") == ["U1", "U3"]
@@ -173,7 +182,7 @@ def test_the_job_is_checked_before_asking() -> None:
 def test_question_body_escapes_the_prompt_and_uses_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/prefix/")
     body = MidjourneyPickOperator(task_id="pick", job=JOB).question_body(JOB, "d", "r 1", "pick", -1)
-    assert r"a fox \(in snow\) \-\-ar 3:2" in body
+    assert r"a fox \(in snow\) \-\-ar 3\:2" in body
     assert (
         "![U4](https://airflow.example/prefix/midjourney/dags/d/runs/r%201/tasks/pick/pictures/4?map_index=-1)" in body
     )
@@ -185,3 +194,40 @@ def test_only_grid_backends_show_the_grid() -> None:
     job = {**JOB, "image_urls": []}
     body = MidjourneyPickOperator(task_id="pick", job=job).question_body(job, "d", "r", "pick", -1)
     assert body.count("![") == 1 and "![grid]" in body
+
+
+HOSTILE = "x`](https://evil.example/a) ![pwn](https://evil.example/p.png) <img src=x onerror=alert(1)>\n# big"
+
+
+@needs_hitl
+def test_vendor_values_in_the_question_are_escaped() -> None:
+    """A job id, prompt or picture URL from the vendor never becomes a link, an image or HTML."""
+    job = {**JOB, "job_id": HOSTILE, "prompt": HOSTILE, "grid_url": "javascript:alert(1)"}
+    body = MidjourneyPickOperator(task_id="pick", job=job).question_body(job, "d", "r", "pick", -1)
+    vendor_lines = [line for line in body.split("\n\n") if line.startswith(("**Prompt:**", "**Job:**"))]
+    assert len(vendor_lines) == 2 and "\n" not in "".join(vendor_lines)  # no heading from the newline
+    for line in vendor_lines:  # every Markdown character in vendor text is escaped
+        assert not re.search(r"(?<!\\)[<>\[\]`()!:]", line.split(":**", 1)[1]), line
+    assert "javascript:" not in body and "](https://evil" not in body
+    assert body.count("![") == 4  # only the gallery's own four pictures
+    assert r"\`\]\(https\:\/\/evil\.example\/a\)" in body  # shown literally
+
+
+@needs_hitl
+def test_the_answer_is_tied_to_the_job_it_showed() -> None:
+    from datetime import datetime, timezone
+
+    pushed: dict[str, Any] = {}
+
+    class Ti:
+        def xcom_push(self, key: str, value: Any) -> None:
+            pushed[key] = value
+
+    pick = MidjourneyPickOperator(task_id="pick", job=JOB, options=["U1", "U3"])
+    answer = {"responded_at": datetime.now(timezone.utc), "responded_by_user": {"id": "1", "name": "a"}}
+    event = {**answer, "chosen_options": ["U3", "U1"], "params_input": {}}
+    assert pick.execute_complete({"ti": Ti()}, event) == ["U1", "U3"]  # type: ignore[arg-type]
+    assert pushed["midjourney_pick"] == {"job_id": JOB["job_id"], "buttons": ["U1", "U3"]}
+    for forged in (["U2"], ["https://evil.example/x.png"], ["U1", "U1x"]):
+        with pytest.raises(Exception, match=r"U2|evil|U1x"):
+            pick.execute_complete({"ti": Ti()}, {**answer, "chosen_options": forged, "params_input": {}})  # type: ignore[arg-type]

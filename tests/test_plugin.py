@@ -148,8 +148,19 @@ def base(dag_run: Any) -> str:
     return f"/midjourney/dags/{DAG_ID}/runs/{quote(dag_run.run_id, safe='')}"
 
 
+def allow_relay(monkeypatch: pytest.MonkeyPatch, *ports: int) -> None:
+    """The relay fetches loopback only from hosts the allow-list names (here: the emulator's CDN)."""
+    hosts = ", ".join(f"127.0.0.1:{port}" for port in ports)
+    monkeypatch.setenv("AIRFLOW__MIDJOURNEY__RELAY_ALLOWED_HOSTS", hosts)
+
+
 @pytest.fixture
-def client(airflow_api: Any) -> Iterator[Any]:  # noqa: F811 - the fixture from tests.airflow_api
+def client(
+    airflow_api: Any,  # noqa: F811 - the fixture from tests.airflow_api
+    _emulator_session: MidjourneyEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    allow_relay(monkeypatch, _emulator_session.port)
     yield airflow_api
 
 
@@ -247,7 +258,7 @@ def test_download_asset_event_and_link(run: Any) -> None:
 
 @needs_gallery
 def test_only_what_the_result_names_is_served(client: Any, run: Any, tmp_path: Path) -> None:
-    """A forged download result naming a text file gets a 415, never the file's bytes."""
+    """A forged download result naming a text file gets the one refusal, never the file's bytes."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -263,12 +274,12 @@ def test_only_what_the_result_names_is_served(client: Any, run: Any, tmp_path: P
         row.value = [{"uri": f"file://{secret}", "size": 10, "content_type": "image/png", "url": None}]
     try:
         answer = client.get(f"{base(run)}/tasks/download/pictures/0", headers=auth("viewer"))
-        assert answer.status_code == 415 and "root:" not in answer.text
+        assert answer.status_code == 404 and answer.text == "picture unavailable"
         hacked = client.get(
             f"{base(run)}/tasks/download/pictures/0?uri=file:///etc/passwd&url=http://127.0.0.1/",
             headers=auth("viewer"),
         )
-        assert hacked.status_code == 415  # query parameters never choose what is read
+        assert hacked.status_code == 404 and hacked.text == answer.text  # query parameters never choose
     finally:
         with create_session() as session:
             session.query(XComModel).filter_by(

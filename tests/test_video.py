@@ -321,6 +321,9 @@ def test_example_dag_animates_the_chosen_picture_and_the_gallery_plays_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.airflow_api import auth
+    from tests.test_plugin import allow_relay
+
+    allow_relay(monkeypatch, emulator.port)  # the gallery relays loopback only from allowed hosts
     from tests.conftest import example_dag
     from tests.test_pick import Answerer
 

@@ -67,6 +67,7 @@ __all__ = [
 
 DownloadKind = Literal["images", "videos", "grid"]
 KINDS: tuple[str, ...] = ("images", "videos", "grid")
+MAX_LISTED_FILES = 1000  # stored URIs named in the asset event
 
 
 def _prompt_of(job: MidjourneyJob) -> str | None:
@@ -269,7 +270,8 @@ class MidjourneyDownloadOperator(BaseOperator):
         events = context.get("outlet_events")
         if self.destination_asset is None or events is None:
             return
-        extra: dict[str, Any] = {"files": [f.uri for f in stored][:100], "count": len(stored)}
+        # "files" is also what the gallery may read back from storage (an XCom alone proves nothing).
+        extra: dict[str, Any] = {"files": [f.uri for f in stored][:MAX_LISTED_FILES], "count": len(stored)}
         # Job ids and prompts, for DAGs scheduled on the asset and for the gallery's download view.
         extra["job_ids"] = list(dict.fromkeys(f.job_id for f in stored if f.job_id))[:100]
         extra["prompts"] = list(dict.fromkeys(f.prompt for f in stored if f.prompt))[:100]

@@ -13,6 +13,7 @@ so the next task maps over it with no glue::
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["UPSCALE_BUTTONS", "MidjourneyPickOperator"]
 
 UPSCALE_BUTTONS: tuple[str, ...] = ("U1", "U2", "U3", "U4")
+PICKED_XCOM_KEY = "midjourney_pick"  # the job the question showed and the buttons chosen for it
 DEFAULT_SUBJECT = "Which pictures should be upscaled?"
 
 
@@ -166,7 +168,7 @@ class MidjourneyPickOperator(_PickBase):  # type: ignore[misc,valid-type]
         lines = []
         if job.get("prompt"):
             lines.append(f"**Prompt:** {_markdown_text(str(job['prompt']))}")
-        lines.append(f"**Job:** `{job['job_id']}`")
+        lines.append(f"**Job:** {_markdown_text(str(job['job_id']))}")
         shown = [(n, p) for n, p in enumerate(pictures) if p.label in self.options] or [
             (n, p) for n, p in enumerate(pictures) if p.kind == "grid"
         ]
@@ -180,13 +182,33 @@ class MidjourneyPickOperator(_PickBase):  # type: ignore[misc,valid-type]
         return "\n\n".join(lines)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[str]:
+        """The chosen buttons, each one offered for the job the question showed; anything else fails.
+
+        The answer comes through Airflow's REST API: only buttons of the shown job count, never a
+        URL, another job's picture or a button the question did not offer."""
         payload = super().execute_complete(context, event)
-        chosen = set(payload["chosen_options"])
+        chosen = payload.get("chosen_options") if isinstance(payload, dict) else None
+        if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
+            raise MidjourneyInvalidRequestError("chosen_options: the answer is not a list of buttons")
+        job = self._checked_job()
+        if foreign := [c for c in chosen if c not in self.options]:
+            raise MidjourneyInvalidRequestError(
+                f"chosen_options: {_shown_values(foreign)} were not offered for job {job['job_id'][:80]!r};"
+                f" allowed: {', '.join(self.options)}"
+            )
         picked = [button for button in self.options if button in chosen]
-        self.log.info("Chosen: %s", ", ".join(picked) or "nothing")
+        context["ti"].xcom_push(key=PICKED_XCOM_KEY, value={"job_id": job["job_id"], "buttons": picked})
+        self.log.info("Chosen for job %s: %s", job["job_id"][:80], ", ".join(picked) or "nothing")
         return picked
 
 
 def _markdown_text(text: str) -> str:
-    """Prompt text shown literally (Markdown's own characters escaped)."""
-    return "".join(f"\\{c}" if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
+    """Vendor text shown literally, on one line: every ASCII punctuation character escaped (so no
+    link, image, HTML, code span or bare-URL autolink can form), control characters as spaces."""
+    return "".join(
+        f"\\{c}" if c in string.punctuation else (" " if c.isspace() or not c.isprintable() else c) for c in text
+    )
+
+
+def _shown_values(values: list[str]) -> str:
+    return ", ".join(repr(v[:40]) for v in values[:5])

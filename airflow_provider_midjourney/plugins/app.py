@@ -9,17 +9,22 @@ only the api-server ever answers a request.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from airflow_provider_midjourney.links import GALLERY_PREFIX, TASK_VIEW_ROUTE, task_instance_ui_path
 from airflow_provider_midjourney.plugins import media, pages
 
+log = logging.getLogger(__name__)
 PAGE_HEADERS = {"Content-Security-Policy": pages.CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
@@ -60,18 +65,21 @@ def authorize(request: Request, user: Any, dag_id: str) -> None:
         requires_access_dag(method="GET", access_entity=entity, param_dag_id=dag_id)(request, user)
 
 
-def parse_map_index(value: str | None) -> int | None:
-    """``?map_index=``: an integer >= -1, or None for "every instance of the task".
+MAX_MAP_INDEX = 2**31 - 1  # Airflow's map_index column is a 32-bit integer
+
+
+def parse_map_index(value: str | None, *, default: int | None = None) -> int | None:
+    """``?map_index=``: an integer from -1 to 2**31-1, else a 400 naming the field.
 
     The UI leaves ``{MAP_INDEX}`` literal on an unmapped task instance; that, an empty value
-    and no value all mean None.
+    and no value all mean ``default`` (None: every instance of the task).
     """
-    if value is None or not value.strip().lstrip("-").isdigit():
-        return None
-    number = int(value)
-    if number < -1:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "map_index: must be -1 or more")
-    return number
+    text = (value or "").strip()
+    if not text or text == "{MAP_INDEX}":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,12}", text) or not -1 <= int(text) <= MAX_MAP_INDEX:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"map_index: must be an integer from -1 to {MAX_MAP_INDEX}")
+    return int(text)
 
 
 def _q(value: object) -> str:
@@ -135,36 +143,82 @@ def create_app() -> FastAPI:
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
     @app.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/pictures/{number}")
-    def picture(
+    async def picture(
         dag_id: str,
         run_id: str,
         task_id: str,
-        number: int,
+        number: str,
         request: Request,
         user: UserDep,
-        map_index: int = -1,
+        map_index: str | None = None,
     ) -> Response:
-        """Picture ``number`` (0-based, in gallery order) of what the task's own result names."""
-        authorize(request, user, dag_id)
-        entries = _entries(dag_id, run_id, task_id, map_index)
-        if not entries or entries[0].pictures.kind in ("none", "waiting"):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "this task instance has no Midjourney pictures")
-        if not 0 <= number < len(entries[0].pictures.pictures):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"picture {number} does not exist")
+        """Picture ``number`` (0-based, in gallery order) of what the task's own result names.
+
+        Asynchronous: the picture is relayed without holding a thread of the api-server's shared
+        pool (the database reads take one briefly). Every refusal after the access check is the
+        same answer, whatever the reason.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        wanted = parse_map_index(map_index, default=-1)
+
+        def lookup() -> list[Any]:
+            authorize(request, user, dag_id)
+            return _entries(dag_id, run_id, task_id, wanted)
+
+        entries = await run_in_threadpool(lookup)
+        pictures = entries[0].pictures.pictures if entries else []
+        index = int(number) if number.isascii() and number.isdigit() and len(number) < 6 else -1
         try:
-            media_type, body = media.open_picture(entries[0].pictures.pictures[number])
+            slot = await media.take_slot(_viewer(user))
+        except media.RelayBusy as exc:
+            log.warning("Gallery relay busy: %s", exc)
+            headers = {**media.RESPONSE_HEADERS, "Retry-After": "5"}
+            return PlainTextResponse("too many pictures at once", status_code=503, headers=headers)
+        try:
+            if not 0 <= index < len(pictures):
+                raise media.PictureUnavailable(f"picture {number[:20]!r} does not exist")
+            body = await media.open_picture(pictures[index])
         except media.PictureUnavailable as exc:
-            return PlainTextResponse(str(exc), status_code=exc.status, headers=media.RESPONSE_HEADERS)
-        return StreamingResponse(_closing(body), media_type=media_type, headers=media.RESPONSE_HEADERS)
+            slot.release()
+            log.info("Picture %s of %s/%s/%s refused: %s", number[:20], dag_id, run_id, task_id, exc)
+            return refusal()
+        except BaseException:
+            slot.release()
+            raise
+        # The slot is released when the body ends, and after the answer in any case (a browser that
+        # went away before the body started included).
+        return StreamingResponse(
+            _held(body, slot),
+            media_type=body.media_type,
+            headers=media.RESPONSE_HEADERS,
+            background=BackgroundTask(_finished, body, slot),
+        )
 
     return app
 
 
-def _closing(body: Iterator[bytes]) -> Iterator[bytes]:
-    """The body, closed (connection or file released) even when the browser goes away."""
+def refusal() -> Response:
+    """The one answer for every picture that is not relayed: no port, endpoint or file-exists oracle."""
+    return PlainTextResponse(media.REFUSAL, status_code=media.REFUSAL_STATUS, headers=media.RESPONSE_HEADERS)
+
+
+def _viewer(user: Any) -> str:
+    for getter in ("get_id", "get_name"):
+        with contextlib.suppress(Exception):
+            return str(getattr(user, getter)())
+    return "?"
+
+
+async def _held(body: media.Body, slot: media.Slot) -> AsyncIterator[bytes]:
+    """The body; its upstream connection and relay slot are released when it ends."""
     try:
-        yield from body
+        async for chunk in body.chunks():
+            yield chunk
     finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        await _finished(body, slot)
+
+
+async def _finished(body: media.Body, slot: media.Slot) -> None:
+    await body.aclose()
+    slot.release()

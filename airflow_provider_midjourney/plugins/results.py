@@ -41,6 +41,8 @@ class Picture:
     fallback_url: str | None = None  # a stored file's original CDN URL
     content_type: str | None = None
     size: int | None = None
+    #: a stored file that the task's own asset event lists (XCom alone proves nothing: users may write it)
+    stored_by_task: bool = False
 
     @property
     def is_video(self) -> bool:
@@ -103,8 +105,9 @@ def job_pictures(result: dict[str, Any]) -> list[Picture]:
     return pictures
 
 
-def download_pictures(files: list[dict[str, Any]]) -> list[Picture]:
-    """The stored files of a download task (each remembers the URL it came from)."""
+def download_pictures(files: list[dict[str, Any]], listed: frozenset[str] = frozenset()) -> list[Picture]:
+    """The stored files of a download task (each remembers the URL it came from); ``listed``: the
+    URIs the task's own asset events name."""
     pictures = []
     for item in files:
         uri = str(item["uri"])
@@ -119,6 +122,7 @@ def download_pictures(files: list[dict[str, Any]]) -> list[Picture]:
                 fallback_url=url if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None,
                 content_type=content_type if isinstance(content_type, str) else None,
                 size=size if isinstance(size, int) else None,
+                stored_by_task=uri in listed,
             )
         )
     return pictures
@@ -126,7 +130,8 @@ def download_pictures(files: list[dict[str, Any]]) -> list[Picture]:
 
 def read_task(return_value: Any, *, pick: Any = None, job_id: Any = None, event_extra: Any = None) -> TaskPictures:
     """Classify one task instance's values: XCom ``return_value``, ``midjourney_job`` and ``job_id``,
-    and for a download the ``extra`` of the asset event it emitted (its job ids and prompts)."""
+    and for a download the ``extra`` of the asset events it emitted (its job ids, prompts and the
+    files it stored: only those are ever read from storage)."""
     if is_job_result(pick):
         chosen = _strings(return_value) if isinstance(return_value, list) else None
         return TaskPictures("pick", job_pictures(pick), pick, [pick["job_id"]], _prompt_list(pick), chosen)
@@ -136,7 +141,8 @@ def read_task(return_value: Any, *, pick: Any = None, job_id: Any = None, event_
     if is_download_result(return_value):
         extra = event_extra if isinstance(event_extra, dict) else {}
         ids, texts = _strings(extra.get("job_ids")), _strings(extra.get("prompts"))
-        return TaskPictures("download", download_pictures(return_value), job_ids=ids, prompts=texts)
+        listed = frozenset(_strings(extra.get("files")))
+        return TaskPictures("download", download_pictures(return_value, listed), job_ids=ids, prompts=texts)
     if isinstance(job_id, str) and job_id:
         return TaskPictures("waiting", job={"job_id": job_id}, job_ids=[job_id])
     return TaskPictures("none")

@@ -72,19 +72,26 @@ def _xcoms(
 
 
 def _event_extras(session: Session, dag_id: str, run_id: str, task_id: str | None) -> dict[tuple[str, int], Any]:
-    """The ``extra`` of asset events the run's tasks emitted (downloads put job ids and prompts there)."""
+    """The ``extra`` of asset events the run's tasks emitted (downloads put job ids, prompts and their
+    stored files there). A task instance's events are merged: ``files`` of every try, the rest of the
+    latest. Only a running task writes events with a source task: the REST API cannot forge them."""
     from airflow.models.asset import AssetEvent
     from sqlalchemy import select
 
     query = select(AssetEvent).where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
     if task_id is not None:
         query = query.where(AssetEvent.source_task_id == task_id)
-    return {
-        (str(event.source_task_id), int(event.source_map_index if event.source_map_index is not None else -1)): (
-            event.extra
+    merged: dict[tuple[str, int], Any] = {}
+    for event in session.scalars(query.order_by(AssetEvent.id)):
+        index = int(event.source_map_index if event.source_map_index is not None else -1)
+        key = (str(event.source_task_id), index)
+        extra = dict(event.extra) if isinstance(event.extra, dict) else {}
+        files = list(merged.get(key, {}).get("files", []))
+        files += (
+            [f for f in extra.get("files", []) if isinstance(f, str)] if isinstance(extra.get("files"), list) else []
         )
-        for event in session.scalars(query)
-    }
+        merged[key] = {**extra, "files": files}
+    return merged
 
 
 def task_entries(

@@ -67,6 +67,8 @@ class AuthStack(AirflowStack):
                 "AIRFLOW__CORE__AUTH_MANAGER": "tests.e2e.restricted_auth.RestrictedAuthManager",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
                 "MIDJOURNEY_DESTINATION": f"file://{home / 'pictures'}",
+                # The gallery relays loopback only from hosts this names: the emulator's CDN.
+                "AIRFLOW__MIDJOURNEY__RELAY_ALLOWED_HOSTS": f"127.0.0.1:{emulator.port}",
             }
         )
         self.tokens: dict[str, str] = {}
