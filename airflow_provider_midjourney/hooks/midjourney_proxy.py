@@ -57,8 +57,6 @@ from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    _HeaderAuth,
-    _transport_error,
 )
 from airflow_provider_midjourney.hooks.inline_images import data_url
 from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
@@ -79,6 +77,7 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     compile_patterns,
     parse_tasks,
 )
+from airflow_provider_midjourney.hooks.transport import HeaderAuth, transport_error
 from airflow_provider_midjourney.image_intake import (
     ImageBlob,
     ImageSource,
@@ -250,7 +249,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         return f"{(options or self.options).path_prefix}{tail}"
 
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
-        return _HeaderAuth("mj-api-secret", settings.token) if settings.token else None
+        return HeaderAuth("mj-api-secret", settings.token) if settings.token else None
 
     @classmethod
     def forget_probes(cls) -> None:
@@ -312,7 +311,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         try:
             response = client.request(method, path, auth=self._auth(settings))
         except httpx.TransportError as exc:
-            raise _transport_error(exc, method, path, False, None) from None
+            raise transport_error(exc, method, path, False, None) from None
         if response.status_code in (401, 403):
             self._raise_for_response(response, method, path)
         return response
