@@ -58,6 +58,7 @@ __all__ = [
     "MidjourneyNotFoundError",
     "MidjourneyPermanentError",
     "MidjourneyPollingError",
+    "MidjourneyRedirectRefusedError",
     "MidjourneyServerError",
     "MidjourneySubmitUncertainError",
     "MidjourneySubscriptionError",
@@ -137,6 +138,10 @@ class MidjourneyExpiredError(MidjourneyPermanentError):
 
 class MidjourneyModeratedError(MidjourneyPermanentError):
     """422: the prompt was moderated. Never resubmit it as is: repeats get accounts banned."""
+
+
+class MidjourneyRedirectRefusedError(MidjourneyPermanentError):
+    """A 3xx to another origin: API requests (and their secrets) never leave the connection's origin."""
 
 
 class MidjourneyBusyError(MidjourneyAPIError):

@@ -37,7 +37,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyUnsupportedError,
     error_for_status,
 )
-from airflow_provider_midjourney.hooks import transport
+from airflow_provider_midjourney.hooks import answer_limits, transport
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
@@ -365,7 +365,11 @@ class MidjourneyBackendHook(BaseHook):
         return {
             "base_url": settings.base_url,
             "timeout": httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
-            "headers": {"Accept": "application/json", "User-Agent": "airflow-provider-midjourney"},
+            "headers": {
+                "Accept": "application/json",
+                "Accept-Encoding": answer_limits.ACCEPT_ENCODING,
+                "User-Agent": "airflow-provider-midjourney",
+            },
             "follow_redirects": True,
         }
 
@@ -382,10 +386,11 @@ class MidjourneyBackendHook(BaseHook):
         up by replyRef) rather than retryable.
         """
         try:
-            return response.json()
-        except ValueError:
+            return answer_limits.load_json(response.content)
+        except ValueError as exc:
             kind = response.headers.get("content-type", "no content type").split(";")[0]
-            what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind})"
+            what = f"{method} {path} answered {response.status_code} with a body that is not usable JSON ({kind}"
+            what += f", {exc})" if "nested" in str(exc) else ")"
             raise self._malformed(what, path, creates_job) from None
 
     def parse_answer(
@@ -469,7 +474,7 @@ class MidjourneyBackendHook(BaseHook):
         if response.status_code < 400:
             return
         try:
-            payload = response.json()
+            payload = answer_limits.load_json(response.content)
             if isinstance(payload, dict):
                 error = str(payload.get("error") or payload.get("message") or payload.get("description") or payload)
             else:
@@ -519,6 +524,7 @@ class MidjourneyBackendHook(BaseHook):
                     creates_job=creates_job,
                     reply_ref=reply_ref,
                     headers=headers,
+                    timeout=settings.timeout,
                 )
                 self._raise_for_response(response, method, path)
         return response
@@ -547,7 +553,14 @@ class MidjourneyBackendHook(BaseHook):
 
         async def send() -> httpx.Response:
             response = await transport.asend(
-                client, method, path, auth=auth, body=body, params=params, creates_job=creates_job
+                client,
+                method,
+                path,
+                auth=auth,
+                body=body,
+                params=params,
+                creates_job=creates_job,
+                timeout=settings.timeout,
             )
             self._raise_for_response(response, method, path)
             return response

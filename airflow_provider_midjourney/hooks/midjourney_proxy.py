@@ -45,14 +45,15 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyBusyError,
     MidjourneyError,
     MidjourneyInvalidRequestError,
+    MidjourneyMalformedAnswerError,
     MidjourneyModeratedError,
     MidjourneyNotFoundError,
     MidjourneyServerError,
     MidjourneySubmitUncertainError,
-    MidjourneyTransportError,
     MidjourneyUnsupportedError,
     MidjourneyValidationError,
 )
+from airflow_provider_midjourney.hooks.answer_limits import load_json
 from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
@@ -77,7 +78,7 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     compile_patterns,
     parse_tasks,
 )
-from airflow_provider_midjourney.hooks.transport import HeaderAuth, transport_error
+from airflow_provider_midjourney.hooks.transport import HeaderAuth, send
 from airflow_provider_midjourney.image_intake import (
     ImageBlob,
     ImageSource,
@@ -308,10 +309,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
     def _probe_send(self, method: str, path: str) -> httpx.Response:
         """One request, no retries; an auth refusal raises (the job would fail the same way)."""
         client, settings = self.get_conn(), self.connection_settings
-        try:
-            response = client.request(method, path, auth=self._auth(settings))
-        except httpx.TransportError as exc:
-            raise transport_error(exc, method, path, False, None) from None
+        response = send(client, method, path, auth=self._auth(settings), timeout=settings.timeout)
         if response.status_code in (401, 403):
             self._raise_for_response(response, method, path)
         return response
@@ -670,7 +668,7 @@ def _change_body(label: str) -> dict[str, Any] | None:
 
 def _json_or_none(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return load_json(response.content)
     except ValueError:
         return None
 
@@ -697,14 +695,14 @@ def _task_from(response: httpx.Response, path: str, task_id: str) -> Task:
     try:
         return Task.model_validate(data)
     except ValidationError:
-        raise MidjourneyTransportError(f"GET {path} answered something that is not a task") from None
+        raise MidjourneyMalformedAnswerError(f"GET {path} answered something that is not a task") from None
 
 
 def _tasks_from(response: httpx.Response, path: str) -> list[Task]:
     try:
         return parse_tasks(_json_or_none(response))
     except (ValueError, ValidationError):
-        raise MidjourneyTransportError(f"{path} answered something that is not a list of tasks") from None
+        raise MidjourneyMalformedAnswerError(f"{path} answered something that is not a list of tasks") from None
 
 
 def _in_event_loop() -> bool:

@@ -10,8 +10,9 @@ import contextlib
 import contextvars
 import re
 import threading
+import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
 import httpcore
@@ -19,9 +20,12 @@ import httpx
 
 from airflow_provider_midjourney.exceptions import (
     MidjourneyConnectError,
+    MidjourneyMalformedAnswerError,
+    MidjourneyRedirectRefusedError,
     MidjourneySubmitUncertainError,
     MidjourneyTransportError,
 )
+from airflow_provider_midjourney.hooks import answer_limits
 from airflow_provider_midjourney.models import HttpBody
 from airflow_provider_midjourney.redaction import redact
 
@@ -96,28 +100,45 @@ class SharedAsyncClient:
         pool = getattr(self.client._transport, "_pool", None)
         self.pool: httpcore.AsyncConnectionPool | None = None if self.client._mounts else pool
         self.base = str(self.client.base_url).rstrip("/")
-        self.headers = list(self.client.headers.raw)
+        self.headers = [(b"Host", self.client.base_url.netloc), *self.client.headers.raw]
         self.extensions: dict[str, Any] = {"timeout": self.client.timeout.as_dict()}
         self.users = 0
 
     async def direct_get(self, path: str, auth: tuple[bytes, bytes] | None) -> httpx.Response | None:
-        """``GET`` base URL + ``path`` on the pool, as httpx would send it; None for a redirect.
+        """``GET`` base URL + ``path`` on the pool, as httpx would send it, streamed; None for a redirect.
 
         The same connections, headers and timeouts as ``client.request``, minus the per-request work
         a poll does not need (URL merging and encoding, cookies, the auth flow, event hooks).
         """
         assert self.pool is not None
         headers = self.headers if auth is None else [*self.headers, auth]
+        url = self.base + path
         try:
-            answer = await self.pool.request("GET", self.base + path, headers=headers, extensions=self.extensions)
+            answer = await self.pool.handle_async_request(
+                httpcore.Request("GET", url, headers=headers, extensions=self.extensions)
+            )
         except HTTPCORE_ERRORS as exc:
             raise as_httpx_error(exc) from None
         if 300 <= answer.status < 400:
-            return None  # let httpx follow it
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.content)
+            await answer.aclose()
+            return None  # let httpx build the redirect (answer_limits.next_hop judges it)
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=_CoreStream(answer),
+            request=httpx.Request("GET", url),
+            extensions=answer.extensions,
+        )
 
     async def request(
-        self, method: str, path: str, *, auth: httpx.Auth | None, body: HttpBody | None, params: dict[str, str] | None
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: httpx.Auth | None,
+        body: HttpBody | None,
+        params: dict[str, str] | None,
+        timeout: float,
     ) -> httpx.Response:
         """One request through the gate; a plain GET goes straight to the pool (:data:`DIRECT_POOL_GETS`)."""
         direct = (
@@ -130,13 +151,15 @@ class SharedAsyncClient:
             and _PLAIN_PATH.match(path) is not None
         )
         gate = contextlib.nullcontext() if SKIP_SHARED_QUEUE.get() else self.gate
-        async with gate:
-            response = None
+        async with gate, answer_limits.within(timeout):  # the deadline starts once the request may go
             if direct:
                 response = await self.direct_get(path, auth.raw() if isinstance(auth, HeaderAuth) else None)
-            if response is None:
-                response = await self.client.request(method, path, params=params, auth=auth, **body_kwargs(body))
-        return response
+                if response is not None:
+                    try:
+                        return await answer_limits.aread_bounded(response)
+                    finally:
+                        await response.aclose()
+            return await _aexchange(self.client, method, path, auth=auth, body=body, params=params)
 
     @classmethod
     def acquire(cls, client_kwargs: dict[str, Any]) -> SharedAsyncClient:
@@ -204,6 +227,8 @@ def transport_error(
     reason = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return MidjourneyConnectError(f"{method} {path} was not sent: {reason}")
+    if isinstance(exc, answer_limits.AnswerRefusedError) and not creates_job:
+        return MidjourneyMalformedAnswerError(f"{method} {path} answered something refused: {exc}")
     if creates_job:
         return MidjourneySubmitUncertainError(
             f"{method} {path} got no answer ({reason}). The job may have been created, so the request"
@@ -223,6 +248,23 @@ def body_chunks(response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
         raise MidjourneyTransportError(f"GET {response.request.url.path} broke off in the body: {reason}") from None
 
 
+class _CoreStream(httpx.AsyncByteStream):
+    """httpcore's streamed body as httpx's, its errors as httpx's."""
+
+    def __init__(self, answer: httpcore.Response) -> None:
+        self._answer = answer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._answer.aiter_stream():
+                yield chunk
+        except HTTPCORE_ERRORS as exc:
+            raise as_httpx_error(exc) from None
+
+    async def aclose(self) -> None:
+        await self._answer.aclose()
+
+
 def send(
     client: httpx.Client,
     method: str,
@@ -234,10 +276,29 @@ def send(
     creates_job: bool = False,
     reply_ref: str | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float,
 ) -> httpx.Response:
-    """One API request on a sync client; transport failures become the provider's errors."""
+    """One API request on a sync client, read in full within ``timeout`` seconds and the size bound.
+
+    Redirects are followed on the connection's origin only (:func:`.answer_limits.next_hop`);
+    transport failures become the provider's errors.
+    """
+    deadline = time.monotonic() + timeout
     try:
-        return client.request(method, path, params=params, headers=headers, auth=auth, **body_kwargs(body))
+        request = client.build_request(method, path, params=params, headers=headers, **body_kwargs(body))
+        origin = answer_limits.origin_of(request.url)
+        for _ in range(answer_limits.MAX_REDIRECTS + 1):
+            request.extensions["timeout"] = answer_limits.timeouts_until(deadline, client.timeout)
+            response = client.send(request, auth=auth, stream=True, follow_redirects=False)
+            try:
+                hop = answer_limits.next_hop(response, origin, method, path)
+                if hop is None:
+                    return answer_limits.read_bounded(response, deadline)
+            finally:
+                response.close()
+            answer_limits.check_deadline(deadline)
+            request = hop
+        raise _too_many_redirects(method, path)
     except httpx.TransportError as exc:
         raise transport_error(exc, method, path, creates_job, reply_ref) from None
 
@@ -251,11 +312,43 @@ async def asend(
     body: HttpBody | None = None,
     params: dict[str, str] | None = None,
     creates_job: bool = False,
+    timeout: float,
 ) -> httpx.Response:
     """:func:`send` for the event loop, on a hook's own client or the shared one."""
     try:
         if isinstance(client, SharedAsyncClient):
-            return await client.request(method, path, auth=auth, body=body, params=params)
-        return await client.request(method, path, params=params, auth=auth, **body_kwargs(body))
+            return await client.request(method, path, auth=auth, body=body, params=params, timeout=timeout)
+        async with answer_limits.within(timeout):
+            return await _aexchange(client, method, path, auth=auth, body=body, params=params)
     except httpx.TransportError as exc:
         raise transport_error(exc, method, path, creates_job, None) from None
+
+
+async def _aexchange(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    auth: httpx.Auth | None,
+    body: HttpBody | None,
+    params: dict[str, str] | None,
+) -> httpx.Response:
+    """The async request with its same-origin redirects, read in full (the caller bounds its time)."""
+    request = client.build_request(method, path, params=params, **body_kwargs(body))
+    origin = answer_limits.origin_of(request.url)
+    for _ in range(answer_limits.MAX_REDIRECTS + 1):
+        response = await client.send(request, auth=auth, stream=True, follow_redirects=False)
+        try:
+            hop = answer_limits.next_hop(response, origin, method, path)
+            if hop is None:
+                return await answer_limits.aread_bounded(response)
+        finally:
+            await response.aclose()
+        request = hop
+    raise _too_many_redirects(method, path)
+
+
+def _too_many_redirects(method: str, path: str) -> MidjourneyRedirectRefusedError:
+    return MidjourneyRedirectRefusedError(
+        310, f"more than {answer_limits.MAX_REDIRECTS} redirects; not followed further", method=method, path=path
+    )
