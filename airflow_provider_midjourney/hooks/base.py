@@ -389,8 +389,8 @@ class MidjourneyBackendHook(BaseHook):
             return answer_limits.load_json(response.content)
         except ValueError as exc:
             kind = response.headers.get("content-type", "no content type").split(";")[0]
-            what = f"{method} {path} answered {response.status_code} with a body that is not usable JSON ({kind}"
-            what += f", {exc})" if "nested" in str(exc) else ")"
+            why = f", {exc}" if "nested" in str(exc) else ""
+            what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind}{why})"
             raise self._malformed(what, path, creates_job) from None
 
     def parse_answer(
