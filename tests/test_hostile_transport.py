@@ -26,7 +26,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
 )
 from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook, hook_class_for
-from airflow_provider_midjourney.models import ImagineRequest
+from airflow_provider_midjourney.job_requests import ImagineRequest
 from airflow_provider_midjourney.retry import NO_RETRY
 from tests.hostile import Answer, HostileServer, Seen, hostile_server
 

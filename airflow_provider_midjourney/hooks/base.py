@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -195,6 +196,14 @@ class MidjourneyBackendHook(BaseHook):
     #: re-send with the same key returns the first job): a creation whose answer was lost (timeout,
     #: 5xx after sending) may then simply be sent again, by the hook's retries and by the operator.
     idempotent_submit: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each backend's ``fetch_job``/``afetch_job`` refuses an answer about another job."""
+        super().__init_subclass__(**kwargs)
+        if "fetch_job" in cls.__dict__:
+            cls.fetch_job = _checked_fetch(cls.__dict__["fetch_job"])  # type: ignore[method-assign]
+        if "afetch_job" in cls.__dict__:
+            cls.afetch_job = _checked_afetch(cls.__dict__["afetch_job"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -620,6 +629,33 @@ class MidjourneyBackendHook(BaseHook):
         """
         with self.stream_asset(url, use_proxy=use_proxy) as response:
             yield response.headers, transport.body_chunks(response, chunk_size)
+
+
+# -- answers about the job that was asked for ----------------------------------------------------
+
+
+def _same_job(job: MidjourneyJob, job_id: str) -> MidjourneyJob:
+    if job.job_id != job_id:
+        raise MidjourneyMalformedAnswerError(
+            f"Asked the {job.backend} API for job {job_id}, it answered about job {job.job_id[:80]}: refused"
+        )
+    return job
+
+
+def _checked_fetch(fetch: Any) -> Any:
+    @functools.wraps(fetch)
+    def fetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
+        return _same_job(fetch(self, job_id), job_id)
+
+    return fetch_job
+
+
+def _checked_afetch(afetch: Any) -> Any:
+    @functools.wraps(afetch)
+    async def afetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
+        return _same_job(await afetch(self, job_id), job_id)
+
+    return afetch_job
 
 
 # -- choosing the hook by connection type ----------------------------------------------------------

@@ -55,6 +55,8 @@ UPSCALE_BUTTONS = frozenset({"U1", "U2", "U3", "U4"})
 
 _Open = OpenModel
 
+_PERCENT = re.compile(r"\d{1,3}(?:\.\d{1,6})?")
+
 
 class SubmitAnswer(_Open):
     """What every job-creating POST answers: ``{"success": true, "messageId", "createdAt"}``."""
@@ -258,8 +260,9 @@ def percent(value: Any) -> int | None:
         return None
     if isinstance(value, int | float):
         return max(0, min(100, int(value)))
-    match = re.fullmatch(r"\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*", str(value)[:20])
-    return max(0, min(100, int(float(match.group(1))))) if match else None
+    raw = str(value)[:41]  # longer is no percentage; cutting it could make one out of junk
+    match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
+    return max(0, min(100, int(float(match.group(0))))) if match else None
 
 
 def is_moderation(error: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:

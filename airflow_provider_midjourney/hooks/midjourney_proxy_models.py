@@ -163,8 +163,8 @@ class Task(_Open):
 
     @property
     def progress_percent(self) -> int | None:
-        text = bounded(self.progress, 40).strip().removesuffix("%").rstrip()
-        match = _PERCENT.fullmatch(text)
+        raw = bounded(self.progress, 41)
+        match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
         return min(100, int(match.group(1))) if match else None
 
     @property
