@@ -68,7 +68,7 @@ def _answers() -> dict[str, Any]:
     return {
         "v3 seed text (5 KB spaces)": body(v3 | {"verb": "seed", "response": {"content": "**seed**" + SPACES}}),
         "v3 describe keycaps (5 KB spaces)": body(
-            v3 | {"verb": "describe", "response": {"content": "1\u20e3" + SPACES + "x", "embeds": []}}
+            v3 | {"verb": "describe", "response": {"content": "1\u20e3x" + SPACES + "y", "embeds": []}}
         ),
         "useapi v2 job mode (5 KB spaces)": body(
             {"jobid": "job-1234567890", "verb": "info", "status": "completed", "content": "**Job Mode**" + SPACES}
@@ -219,11 +219,13 @@ def main() -> None:
             served.clear()
             runs[label] = _run_child(tree, urls, tmp)
     report = {"before_ref": before_ref, "after": "worktree", "cases": {}}
-    print(f"\n{'case':42} {'before: worst lag':>18} {'after: worst lag':>17}  after: outcome")
+    print("| case | before: worst lag | before: poll took, outcome | after: worst lag | after: poll took, outcome |")
+    print("| --- | ---: | --- | ---: | --- |")
     for name in CASES:
         before, after = runs["before"][name], runs["after"][name]
         report["cases"][name] = {"before": before, "after": after}
-        print(f"{name:42} {before['worst_lag_ms']:>15} ms {after['worst_lag_ms']:>14} ms  {after['outcome'][:70]}")
+        cells = [f"{r['worst_lag_ms']:g} ms | {r['seconds']:g} s, {r['outcome'][:60]}" for r in (before, after)]
+        print(f"| {name} | {cells[0]} | {cells[1]} |")
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 

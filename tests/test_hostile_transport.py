@@ -202,3 +202,28 @@ def test_hostile_server_helper_counts_what_it_saw() -> None:
 
         assert httpx.get(api.base_url + "/x").json() == {"ok": True}
     assert isinstance(api, HostileServer) and [s.path for s in api.seen] == ["/x"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_compressed_answers_within_the_bound_are_read(encoding: str) -> None:
+    import zlib
+
+    job = {"jobid": BACKENDS["useapi_v3"][2], "verb": "imagine", "status": "started", "created": "x"}
+    raw = json.dumps(job).encode()
+    if encoding == "gzip":
+        packed = gzip.compress(raw)
+    elif encoding == "deflate":
+        packed = zlib.compress(raw)
+    else:
+        squeeze = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        packed = squeeze.compress(raw) + squeeze.flush()
+    header = "gzip" if encoding == "gzip" else "deflate"
+    answer = Answer(headers=[("Content-Type", "application/json"), ("Content-Encoding", header)], body=packed)
+    with hostile_server(lambda seen: answer) as api:
+        assert str(make_hook("useapi_v3", api.base_url).fetch_job(job["jobid"]).status) == "started"
+
+        async def poll() -> str:
+            async with make_hook("useapi_v3", api.base_url, shared=True) as trigger_hook:
+                return str((await trigger_hook.afetch_job(job["jobid"])).status)
+
+        assert asyncio.run(poll()) == "started"

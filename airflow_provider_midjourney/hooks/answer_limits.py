@@ -29,6 +29,7 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 #: Same-origin redirects followed per request.
 MAX_REDIRECTS = 5
+_INFLATE_STEP = 256 * 1024
 #: What API clients accept: encodings decoded here with a bound, not by httpx without one.
 ACCEPT_ENCODING = "gzip, deflate"
 
@@ -86,25 +87,28 @@ class _Decoder:
             self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32 if "gzip" in codings[0] else zlib.MAX_WBITS)
             self.raw_deflate = codings[0] == "deflate"
 
-    def feed(self, chunk: bytes) -> None:
-        if self.inflate is not None:
-            chunk = self._inflate(chunk)
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise AnswerRefusedError(f"the answer is larger than {self.limit // (1024 * 1024)} MB; it was not read")
-        self.parts.append(chunk)
-
-    def _inflate(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> Iterator[None]:
+        """Take one raw chunk, yielding after each bounded inflate step (the event loop may run then)."""
+        if self.inflate is None:
+            self._keep(chunk)
+            return
         try:
-            out = self.inflate.decompress(chunk, self.limit - self.size + 1)
+            out = self.inflate.decompress(chunk, _INFLATE_STEP)
         except zlib.error:
             if not (self.raw_deflate and self.size == 0 and not self.parts):
                 raise AnswerRefusedError("the answer's compressed body is corrupt") from None
             self.inflate, self.raw_deflate = zlib.decompressobj(-zlib.MAX_WBITS), False  # deflate without header
-            out = self.inflate.decompress(chunk, self.limit - self.size + 1)
-        if self.inflate.unconsumed_tail:  # more output than the bound allows
+            out = self.inflate.decompress(chunk, _INFLATE_STEP)
+        self._keep(out)
+        while self.inflate.unconsumed_tail:  # a step at a time: a bomb stops at the bound
+            yield
+            self._keep(self.inflate.decompress(self.inflate.unconsumed_tail, _INFLATE_STEP))
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
             raise AnswerRefusedError(f"the answer is larger than {self.limit // (1024 * 1024)} MB; it was not read")
-        return bytes(out)
+        self.parts.append(data)
 
     def body(self) -> bytes:
         return b"".join(self.parts)
@@ -138,7 +142,8 @@ def read_bounded(response: httpx.Response, deadline: float, limit: int = MAX_ANS
     """The streamed ``response`` read in full within ``deadline`` (monotonic) and ``limit`` bytes."""
     decoder = _decoder(response, limit)
     for chunk in response.iter_raw():
-        decoder.feed(chunk)
+        for _ in decoder.feed(chunk):
+            check_deadline(deadline)
         if time.monotonic() > deadline:
             raise AnswerTimeoutError("no complete answer within the request's deadline")
     return _complete(response, decoder.body())
@@ -148,7 +153,8 @@ async def aread_bounded(response: httpx.Response, limit: int = MAX_ANSWER_BYTES)
     """:func:`read_bounded` for the event loop (the caller bounds its time with :func:`within`)."""
     decoder = _decoder(response, limit)
     async for chunk in response.aiter_raw():
-        decoder.feed(chunk)
+        for _ in decoder.feed(chunk):
+            await asyncio.sleep(0)  # between inflate steps, the other triggers run
     return _complete(response, decoder.body())
 
 
