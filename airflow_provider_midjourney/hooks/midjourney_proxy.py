@@ -28,7 +28,6 @@ job-creating call, naming it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -71,7 +70,6 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     CODE_SUCCESS,
     CODE_VALIDATION,
     CREATED_CODES,
-    DEFAULT_MODERATION_PATTERNS,
     REROLL_LABEL,
     SubmitResult,
     Task,
@@ -156,33 +154,8 @@ def proxy_options(extra: Mapping[str, Any], conn_id: str) -> ProxyOptions:
         flavour = "auto"
     else:
         raise MidjourneyError(f"{where}: extra 'flavour' must be auto, original or superset, got {raw_flavour!r}")
-    raw = extra.get("moderation_patterns")
-    patterns: Iterable[str]
-    if raw is None or raw == "":
-        patterns = DEFAULT_MODERATION_PATTERNS
-    elif isinstance(raw, str):
-        patterns = _patterns_from_text(raw)
-    elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
-        patterns = raw
-    else:
-        raise MidjourneyError(
-            f"{where}: extra 'moderation_patterns' must be a list of regular expressions or one per line,"
-            f" got {type(raw).__name__}"
-        )
-    moderation = compile_patterns(patterns, field=f"{where}: extra 'moderation_patterns'")
+    moderation = compile_patterns(extra.get("moderation_patterns"), field=f"{where}: extra 'moderation_patterns'")
     return ProxyOptions(path_prefix=prefix, flavour=flavour, moderation=moderation)
-
-
-def _patterns_from_text(text: str) -> list[str]:
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(p, str) for p in value):
-            return value
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def state_for(reply_ref: str | None) -> str | None:
