@@ -34,12 +34,12 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
 from airflow_provider_midjourney.hooks.midjourney_proxy import (
-    DEFAULT_MODERATION_PATTERNS,
     MidjourneyProxyHook,
     proxy_options,
     state_for,
 )
 from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
+    DEFAULT_MODERATION_PATTERNS,
     SubmitResult,
     Task,
     compile_patterns,
