@@ -40,6 +40,8 @@ class HostileServer:
     answer: Callable[[Seen], Answer]
     seen: list[Seen] = field(default_factory=list)
     base_url: str = ""
+    #: Bytes of each ``stream_bytes`` answer the client took before it hung up.
+    streamed: list[int] = field(default_factory=list)
 
     def handle(self, rfile: socket.SocketIO, wfile: socket.SocketIO) -> None:
         line = rfile.readline(65536).decode("latin-1").strip()
@@ -60,9 +62,13 @@ class HostileServer:
         wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         try:
             if answer.stream_bytes:
-                piece = b" " * 65536
-                for _ in range(answer.stream_bytes // len(piece)):
-                    wfile.write(piece)
+                piece, sent = b" " * 65536, 0
+                try:
+                    for _ in range(answer.stream_bytes // len(piece)):
+                        wfile.write(piece)
+                        sent += len(piece)
+                finally:
+                    self.streamed.append(sent)
             elif answer.steps:
                 for piece, pause in answer.steps[:10_000]:
                     wfile.write(piece)
