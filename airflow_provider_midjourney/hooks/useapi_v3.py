@@ -21,8 +21,8 @@ from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    base_url_from_host,
 )
+from airflow_provider_midjourney.hooks.connection_values import base_url_from_host
 from airflow_provider_midjourney.hooks.transport import BROWSER_HEADERS, SHARED_POOL_SIZE
 from airflow_provider_midjourney.hooks.transport import SharedAsyncClient as _SharedAsyncClient
 from airflow_provider_midjourney.hooks.useapi_v3_models import (
