@@ -45,9 +45,9 @@ from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    check_token,
     error_payload,
 )
+from airflow_provider_midjourney.hooks.connection_values import check_token
 from airflow_provider_midjourney.hooks.legnext_models import (
     LegnextJob,
     LegnextOutput,
