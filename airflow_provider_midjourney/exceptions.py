@@ -2,7 +2,8 @@
 
 Everything derives from :class:`MidjourneyError`, an ``AirflowException``, so a task fails with
 a readable message. HTTP answers map to one subclass per documented status code; the instance
-carries ``status_code`` and the API's ``error`` text. No exception ever carries a token.
+carries ``status_code`` and the API's ``error`` text. No exception ever carries a token
+(:mod:`.redaction` hides them; ``redact`` and ``register_secret`` are re-exported here).
 
 Errors that another try cannot fix (bad input, 4xx answers other than 429, a moderated prompt)
 are also ``AirflowFailException``: the task fails at once instead of burning its retries, and a
@@ -11,7 +12,6 @@ moderated prompt is never sent again. 5xx answers, transport errors and 429 stay
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 try:
@@ -28,6 +28,8 @@ except ImportError:  # Airflow 3.0: the task runner still uses airflow.exception
         AirflowSensorTimeout,
         AirflowSkipException,
     )
+
+from airflow_provider_midjourney.redaction import redact, register_secret
 
 __all__ = [
     "AirflowFailException",
@@ -56,6 +58,7 @@ __all__ = [
     "MidjourneyNotFoundError",
     "MidjourneyPermanentError",
     "MidjourneyPollingError",
+    "MidjourneyRedirectRefusedError",
     "MidjourneyServerError",
     "MidjourneySubmitUncertainError",
     "MidjourneySubscriptionError",
@@ -66,67 +69,6 @@ __all__ = [
     "redact",
     "register_secret",
 ]
-
-# -- secrets ---------------------------------------------------------------------------------------
-# Every token a hook reads (API tokens, Discord tokens) is registered here, and every exception of
-# this module, every trigger event and every log line the provider writes passes through redact():
-# an API that echoes a token, or part of it, in an error message cannot leak it into task logs,
-# scheduler logs, the Test button or XCom.
-
-#: A run of this many characters of a secret, anywhere in a text, counts as an echo of it.
-ECHO_LENGTH = 8
-_secrets: set[str] = set()
-_grams: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember ``value`` (and each run of :data:`ECHO_LENGTH` of its characters) to redact it."""
-    if not isinstance(value, str) or len(value) < ECHO_LENGTH:
-        return  # real tokens are far longer; hiding every "t" of a message would hide nothing
-    with _secrets_lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        for start in range(len(value) - ECHO_LENGTH + 1):
-            _grams.add(value[start : start + ECHO_LENGTH])
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered secret, and every echo of 8+ of its characters, as ``***``."""
-    if not _secrets or not isinstance(text, str) or not text:
-        return text
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "***")
-    if not _grams or len(text) < ECHO_LENGTH:
-        return text
-    hidden = bytearray(len(text))
-    found = False
-    for start in range(len(text) - ECHO_LENGTH + 1):
-        if text[start : start + ECHO_LENGTH] in _grams:
-            hidden[start : start + ECHO_LENGTH] = b"\x01" * ECHO_LENGTH
-            found = True
-    if not found:
-        return text
-    out: list[str] = []
-    for index, char in enumerate(text):
-        if not hidden[index]:
-            out.append(char)
-        elif index == 0 or not hidden[index - 1]:
-            out.append("***")
-    return "".join(out)
-
-
-def redact_value(value: Any) -> Any:
-    """:func:`redact` applied to every string inside ``value`` (dicts, lists, tuples)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redact_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(item) for item in value)
-    return value
 
 
 class MidjourneyError(AirflowException):
@@ -196,6 +138,10 @@ class MidjourneyExpiredError(MidjourneyPermanentError):
 
 class MidjourneyModeratedError(MidjourneyPermanentError):
     """422: the prompt was moderated. Never resubmit it as is: repeats get accounts banned."""
+
+
+class MidjourneyRedirectRefusedError(MidjourneyPermanentError):
+    """A 3xx to another origin: API requests (and their secrets) never leave the connection's origin."""
 
 
 class MidjourneyBusyError(MidjourneyAPIError):

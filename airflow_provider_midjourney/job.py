@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_midjourney.input_checks import SAFE_ID_PATTERN
+from airflow_provider_midjourney.redaction import redact, redact_value
 from airflow_provider_midjourney.vocabulary import SETTINGS_COMMANDS, TERMINAL_STATUSES, JobStatus
+
+#: The longest text a job keeps (a prompt, an error): Midjourney's own limits are far lower.
+MAX_TEXT = 16_384
+#: Links a job keeps: only these schemes (a vendor's ``javascript:``, ``data:`` or ``file:`` is dropped).
+LINK_SCHEMES = ("https://", "http://")
 
 __all__ = ["JobStatus", "MidjourneyJob"]
 
@@ -62,6 +69,35 @@ class MidjourneyJob:
     cost: dict[str, float | int] | None = None
     expired: bool = False
 
+    def __post_init__(self) -> None:
+        """Every backend's answer passes here: the one place untrusted values are made safe to show.
+
+        The id must be safe in a URL path; links are kept only where http(s); every text is cut to
+        :data:`MAX_TEXT` and has any registered secret (a token the API echoed) redacted.
+        """
+        from airflow_provider_midjourney.exceptions import MidjourneyMalformedAnswerError
+
+        if not isinstance(self.job_id, str) or not SAFE_ID_PATTERN.fullmatch(self.job_id):
+            shown = repr(self.job_id)[:80] if isinstance(self.job_id, str) else type(self.job_id).__name__
+            raise MidjourneyMalformedAnswerError(
+                f"The {self.backend} API named a job {redact(shown)}: not a job id (letters, digits and . _ : -)"
+            )
+        clean = {
+            "prompt": _text(self.prompt),
+            "error": _text(self.error),
+            "error_details": _text(self.error_details),
+            "reply_ref": _text(self.reply_ref),
+            "image_urls": _links(self.image_urls),
+            "video_urls": _links(self.video_urls),
+            "grid_url": next(iter(_links([self.grid_url])), None),
+            "buttons": [t for t in (_text(b) for b in self.buttons) if t is not None],
+            "prompts": [t for t in (_text(p) for p in self.prompts) if t is not None],
+            "children": _clean_value(self.children),
+            "settings": _clean_value(self.settings),
+        }
+        for name, value in clean.items():
+            object.__setattr__(self, name, value)
+
     @property
     def is_terminal(self) -> bool:
         """True once completed, failed or moderated; unknown statuses are not terminal."""
@@ -111,3 +147,32 @@ class MidjourneyJob:
         details = [d for d in (self.error, self.error_details) if d]
         text = "; ".join(dict.fromkeys(details)) or "no details given"
         return f"Midjourney job {self.job_id} {self.status}: {text}"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return redact(str(value)[:MAX_TEXT])
+
+
+def _links(urls: Any) -> list[str]:
+    links = []
+    for url in urls or []:
+        if isinstance(url, str) and url.strip().lower().startswith(LINK_SCHEMES) and len(url) <= MAX_TEXT:
+            links.append(redact(url.strip()))
+    return links
+
+
+def _clean_value(value: Any) -> Any:
+    """Texts cut and redacted, and dropped where they are a script, data or file link."""
+    if isinstance(value, str):
+        scheme = value.strip().split(":", 1)[0].lower() if ":" in value[:16] else ""
+        return None if scheme in _UNSAFE_SCHEMES else _text(value)
+    if isinstance(value, dict):
+        return {str(k)[:200]: _clean_value(v) for k, v in list(value.items())[:200]}
+    if isinstance(value, list | tuple):
+        return [_clean_value(v) for v in list(value)[:200]]
+    return redact_value(value)
+
+
+_UNSAFE_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "filesystem"})

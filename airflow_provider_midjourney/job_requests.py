@@ -36,6 +36,14 @@ MIN_BLEND_IMAGES = 2
 _R = TypeVar("_R", bound="RequestModel")
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class RequestModel(BaseModel):
     """Base of request models: camelCase on the wire, snake_case in Python, strict fields."""
 
@@ -49,6 +57,12 @@ class RequestModel(BaseModel):
             for key, value in data.items():
                 if isinstance(value, bytes | bytearray):
                     raise ValueError(f"{key}: expected text, got bytes")
+                for text in value if isinstance(value, list | tuple) else [value]:
+                    if isinstance(text, str) and not _is_utf8(text):
+                        raise ValueError(
+                            f"{key}: contains a lone surrogate (an invalid character such as \\ud800);"
+                            " expected valid Unicode text"
+                        )
         return data
 
     @classmethod

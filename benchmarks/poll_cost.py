@@ -9,7 +9,7 @@ per request. Variants:
 
 * ``httpx``: ``httpx.AsyncClient.request`` on a pooled client (the transport before this change);
 * ``hook, httpx``: the trigger's whole poll, ``hook.afetch_job`` with the direct path off;
-* ``hook, direct``: the same with ``hooks.base.DIRECT_POOL_GETS`` on (the default): the GET goes
+* ``hook, direct``: the same with ``hooks.transport.DIRECT_POOL_GETS`` on (the default): the GET goes
   straight to the client's httpcore pool with prebuilt headers, no cookie jar, no URL merging;
 * ``httpcore``: the bare pool, for the floor.
 """
@@ -57,7 +57,7 @@ async def measure(base_url: str, job_id: str, count: int, rounds: int) -> dict[s
     import httpcore
     import httpx
 
-    from airflow_provider_midjourney.hooks import base
+    from airflow_provider_midjourney.hooks import transport as base
     from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
     from airflow_provider_midjourney.retry import NO_RETRY
 

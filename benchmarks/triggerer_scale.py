@@ -78,7 +78,7 @@ def _triggerer_child(conn: Connection, env: dict[str, str], log_path: str) -> No
     import gc
     import resource
 
-    from airflow_provider_midjourney.hooks import base as hook_module
+    from airflow_provider_midjourney.hooks import transport as hook_module
     from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 
     if env.get("BENCH_SHARED_POOL_SIZE") and hasattr(hook_module, "SHARED_POOL_SIZE"):

@@ -1,4 +1,4 @@
-"""The trigger's poll sent straight to the shared client's pool (``hooks.base.DIRECT_POOL_GETS``).
+"""The trigger's poll sent straight to the shared client's pool (``hooks.transport.DIRECT_POOL_GETS``).
 
 It must be indistinguishable, for the API and for the caller, from the httpx path it replaces:
 same request (path, headers, token), same answers, same errors.
@@ -13,7 +13,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyServerError,
     MidjourneyTransportError,
 )
-from airflow_provider_midjourney.hooks import base
+from airflow_provider_midjourney.hooks import transport
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.retry import NO_RETRY
 from tests.conftest import FAST_RETRY
@@ -27,7 +27,7 @@ def _seen(emulator) -> list[tuple[str, str, dict[str, str], str | None, bool]]:
 
 @pytest.mark.parametrize("direct", [True, False])
 async def test_direct_and_httpx_polls_send_the_same_request(emulator, midjourney_conn, monkeypatch, direct) -> None:
-    monkeypatch.setattr(base, "DIRECT_POOL_GETS", direct)
+    monkeypatch.setattr(transport, "DIRECT_POOL_GETS", direct)
     job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("same either way")
     async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:
         first = await hook.afetch_job(job.jobid)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyAPIError, MidjourneyServerError
-from airflow_provider_midjourney.hooks import base as hook_module
+from airflow_provider_midjourney.hooks import transport as hook_module
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook, _SharedAsyncClient
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger

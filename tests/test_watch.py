@@ -238,7 +238,7 @@ async def test_from_twenty_waiting_triggers_the_list_call_runs_twice_per_interva
 
 
 async def test_the_list_call_does_not_queue_behind_the_fetches(emulator, midjourney_conn, running_jobs) -> None:
-    from airflow_provider_midjourney.hooks.base import SKIP_SHARED_QUEUE
+    from airflow_provider_midjourney.hooks.transport import SKIP_SHARED_QUEUE
 
     [job_id] = running_jobs(1)
     async with UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) as hook:

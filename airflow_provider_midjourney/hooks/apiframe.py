@@ -33,8 +33,9 @@ from airflow_provider_midjourney.exceptions import (
     error_for_status,
 )
 from airflow_provider_midjourney.hooks.apiframe_models import VIDEO_MODEL, ApiframeJob, JobAccepted, JobList
-from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook, _HeaderAuth
+from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
 from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation, moderation_patterns
+from airflow_provider_midjourney.hooks.transport import HeaderAuth
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import ButtonRequest, ImagineRequest, JobOptions
 from airflow_provider_midjourney.video_requests import VideoRequest, start_frame_url
@@ -104,7 +105,7 @@ class ApiframeHook(MidjourneyBackendHook):
     # -- connection -----------------------------------------------------------------------------
 
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
-        return _HeaderAuth("X-API-Key", settings.token)
+        return HeaderAuth("X-API-Key", settings.token)
 
     def patterns(self) -> tuple[re.Pattern[str], ...]:
         return moderation_patterns(self.connection_settings.extra.get("moderation_patterns"), self.midjourney_conn_id)

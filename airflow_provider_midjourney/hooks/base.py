@@ -1,4 +1,4 @@
-"""The backend seam: what every Midjourney API's hook offers, and the HTTP plumbing they share.
+"""The backend seam: what every Midjourney API's hook offers (its HTTP plumbing is :mod:`.transport`).
 
 Each vendor is one hook class (its own connection type, wire models and path layout) that
 subclasses :class:`MidjourneyBackendHook`. Operators, the trigger, the sensor and the download
@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import re
-import threading
-import weakref
-from collections.abc import Generator, Iterator, Mapping
+import functools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, Retrying
@@ -36,15 +31,14 @@ from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import check_seconds
 from airflow_provider_midjourney.exceptions import (
     MidjourneyConfigurationError,
-    MidjourneyConnectError,
     MidjourneyMalformedAnswerError,
     MidjourneySubmitUncertainError,
     MidjourneyTransportError,
     MidjourneyUnsupportedError,
     error_for_status,
-    redact,
-    register_secret,
 )
+from airflow_provider_midjourney.hooks import answer_limits, transport
+from airflow_provider_midjourney.hooks.connection_values import base_url_from_host, check_token
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
@@ -55,6 +49,7 @@ from airflow_provider_midjourney.job_requests import (
     SeedRequest,
     SettingsRequest,
 )
+from airflow_provider_midjourney.redaction import redact
 from airflow_provider_midjourney.retry import RetryPolicy
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.wire import HttpBody
@@ -67,33 +62,6 @@ except ImportError:  # pragma: no cover
 DEFAULT_TIMEOUT = 30.0
 #: Sane bounds of a per-request timeout (connection ``timeout`` extra, hook ``timeout=``).
 MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT = 0.1, 600.0
-# Some CDNs (cdn.midjourney.com behind Cloudflare) refuse clients without a browser User-Agent.
-BROWSER_HEADERS = {
-    "User-Agent": (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
-        " Chrome/139.0.0.0 Safari/537.36"
-    ),
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate, br",
-    "Connection": "keep-alive",
-}
-# Connections of the AsyncClient that hooks created with ``shared_async_client=True`` (the trigger's)
-# share per event loop, base URL and timeout; requests beyond this many wait their turn. The pool
-# serves at most SHARED_POOL_SIZE / latency requests a second, less while the event loop is busy:
-# in Airflow's real triggerer, 16 connections at 0.25 s delivered ~40 a second, short of the ~50 a
-# second that 3,000 waiting jobs finishing within a minute need (their news queued for up to 24 s,
-# docs/benchmarks.md); 32 keep up. Only bursts use them: a waiting job sends ~2 requests in all.
-SHARED_POOL_SIZE = 32
-# A poll on the shared client (a GET without body or query: what a trigger sends) goes straight to
-# the client's own httpcore pool, with the client's headers and timeouts prebuilt: no cookie jar,
-# no URL merging, no auth flow per request (benchmarks/poll_cost.py; the httpx path stays for
-# everything else, for redirects, and where the client has proxy mounts).
-DIRECT_POOL_GETS = True
-#: Set (in its own task) by a request that must not queue behind the others on the shared client's
-#: gate: the one "which jobs still run" call that all waiting triggers depend on (triggers/watch.py).
-#: It still waits for a free connection in the pool, behind at most SHARED_POOL_SIZE requests.
-SKIP_SHARED_QUEUE: contextvars.ContextVar[bool] = contextvars.ContextVar("midjourney_skip_shared_queue", default=False)
-_PLAIN_PATH = re.compile(r"/[A-Za-z0-9/._~:@!$&'()*+,;=-]*\Z")  # nothing httpx would have to encode
 
 
 class Capability(str, Enum):
@@ -139,79 +107,6 @@ class ConnectionSettings:
     channel: str | None = None  # useapi.net's default channel (v3, v2)
 
 
-def base_url_from_host(host: str | None, port: int | None = None, default: str = "https://api.useapi.net") -> str:
-    """``http://127.0.0.1:8765`` stays as is; a bare host gets https; empty means ``default``."""
-    if host is not None and not isinstance(host, str):
-        raise MidjourneyConfigurationError(f"Connection host must be text, got {type(host).__name__}")
-    host = (host or "").strip().rstrip("/")
-    if not host:
-        return default
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in host) or not host.isascii():
-        raise MidjourneyConfigurationError(
-            f"Connection host {host[:80]!r} contains spaces, control or non-ASCII characters;"
-            " expected an http(s) base URL"
-        )
-    if "://" not in host:
-        host = f"https://{host}"
-    try:
-        parts = urlsplit(host)
-        has_port = parts.port is not None
-    except ValueError:
-        raise MidjourneyConfigurationError(f"Connection host {host[:80]!r} is not a valid http(s) base URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MidjourneyConfigurationError(f"Connection host {host[:80]!r} is not an http(s) base URL")
-    if port and not has_port:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise MidjourneyConfigurationError(f"Connection port must be 1-65535, got {port!r}")
-        host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
-    return host
-
-
-def check_token(token: Any, conn_id: str, api_name: str, *, required: bool = True) -> str:
-    """The connection's secret without surrounding whitespace, registered for redaction.
-
-    A pasted token often ends with a newline: sent as is, the HTTP library refuses the header
-    and prints it, token included. Control and non-ASCII characters are refused with a message
-    that does not contain them (nor the token).
-    """
-    if token is None:
-        token = ""
-    if not isinstance(token, str):
-        raise MidjourneyConfigurationError(f"Connection {conn_id!r}: the API token (password) must be text")
-    secret = str(token).strip()
-    if required and not secret:
-        raise MidjourneyConfigurationError(
-            f"Connection {conn_id!r} has no API token: put the {api_name} token in its password"
-            " (it is empty or only whitespace)"
-        )
-    if secret and (not secret.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in secret)):
-        raise MidjourneyConfigurationError(
-            f"Connection {conn_id!r}: the API token (password) contains a control character or a non-ASCII character"
-            f" ({len(secret)} characters in all); copy the {api_name} token again"
-        )
-    register_secret(secret)
-    return secret
-
-
-class _HeaderAuth(httpx.Auth):
-    """Adds the secret header per API request (never to CDN requests) and hides it from reprs."""
-
-    def __init__(self, name: str, value: str) -> None:
-        self._name = name
-        self._value = value
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers[self._name] = self._value
-        yield request
-
-    def __repr__(self) -> str:
-        return f"_HeaderAuth({self._name}: ***)"
-
-    def raw(self) -> tuple[bytes, bytes]:
-        """The header as bytes, for a request sent without httpx's auth flow."""
-        return self._name.encode("latin-1"), self._value.encode("latin-1")
-
-
 H = TypeVar("H", bound="MidjourneyBackendHook")
 M = TypeVar("M", bound="BaseModel")
 
@@ -224,7 +119,7 @@ class MidjourneyBackendHook(BaseHook):
     :param timeout: seconds per HTTP request, overriding the connection's ``timeout`` extra.
     :param shared_async_client: the async methods send through one ``httpx.AsyncClient`` shared by
         every such hook of the same event loop, base URL and timeout (at most
-        :data:`SHARED_POOL_SIZE` connections). The trigger uses it: a triggerer then runs thousands
+        :data:`~.transport.SHARED_POOL_SIZE` connections). The trigger uses it: a triggerer then runs thousands
         of them without an SSL context and a socket each. The secret is still sent per request.
     """
 
@@ -248,6 +143,14 @@ class MidjourneyBackendHook(BaseHook):
     #: 5xx after sending) may then simply be sent again, by the hook's retries and by the operator.
     idempotent_submit: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each backend's ``fetch_job``/``afetch_job`` refuses an answer about another job."""
+        super().__init_subclass__(**kwargs)
+        if "fetch_job" in cls.__dict__:
+            cls.fetch_job = _checked_fetch(cls.__dict__["fetch_job"])  # type: ignore[method-assign]
+        if "afetch_job" in cls.__dict__:
+            cls.afetch_job = _checked_afetch(cls.__dict__["afetch_job"])  # type: ignore[method-assign]
+
     def __init__(
         self,
         midjourney_conn_id: str | None = None,
@@ -270,7 +173,7 @@ class MidjourneyBackendHook(BaseHook):
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self.shared_async_client = shared_async_client
-        self._shared: _SharedAsyncClient | None = None
+        self._shared: transport.SharedAsyncClient | None = None
         #: A failed job that the next submission replaces (an idempotent backend then derives a
         #: fresh key, which would otherwise answer with the failed job).
         self.supersedes: str | None = None
@@ -417,7 +320,11 @@ class MidjourneyBackendHook(BaseHook):
         return {
             "base_url": settings.base_url,
             "timeout": httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
-            "headers": {"Accept": "application/json", "User-Agent": "airflow-provider-midjourney"},
+            "headers": {
+                "Accept": "application/json",
+                "Accept-Encoding": answer_limits.ACCEPT_ENCODING,
+                "User-Agent": "airflow-provider-midjourney",
+            },
             "follow_redirects": True,
         }
 
@@ -434,10 +341,11 @@ class MidjourneyBackendHook(BaseHook):
         up by replyRef) rather than retryable.
         """
         try:
-            return response.json()
-        except ValueError:
+            return answer_limits.load_json(response.content)
+        except ValueError as exc:
             kind = response.headers.get("content-type", "no content type").split(";")[0]
-            what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind})"
+            why = f", {exc}" if "nested" in str(exc) else ""
+            what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind}{why})"
             raise self._malformed(what, path, creates_job) from None
 
     def parse_answer(
@@ -514,14 +422,14 @@ class MidjourneyBackendHook(BaseHook):
 
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
         """Bearer token by default; a backend with another header overrides this."""
-        return _HeaderAuth("Authorization", f"Bearer {settings.token}") if settings.token else None
+        return transport.HeaderAuth("Authorization", f"Bearer {settings.token}") if settings.token else None
 
     def _raise_for_response(self, response: httpx.Response, method: str, path: str) -> None:
         """Turn an error status into the matching exception (a backend may map its own codes)."""
         if response.status_code < 400:
             return
         try:
-            payload = response.json()
+            payload = answer_limits.load_json(response.content)
             if isinstance(payload, dict):
                 error = str(payload.get("error") or payload.get("message") or payload.get("description") or payload)
             else:
@@ -561,12 +469,18 @@ class MidjourneyBackendHook(BaseHook):
             **self.retry.tenacity_kwargs(creates_job=creates_job, log=self.log, what=f"{method} {path}")
         ):
             with attempt:
-                try:
-                    response = client.request(
-                        method, path, params=params, headers=headers, auth=self._auth(settings), **_body_kwargs(body)
-                    )
-                except httpx.TransportError as exc:
-                    raise _transport_error(exc, method, path, creates_job, reply_ref) from None
+                response = transport.send(
+                    client,
+                    method,
+                    path,
+                    auth=self._auth(settings),
+                    body=body,
+                    params=params,
+                    creates_job=creates_job,
+                    reply_ref=reply_ref,
+                    headers=headers,
+                    timeout=settings.timeout,
+                )
                 self._raise_for_response(response, method, path)
         return response
 
@@ -580,41 +494,29 @@ class MidjourneyBackendHook(BaseHook):
         creates_job: bool = False,
     ) -> httpx.Response:
         settings = await self.aconnection_settings()
-        gate: contextlib.AbstractAsyncContextManager[Any]
+        client: httpx.AsyncClient | transport.SharedAsyncClient
         if self.shared_async_client:
             if self._shared is not None and self._shared.loop is not asyncio.get_running_loop():
                 self._shared.forget()  # taken under an earlier event loop: unusable in this one
                 self._shared = None
             if self._shared is None:
-                self._shared = _SharedAsyncClient.acquire(self._client_kwargs(settings))
-            client = self._shared.client
-            gate = contextlib.nullcontext() if SKIP_SHARED_QUEUE.get() else self._shared.gate
+                self._shared = transport.SharedAsyncClient.acquire(self._client_kwargs(settings))
+            client = self._shared
         else:
-            client, gate = await self.aget_conn(), contextlib.nullcontext()
-
+            client = await self.aget_conn()
         auth = self._auth(settings)
-        shared = self._shared
-        direct = (
-            DIRECT_POOL_GETS
-            and shared is not None
-            and shared.pool is not None
-            and method == "GET"
-            and body is None
-            and not params
-            and (auth is None or isinstance(auth, _HeaderAuth))
-            and _PLAIN_PATH.match(path) is not None
-        )
 
         async def send() -> httpx.Response:
-            try:
-                async with gate:
-                    response = None
-                    if direct and shared is not None:
-                        response = await shared.direct_get(path, auth.raw() if isinstance(auth, _HeaderAuth) else None)
-                    if response is None:
-                        response = await client.request(method, path, params=params, auth=auth, **_body_kwargs(body))
-            except httpx.TransportError as exc:
-                raise _transport_error(exc, method, path, creates_job, None) from None
+            response = await transport.asend(
+                client,
+                method,
+                path,
+                auth=auth,
+                body=body,
+                params=params,
+                creates_job=creates_job,
+                timeout=settings.timeout,
+            )
             self._raise_for_response(response, method, path)
             return response
 
@@ -641,7 +543,7 @@ class MidjourneyBackendHook(BaseHook):
 
         check_http_url(url, "url")  # before any connection: refused naming the field
         client = self.get_conn()
-        request = client.build_request("GET", url, headers=BROWSER_HEADERS)
+        request = client.build_request("GET", url, headers=transport.BROWSER_HEADERS)
         with self._send_stream(client, request, auth=None) as response:
             yield response
 
@@ -652,7 +554,7 @@ class MidjourneyBackendHook(BaseHook):
         try:
             response = client.send(request, auth=auth, stream=True)
         except httpx.TransportError as exc:
-            raise _transport_error(exc, "GET", request.url.path, False, None) from None
+            raise transport.transport_error(exc, "GET", request.url.path, False, None) from None
         try:
             if response.status_code >= 400:
                 response.read()
@@ -672,7 +574,34 @@ class MidjourneyBackendHook(BaseHook):
         :meth:`get_conn` first when threads share the hook.
         """
         with self.stream_asset(url, use_proxy=use_proxy) as response:
-            yield response.headers, _body_chunks(response, chunk_size)
+            yield response.headers, transport.body_chunks(response, chunk_size)
+
+
+# -- answers about the job that was asked for ----------------------------------------------------
+
+
+def _same_job(job: MidjourneyJob, job_id: str) -> MidjourneyJob:
+    if job.job_id != job_id:
+        raise MidjourneyMalformedAnswerError(
+            f"Asked the {job.backend} API for job {job_id}, it answered about job {job.job_id[:80]}: refused"
+        )
+    return job
+
+
+def _checked_fetch(fetch: Any) -> Any:
+    @functools.wraps(fetch)
+    def fetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
+        return _same_job(fetch(self, job_id), job_id)
+
+    return fetch_job
+
+
+def _checked_afetch(afetch: Any) -> Any:
+    @functools.wraps(afetch)
+    async def afetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
+        return _same_job(await afetch(self, job_id), job_id)
+
+    return afetch_job
 
 
 # -- choosing the hook by connection type ----------------------------------------------------------
@@ -702,100 +631,6 @@ async def aget_connection(conn_id: str) -> Any:
 # -- shared plumbing ---------------------------------------------------------------------------------
 
 
-class _SharedAsyncClient:
-    """One pooled ``httpx.AsyncClient`` per (event loop, base URL, timeout), counted by its hooks.
-
-    Requests pass a semaphore of :data:`SHARED_POOL_SIZE` first: httpcore's pool rescans its whole
-    queue on every request and release, so thousands of requests queued in it at once cost
-    quadratic CPU; queued on the semaphore they cost nothing. Closed when its last hook releases it.
-    """
-
-    _registry: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Any]]] = (
-        weakref.WeakKeyDictionary()
-    )
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, key: tuple[Any, ...], client_kwargs: dict[str, Any]) -> None:
-        self.key = key
-        self.loop = asyncio.get_running_loop()
-        limits = httpx.Limits(max_connections=SHARED_POOL_SIZE, max_keepalive_connections=SHARED_POOL_SIZE)
-        self.client = httpx.AsyncClient(limits=limits, **client_kwargs)
-        self.gate = asyncio.Semaphore(SHARED_POOL_SIZE)
-        # For direct_get: the client's own pool (None when proxies are mounted), headers, timeouts.
-        pool = getattr(self.client._transport, "_pool", None)
-        self.pool: httpcore.AsyncConnectionPool | None = None if self.client._mounts else pool
-        self.base = str(self.client.base_url).rstrip("/")
-        self.headers = list(self.client.headers.raw)
-        self.extensions: dict[str, Any] = {"timeout": self.client.timeout.as_dict()}
-        self.users = 0
-
-    async def direct_get(self, path: str, auth: tuple[bytes, bytes] | None) -> httpx.Response | None:
-        """``GET`` base URL + ``path`` on the pool, as httpx would send it; None for a redirect.
-
-        The same connections, headers and timeouts as ``client.request``, minus the per-request work
-        a poll does not need (URL merging and encoding, cookies, the auth flow, event hooks).
-        """
-        assert self.pool is not None
-        headers = self.headers if auth is None else [*self.headers, auth]
-        try:
-            answer = await self.pool.request("GET", self.base + path, headers=headers, extensions=self.extensions)
-        except _HTTPCORE_ERRORS as exc:
-            raise _as_httpx_error(exc) from None
-        if 300 <= answer.status < 400:
-            return None  # let httpx follow it
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.content)
-
-    @classmethod
-    def acquire(cls, client_kwargs: dict[str, Any]) -> _SharedAsyncClient:
-        loop = asyncio.get_running_loop()
-        timeout: httpx.Timeout = client_kwargs["timeout"]
-        key = (client_kwargs["base_url"], timeout.read, timeout.connect)
-        with cls._lock:
-            clients = cls._registry.setdefault(loop, {})
-            shared: _SharedAsyncClient | None = clients.get(key)
-            if shared is None:
-                shared = clients[key] = cls(key, client_kwargs)
-            shared.users += 1
-        return shared
-
-    async def release(self) -> None:
-        if self.loop is not asyncio.get_running_loop():
-            self.forget()  # its loop is gone or elsewhere: closing it here would fail
-            return
-        with self._lock:
-            self.users -= 1
-            if self.users > 0:
-                return
-            clients = self._registry.get(self.loop, {})
-            if clients.get(self.key) is self:
-                del clients[self.key]
-        await self.client.aclose()
-
-    def forget(self) -> None:
-        """Drop one user without closing (the client belongs to another event loop)."""
-        with self._lock:
-            self.users -= 1
-
-
-# What httpcore raises where httpx would raise its TransportError of the same name. (This module is
-# imported by tasks and the triggerer only, never on a DAG parse, so httpcore may be imported here.)
-_HTTPCORE_ERRORS = (
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
-
-
-def _as_httpx_error(exc: Exception) -> httpx.TransportError:
-    """httpx's exception of the same name (httpx raises these for the same httpcore errors)."""
-    cls = getattr(httpx, type(exc).__name__, None)
-    if isinstance(cls, type) and issubclass(cls, httpx.TransportError):
-        return cls(str(exc))
-    return httpx.TransportError(str(exc))
-
-
 def error_payload(response: httpx.Response) -> dict[str, Any] | str:
     """An error answer's JSON object, or its text (at most 500 characters) when it is not one."""
     try:
@@ -803,37 +638,3 @@ def error_payload(response: httpx.Response) -> dict[str, Any] | str:
     except ValueError:
         return response.text.strip()[:500] or response.reason_phrase or "no details"
     return payload if isinstance(payload, dict) else str(payload)[:500]
-
-
-def _body_kwargs(body: HttpBody | None) -> dict[str, Any]:
-    if body is None:
-        return {}
-    if body.files is not None:
-        return {"data": body.data or {}, "files": body.files}
-    return {"json": body.json_body}
-
-
-def _transport_error(
-    exc: httpx.TransportError, method: str, path: str, creates_job: bool, reply_ref: str | None
-) -> MidjourneyTransportError:
-    """Classify a transport failure: was the request possibly received by the API?"""
-    reason = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return MidjourneyConnectError(f"{method} {path} was not sent: {reason}")
-    if creates_job:
-        return MidjourneySubmitUncertainError(
-            f"{method} {path} got no answer ({reason}). The job may have been created, so the request"
-            " is not sent again; look it up (running jobs, or by replyRef) before resubmitting.",
-            path=path,
-            reply_ref=reply_ref,
-        )
-    return MidjourneyTransportError(f"{method} {path} failed: {reason}")
-
-
-def _body_chunks(response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
-    """The decoded body of a streamed response; transport failures become MidjourneyTransportError."""
-    try:
-        yield from response.iter_bytes(chunk_size)
-    except httpx.RequestError as exc:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise MidjourneyTransportError(f"GET {response.request.url.path} broke off in the body: {reason}") from None

@@ -15,7 +15,6 @@ message is scrubbed of them once more before it is returned.
 
 from __future__ import annotations
 
-import json
 import queue
 import ssl
 import threading
@@ -24,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+
+from airflow_provider_midjourney.hooks.answer_limits import load_json
 
 MAX_TIMEOUT = 10.0
 MAX_BODY = 1_000_000
@@ -196,7 +197,7 @@ def _judge(
     if not is_json:
         return False, f"This URL does not look like {api_name}: got {content_type} from {url}."
     try:
-        data = json.loads(body)
+        data = load_json(body)  # deep nesting is a ValueError here, not a RecursionError
     except ValueError:
         return False, f"This URL does not look like {api_name}: the answer from {url} is not valid JSON."
     if not looks_right(data):

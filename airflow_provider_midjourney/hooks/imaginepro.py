@@ -405,7 +405,7 @@ class ImagineProHook(MidjourneyBackendHook):
     def fetch_message(self, job_id: str) -> Message:
         """The raw message (``GET .../message/...``), parsed leniently."""
         path = self.options().paths.message.format(self.check_job_id(job_id))
-        return Message.model_validate(self._request("GET", path).json())
+        return self.parse_answer(Message, self.parse_json(self._request("GET", path), "GET", path), "GET", path)
 
     def fetch_job(self, job_id: str) -> MidjourneyJob:
         if self.check_job_id(job_id).startswith(VIDEO_PREFIX):
@@ -421,7 +421,8 @@ class ImagineProHook(MidjourneyBackendHook):
             video = VideoMessage.model_validate((await self._arequest("GET", path)).json())
             return video.normalised_video(self.backend, options.patterns, job_id)
         path = options.paths.message.format(self.check_job_id(job_id))
-        message = Message.model_validate((await self._arequest("GET", path)).json())
+        data = self.parse_json(await self._arequest("GET", path), "GET", path)
+        message = self.parse_answer(Message, data, "GET", path)
         return message.normalised(self.backend, options.patterns, job_id)
 
     def _cancel_body(self, job_id: str) -> HttpBody:
@@ -458,7 +459,8 @@ class ImagineProHook(MidjourneyBackendHook):
         except MidjourneyNotFoundError:
             self.log.warning("%s has no history endpoint: cannot look for job with ref %s", self.api_name, reply_ref)
             return None
-        for entry in History.model_validate(response.json()).images[:HISTORY_SCAN]:
+        history = self.parse_answer(History, self.parse_json(response, "GET", options.paths.history), "GET", "history")
+        for entry in history.images[:HISTORY_SCAN]:
             if not entry.id or not VENDOR_ID_PATTERN.fullmatch(entry.id):
                 continue
             try:

@@ -13,15 +13,19 @@ connection's ``moderation_patterns`` extra); a ``FAIL`` that matches none stays 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.text_patterns import (
+    compile_moderation_patterns,
+    keycap_items,
+    matches_any,
+    numbered_items,
+)
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
@@ -47,11 +51,11 @@ DEFAULT_MODERATION_PATTERNS: tuple[str, ...] = (
 RUNNING_STATES = {"QUEUED": JobStatus.CREATED, "PENDING": JobStatus.CREATED, "PROCESSING": JobStatus.PROGRESS}
 UPSCALE_BUTTONS = frozenset({"U1", "U2", "U3", "U4"})
 # "1. a cat 2. a dog" or "1) ..." (a plain numbered list), after the keycap form 1️⃣ of Discord.
-_DESCRIBE_ITEM = re.compile(r"(?:^|\s)([1-4])[.)]\s*(.*?)(?=\s[1-4][.)]\s|\Z)", re.S)
-_KEYCAP_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20e3|\Z)", re.S)
 
 
 _Open = OpenModel
+
+_PERCENT = re.compile(r"\d{1,3}(?:\.\d{1,6})?")
 
 
 class SubmitAnswer(_Open):
@@ -243,9 +247,9 @@ class History(_Open):
 def _numbered(text: Any) -> list[str]:
     if not isinstance(text, str) or not text.strip():
         return []
-    found = [m.group(2).strip() for m in _KEYCAP_ITEM.finditer(text)]
+    found = keycap_items(text)
     if len(found) < 2:
-        found = [m.group(2).strip() for m in _DESCRIBE_ITEM.finditer(text)]
+        found = numbered_items(text)
     return [f for f in found if f] if len(found) >= 2 else []
 
 
@@ -256,42 +260,17 @@ def percent(value: Any) -> int | None:
         return None
     if isinstance(value, int | float):
         return max(0, min(100, int(value)))
-    match = re.fullmatch(r"\s*(\d{1,3}(?:\.\d+)?)\s*%?\s*", str(value)[:20])
-    return max(0, min(100, int(float(match.group(1))))) if match else None
+    raw = str(value)[:41]  # longer is no percentage; cutting it could make one out of junk
+    match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
+    return max(0, min(100, int(float(match.group(0))))) if match else None
 
 
 def is_moderation(error: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:
-    return bool(error) and any(p.search(error or "") for p in patterns)
+    return matches_any(patterns, error)
 
 
 def moderation_patterns(value: Any, conn_id: str) -> tuple[re.Pattern[str], ...]:
     """The connection's ``moderation_patterns`` extra: a regular expression (alternatives with
-    ``|``), a JSON list of them, or empty for :data:`DEFAULT_MODERATION_PATTERNS`."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raw: list[Any] = list(DEFAULT_MODERATION_PATTERNS)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            loaded = json.loads(text) if text.startswith("[") else None
-        except ValueError:
-            loaded = None
-        raw = loaded if isinstance(loaded, list) else [text]
-    elif isinstance(value, list | tuple):
-        raw = list(value)
-    else:
-        raw = [value]
-    compiled = []
-    for pattern in raw:
-        if not isinstance(pattern, str) or not pattern.strip():
-            raise MidjourneyError(
-                f"Connection {conn_id!r}: extra 'moderation_patterns' must be a regular expression or a list"
-                f" of them (non-empty strings), got {pattern!r}"
-            )
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as exc:
-            raise MidjourneyError(
-                f"Connection {conn_id!r}: extra 'moderation_patterns' has an invalid regular expression"
-                f" {pattern!r}: {exc}"
-            ) from None
-    return tuple(compiled)
+    ``|``), a JSON list of them, one per line, or empty for :data:`DEFAULT_MODERATION_PATTERNS`."""
+    field = f"Connection {conn_id!r}: extra 'moderation_patterns'"
+    return compile_moderation_patterns(value, field, DEFAULT_MODERATION_PATTERNS)

@@ -45,10 +45,9 @@ from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    _HeaderAuth,
-    check_token,
     error_payload,
 )
+from airflow_provider_midjourney.hooks.connection_values import check_token
 from airflow_provider_midjourney.hooks.legnext_models import (
     LegnextJob,
     LegnextOutput,
@@ -56,6 +55,7 @@ from airflow_provider_midjourney.hooks.legnext_models import (
     is_moderation,
     is_whitelist,
 )
+from airflow_provider_midjourney.hooks.transport import HeaderAuth
 from airflow_provider_midjourney.input_checks import VENDOR_ID_PATTERN, check_vendor_id
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import (
@@ -234,7 +234,7 @@ class LegnextHook(MidjourneyBackendHook):
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
         if self._api is not None and self._api.name == "youchuan":
             return _HeadersAuth({"x-youchuan-app": self._app, "x-youchuan-secret": settings.token})
-        return _HeaderAuth("x-api-key", settings.token)
+        return HeaderAuth("x-api-key", settings.token)
 
     def _probe_headers(self, settings: ConnectionSettings) -> dict[str, str]:
         if self.api.name == "youchuan":

@@ -28,7 +28,6 @@ job-creating call, naming it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -45,20 +44,19 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyBusyError,
     MidjourneyError,
     MidjourneyInvalidRequestError,
+    MidjourneyMalformedAnswerError,
     MidjourneyModeratedError,
     MidjourneyNotFoundError,
     MidjourneyServerError,
     MidjourneySubmitUncertainError,
-    MidjourneyTransportError,
     MidjourneyUnsupportedError,
     MidjourneyValidationError,
 )
+from airflow_provider_midjourney.hooks.answer_limits import load_json
 from airflow_provider_midjourney.hooks.base import (
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    _HeaderAuth,
-    _transport_error,
 )
 from airflow_provider_midjourney.hooks.inline_images import data_url
 from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
@@ -72,13 +70,13 @@ from airflow_provider_midjourney.hooks.midjourney_proxy_models import (
     CODE_SUCCESS,
     CODE_VALIDATION,
     CREATED_CODES,
-    DEFAULT_MODERATION_PATTERNS,
     REROLL_LABEL,
     SubmitResult,
     Task,
     compile_patterns,
     parse_tasks,
 )
+from airflow_provider_midjourney.hooks.transport import HeaderAuth, send
 from airflow_provider_midjourney.image_intake import (
     ImageBlob,
     ImageSource,
@@ -156,33 +154,8 @@ def proxy_options(extra: Mapping[str, Any], conn_id: str) -> ProxyOptions:
         flavour = "auto"
     else:
         raise MidjourneyError(f"{where}: extra 'flavour' must be auto, original or superset, got {raw_flavour!r}")
-    raw = extra.get("moderation_patterns")
-    patterns: Iterable[str]
-    if raw is None or raw == "":
-        patterns = DEFAULT_MODERATION_PATTERNS
-    elif isinstance(raw, str):
-        patterns = _patterns_from_text(raw)
-    elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
-        patterns = raw
-    else:
-        raise MidjourneyError(
-            f"{where}: extra 'moderation_patterns' must be a list of regular expressions or one per line,"
-            f" got {type(raw).__name__}"
-        )
-    moderation = compile_patterns(patterns, field=f"{where}: extra 'moderation_patterns'")
+    moderation = compile_patterns(extra.get("moderation_patterns"), field=f"{where}: extra 'moderation_patterns'")
     return ProxyOptions(path_prefix=prefix, flavour=flavour, moderation=moderation)
-
-
-def _patterns_from_text(text: str) -> list[str]:
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(p, str) for p in value):
-            return value
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def state_for(reply_ref: str | None) -> str | None:
@@ -250,7 +223,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
         return f"{(options or self.options).path_prefix}{tail}"
 
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
-        return _HeaderAuth("mj-api-secret", settings.token) if settings.token else None
+        return HeaderAuth("mj-api-secret", settings.token) if settings.token else None
 
     @classmethod
     def forget_probes(cls) -> None:
@@ -309,10 +282,7 @@ class MidjourneyProxyHook(MidjourneyBackendHook):
     def _probe_send(self, method: str, path: str) -> httpx.Response:
         """One request, no retries; an auth refusal raises (the job would fail the same way)."""
         client, settings = self.get_conn(), self.connection_settings
-        try:
-            response = client.request(method, path, auth=self._auth(settings))
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, method, path, False, None) from None
+        response = send(client, method, path, auth=self._auth(settings), timeout=settings.timeout)
         if response.status_code in (401, 403):
             self._raise_for_response(response, method, path)
         return response
@@ -671,7 +641,7 @@ def _change_body(label: str) -> dict[str, Any] | None:
 
 def _json_or_none(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return load_json(response.content)
     except ValueError:
         return None
 
@@ -698,14 +668,14 @@ def _task_from(response: httpx.Response, path: str, task_id: str) -> Task:
     try:
         return Task.model_validate(data)
     except ValidationError:
-        raise MidjourneyTransportError(f"GET {path} answered something that is not a task") from None
+        raise MidjourneyMalformedAnswerError(f"GET {path} answered something that is not a task") from None
 
 
 def _tasks_from(response: httpx.Response, path: str) -> list[Task]:
     try:
         return parse_tasks(_json_or_none(response))
     except (ValueError, ValidationError):
-        raise MidjourneyTransportError(f"{path} answered something that is not a list of tasks") from None
+        raise MidjourneyMalformedAnswerError(f"{path} answered something that is not a list of tasks") from None
 
 
 def _in_event_loop() -> bool:

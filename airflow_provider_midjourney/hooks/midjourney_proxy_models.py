@@ -16,13 +16,13 @@ Moderation: a task the server refused ends as ``FAILURE`` with a reason in Engli
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from airflow_provider_midjourney.exceptions import MidjourneyError
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.text_patterns import bounded, compile_moderation_patterns, keycap_items, matches_any
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
@@ -79,8 +79,7 @@ SINGLE_IMAGE_ACTIONS = frozenset({"UPSCALE", "UPSCALE_HD"})
 CHANGE_ACTIONS = {"U": "UPSCALE", "V": "VARIATION"}
 REROLL_LABEL = "🔄"
 
-_DESCRIBE_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20e3|\Z)", re.DOTALL)
-_PERCENT = re.compile(r"^\s*(\d{1,3})(?:\.\d+)?\s*%?\s*$")
+_PERCENT = re.compile(r"(\d{1,3})(?:\.\d{1,6})?")
 
 
 _Open = OpenModel
@@ -164,7 +163,8 @@ class Task(_Open):
 
     @property
     def progress_percent(self) -> int | None:
-        match = _PERCENT.match(self.progress or "")
+        raw = bounded(self.progress, 41)
+        match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
         return min(100, int(match.group(1))) if match else None
 
     @property
@@ -209,25 +209,19 @@ class Task(_Open):
 
 def describe_prompts(text: str) -> list[str]:
     """The prompts of ``properties.finalPrompt``: "1️⃣ a … 2️⃣ b …" (original) or one per line."""
-    found = [m.group(2).strip() for m in _DESCRIBE_ITEM.finditer(text)]
+    found = keycap_items(text)
     if found:
         return [p for p in found if p]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in bounded(text).splitlines() if line.strip()]
 
 
-def compile_patterns(patterns: Iterable[str], field: str = "moderation_patterns") -> tuple[re.Pattern[str], ...]:
-    """Compile moderation patterns, naming the field and the bad pattern on a syntax error."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as exc:
-            raise MidjourneyError(f"{field}: {pattern!r} is not a valid regular expression ({exc})") from None
-    return tuple(compiled)
+def compile_patterns(patterns: Any, field: str = "moderation_patterns") -> tuple[re.Pattern[str], ...]:
+    """Moderation patterns checked and compiled by the shared :func:`.text_patterns.compile_moderation_patterns`."""
+    return compile_moderation_patterns(patterns, field, DEFAULT_MODERATION_PATTERNS)
 
 
 def is_moderated(reason: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:
-    return bool(reason) and any(p.search(reason or "") for p in patterns)
+    return matches_any(patterns, reason)
 
 
 def parse_tasks(data: Any) -> list[Task]:

@@ -41,9 +41,10 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneySubscriptionError,
     error_for_status,
 )
-from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook, _HeaderAuth
+from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
 from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation, moderation_patterns
 from airflow_provider_midjourney.hooks.inline_images import data_url
+from airflow_provider_midjourney.hooks.transport import HeaderAuth
 from airflow_provider_midjourney.hooks.ttapi_models import (
     ACTIONS,
     LABELS,
@@ -136,7 +137,7 @@ class TtapiHook(MidjourneyBackendHook):
     }
 
     def _auth(self, settings: ConnectionSettings) -> httpx.Auth | None:
-        return _HeaderAuth("TT-API-KEY", settings.token) if settings.token else None
+        return HeaderAuth("TT-API-KEY", settings.token) if settings.token else None
 
     # -- connection extras ----------------------------------------------------------------------
 

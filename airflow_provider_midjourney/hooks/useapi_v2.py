@@ -329,11 +329,13 @@ class UseapiV2Hook(MidjourneyBackendHook):
 
     def list_running_job_ids(self) -> list[str]:
         """``GET /jobs``: ids of the jobs still executing."""
-        return _job_ids(self._request("GET", self._path("jobs")).json())
+        path = self._path("jobs")
+        return _job_ids(self.parse_json(self._request("GET", path), "GET", path))
 
     async def alist_running_job_ids(self) -> set[str] | None:
         await self.aconnection_settings()
-        return set(_job_ids((await self._arequest("GET", self._path("jobs"))).json()))
+        path = self._path("jobs")
+        return set(_job_ids(self.parse_json(await self._arequest("GET", path), "GET", path)))
 
     def find_job_by_reply_ref(self, reply_ref: str) -> MidjourneyJob | None:
         """The running list has ids only: fetch each running job and compare its ``replyRef``."""

@@ -16,6 +16,13 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.cost import fast_hours_of_info
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.text_patterns import (
+    bounded,
+    keycap_items,
+    labelled_number,
+    labelled_word,
+    leading_bold,
+)
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
@@ -37,10 +44,6 @@ SINGLE_IMAGE_BUTTONS = frozenset(
 SETTINGS_VERBS = ("info", "fast", "relax", "turbo", "variability")
 
 _PROGRESS = re.compile(r"\((\d{1,3})%\)")
-_PROMPT_IN_CONTENT = re.compile(r"^\*\*(.+?)\*\*", re.DOTALL)
-_SEED_IN_CONTENT = re.compile(r"\*\*seed\*\*\s*:?\s*(\d+)", re.IGNORECASE)
-_DESCRIBE_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20e3|\Z)", re.DOTALL)
-_JOB_MODE = re.compile(r"\*\*Job Mode\*\*\s*:?\s*(Fast|Relaxed|Relax|Turbo)", re.IGNORECASE)
 
 
 _Open = OpenModel
@@ -169,27 +172,27 @@ class V2Job(_Open):
         )
 
     def _echoed_prompt(self) -> str | None:
-        match = _PROMPT_IN_CONTENT.match(self.content or "")
-        return match.group(1).strip() if match else None
+        bold = leading_bold(self.content)
+        return bold.strip() if bold else None
 
     def _progress(self, status: JobStatus) -> int | None:
         if status == JobStatus.COMPLETED:
             return 100
-        match = _PROGRESS.search(self.content or "") if status == JobStatus.PROGRESS else None
+        match = _PROGRESS.search(bounded(self.content)) if status == JobStatus.PROGRESS else None
         return min(100, int(match.group(1))) if match else None
 
     def _seed_value(self) -> int | None:
         if self.seed is not None and self.seed.value is not None:
             return self.seed.value
         for text in (self.seed.content if self.seed else None, self.content):
-            match = _SEED_IN_CONTENT.search(text or "")
-            if match:
-                return int(match.group(1))
+            seed = labelled_number(text, "seed")
+            if seed is not None:
+                return seed
         return None
 
     def _prompts(self) -> list[str]:
         for text in [e.description for e in self.embeds] + [self.content]:
-            found = [m.group(2).strip() for m in _DESCRIBE_ITEM.finditer(text or "")]
+            found = keycap_items(text)
             if found:
                 return found
         return []
@@ -204,10 +207,10 @@ class V2Job(_Open):
             if "strong variability" in lowered:
                 return {"variability": True}
             return {"variability": False} if "subtle variability" in lowered else {}
-        match = _JOB_MODE.search(text)
-        if not match:
+        word = labelled_word(text, "Job Mode", ("Fast", "Relaxed", "Relax", "Turbo"))
+        if word is None:
             return {}
-        mode = {"fast": "fast", "turbo": "turbo"}.get(match.group(1).lower(), "relax")
+        mode = {"fast": "fast", "turbo": "turbo"}.get(word.lower(), "relax")
         return {m: m == mode for m in ("relax", "fast", "turbo")}
 
 

@@ -18,14 +18,13 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyNotFoundError,
 )
 from airflow_provider_midjourney.hooks.base import (
-    BROWSER_HEADERS,
-    SHARED_POOL_SIZE,
     Capability,
     ConnectionSettings,
     MidjourneyBackendHook,
-    _SharedAsyncClient,
-    base_url_from_host,
 )
+from airflow_provider_midjourney.hooks.connection_values import base_url_from_host
+from airflow_provider_midjourney.hooks.transport import BROWSER_HEADERS, SHARED_POOL_SIZE
+from airflow_provider_midjourney.hooks.transport import SharedAsyncClient as _SharedAsyncClient
 from airflow_provider_midjourney.hooks.useapi_v3_models import (
     CDN_PREFIX,
     Account,

@@ -20,6 +20,7 @@ from airflow_provider_midjourney.job_requests import (
     JobOptions,
     RequestModel,
 )
+from airflow_provider_midjourney.text_patterns import keycap_items, labelled_number, leading_bold
 from airflow_provider_midjourney.vocabulary import (
     SETTINGS_COMMANDS,
     TERMINAL_STATUSES,
@@ -120,13 +121,6 @@ class JobResponse(OpenModel):
     seed: int | None = None
 
 
-_PROMPT_IN_CONTENT = re.compile(r"^\*\*(.+?)\*\*", re.DOTALL)
-_SEED_IN_CONTENT = re.compile(r"\*\*seed\*\*\s*:?\s*(\d+)", re.IGNORECASE)
-# Describe suggestions are numbered with keycap emojis: 1️⃣ ... 2️⃣ ... (the variation selector
-# U+FE0F is optional in the wild).
-_DESCRIBE_ITEM = re.compile(r"([1-4])\ufe0f?\u20e3\s*(.*?)(?=\s*[1-4]\ufe0f?\u20e3|\Z)", re.DOTALL)
-
-
 class Job(OpenModel):
     """A job as returned by every job endpoint (POST 201/200, GET /jobs/<jobid>, SSE events)."""
 
@@ -178,8 +172,7 @@ class Job(OpenModel):
             return None
         if self.response.seed is not None:
             return self.response.seed
-        match = _SEED_IN_CONTENT.search(self.response.content or "")
-        return int(match.group(1)) if match else None
+        return labelled_number(self.response.content, "seed")
 
     @property
     def prompts(self) -> list[str]:
@@ -188,7 +181,7 @@ class Job(OpenModel):
             return []
         sources = [e.description for e in self.response.embeds] + [self.response.content]
         for text in sources:
-            found = [m.group(2).strip() for m in _DESCRIBE_ITEM.finditer(text or "")]
+            found = keycap_items(text)
             if found:
                 return found
         return []
@@ -241,8 +234,8 @@ class Job(OpenModel):
     @property
     def echoed_prompt(self) -> str | None:
         """The prompt Midjourney echoes in bold at the start of its message (button jobs send none)."""
-        match = _PROMPT_IN_CONTENT.match((self.response.content or "") if self.response else "")
-        return match.group(1).strip() if match else None
+        bold = leading_bold(self.response.content) if self.response else None
+        return bold.strip() if bold else None
 
     def normalised(self, backend: str = "useapi_v3") -> MidjourneyJob:
         """This job in the one shape every backend produces (a ``MidjourneyJob``)."""

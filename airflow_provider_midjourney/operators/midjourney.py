@@ -28,6 +28,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
     MidjourneyJobModeratedError,
     MidjourneyLostSubmissionError,
+    MidjourneyMalformedAnswerError,
     MidjourneyNotFoundError,
     MidjourneyServerError,
     MidjourneySubmitUncertainError,
@@ -529,7 +530,9 @@ class MidjourneyBaseOperator(BaseOperator):
         except (MidjourneySubmitUncertainError, MidjourneyServerError, MidjourneyTransportError) as exc:
             if hook.idempotent_submit:
                 return self._resend_idempotent(request, exc, hook)
-            if not isinstance(exc, MidjourneySubmitUncertainError | MidjourneyServerError):
+            if not isinstance(
+                exc, MidjourneySubmitUncertainError | MidjourneyServerError | MidjourneyMalformedAnswerError
+            ):
                 raise
             return self._recover_lost_submission(request, exc, hook)
 

@@ -23,11 +23,10 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyPollingError,
     MidjourneyServerError,
     MidjourneyTransportError,
-    redact,
-    redact_value,
 )
 from airflow_provider_midjourney.hooks.base import Capability, MidjourneyBackendHook
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.redaction import redact, redact_value
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.watch import shared_connection, wait_for_turn
 from airflow_provider_midjourney.vocabulary import JobStatus

@@ -147,7 +147,7 @@ class _Watcher:
             self.task = None
 
     async def _list(self, hook: MidjourneyBackendHook, interval: float) -> set[str] | None:
-        from airflow_provider_midjourney.hooks.base import SKIP_SHARED_QUEUE
+        from airflow_provider_midjourney.hooks.transport import SKIP_SHARED_QUEUE
 
         # Not behind the fetches queued on the shared client: when many jobs finish at once, the
         # list call waiting for them would delay every other trigger's news by that queue.

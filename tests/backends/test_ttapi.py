@@ -171,7 +171,8 @@ def test_lenient_statuses(status: str, message: str, progress: Any, expected: Jo
 def test_video_links_are_read_from_every_plausible_field(data: dict[str, Any]) -> None:
     links = video_links(data)
     assert links[0] == "https://c/0.mp4" and all(link.startswith("https://") for link in links)
-    job = normalised(Envelope.model_validate({"status": "SUCCESS", "data": {"action": "video", **data}}), "t", [])
+    envelope = Envelope.model_validate({"status": "SUCCESS", "data": {"action": "video", **data}})
+    job = normalised(envelope, "t", [], "job-1")  # every job has an id (an empty one is refused, #18)
     assert job.video_urls == links and job.verb == "video" and job.image_urls == []
 
 

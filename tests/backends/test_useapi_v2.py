@@ -103,13 +103,14 @@ def raw(emulator: MidjourneyEmulator, method: str, path: str, **kwargs: Any) -> 
 
 
 def test_v1_page_samples_normalise() -> None:
-    pages = fixture("v1-samples.json")
+    # The page's samples say "<jobid>" where an id goes: a real answer with that id is refused (class 9 of #18).
+    pages = json.loads(json.dumps(fixture("v1-samples.json")).replace("<jobid>", "job-1"))
     [started] = pages["jobs-imagine"]["samples"]["200"]
     job = V2Job.model_validate(started).normalised("useapi_v2", http_status=200)
     assert (job.status, job.verb, job.prompt, job.is_terminal) == (JobStatus.STARTED, "imagine", "Steampunk cat", False)
     [moderated] = pages["jobs-imagine"]["samples"]["422"]
     job = V2Job.model_validate(moderated).normalised("useapi_v2", http_status=422)
-    assert job.status == JobStatus.MODERATED and job.is_terminal and job.job_id == "<jobid>"
+    assert job.status == JobStatus.MODERATED and job.is_terminal and job.job_id == "job-1"
     assert job.error == "Unable to find posted message, likely moderated or invalid prompt"
     [button] = pages["jobs-button"]["samples"]["200"]
     job = V2Job.model_validate(button).normalised("useapi_v2")
