@@ -345,6 +345,14 @@ class MidjourneyBackendHook(BaseHook):
 
     # -- connection ---------------------------------------------------------------------------
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Airflow < 3.2 reads a hook's form only from the concrete class's own __dict__ (inherited
+        # methods are skipped), so each backend gets its own copy unless it defines one itself.
+        super().__init_subclass__(**kwargs)
+        for name in ("get_ui_field_behaviour", "get_connection_form_widgets"):
+            if name not in cls.__dict__:
+                setattr(cls, name, MidjourneyBackendHook.__dict__[name])
+
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Airflow 3.0/3.1 connection form; 3.2+ reads the same from the provider info."""
