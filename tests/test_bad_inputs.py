@@ -31,7 +31,7 @@ from airflow_provider_midjourney.operators import (
     MidjourneySeedOperator,
     MidjourneySettingsOperator,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
 from tests.conftest import TOKEN, connection_json
@@ -348,7 +348,7 @@ for label, kwargs, field in [
     ("busy_wait reversed", {"busy_wait": (30.0, 10.0)}, "busy_wait"),
     ("busy_wait not a pair", {"busy_wait": 10.0}, "busy_wait"),
 ]:
-    CASES.append(Case(f"retry policy {label}", lambda kwargs=kwargs: RetryPolicy(**kwargs), field))
+    CASES.append(Case(f"retry policy {label}", lambda kwargs=kwargs: HttpRetry(**kwargs), field))
 for label, kwargs, field in [
     ("max_concurrency zero", {"max_concurrency": 0}, "max_concurrency"),
     ("max_concurrency string", {"max_concurrency": "4"}, "max_concurrency"),

@@ -29,13 +29,13 @@ from airflow_provider_midjourney.operators.download import (
     extension_for,
     safe_name,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE
 from tests.conftest import FAST_RETRY, TOKEN, example_dag
 from tests.dag_runs import run_dag, task_states, xcom
 
-ONE_TRY = RetryPolicy(max_attempts=1)
+ONE_TRY = HttpRetry(max_attempts=1)
 
 
 def completed_job(hook: UseapiV3Hook, emulator: MidjourneyEmulator, prompt: str = "a red fox --ar 3:2") -> Job:
@@ -307,11 +307,11 @@ def test_operator_in_a_dag_memory_destination_urls_proxy_and_asset(emulator, hoo
     dr = run_dag(
         "download_memory",
         f"""
-        from airflow_provider_midjourney.retry import RetryPolicy
+        from airflow_provider_midjourney.retry import HttpRetry
         MidjourneyDownloadOperator(
             task_id="download", job_id="{{{{ params.job }}}}", urls={job.image_urls[:2]!r}, use_proxy=True,
             destination="memory://mj-dag/{{{{ params.folder }}}}/", contact_sheet=True,
-            retry=RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.02),
+            retry=HttpRetry(max_attempts=3, backoff_initial=0.01, backoff_max=0.02),
         )
         dag.params = {{"job": {job.jobid!r}, "folder": "run-1"}}
     """,

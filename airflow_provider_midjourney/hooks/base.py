@@ -55,7 +55,7 @@ from airflow_provider_midjourney.job_requests import (
     SeedRequest,
     SettingsRequest,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.wire import HttpBody
 
@@ -220,7 +220,7 @@ class MidjourneyBackendHook(BaseHook):
     """Base of every backend's hook: connection, transport, and the normalised job interface.
 
     :param midjourney_conn_id: the Airflow connection id (default: the backend's default id).
-    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.RetryPolicy`.
+    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.HttpRetry`.
     :param timeout: seconds per HTTP request, overriding the connection's ``timeout`` extra.
     :param shared_async_client: the async methods send through one ``httpx.AsyncClient`` shared by
         every such hook of the same event loop, base URL and timeout (at most
@@ -252,7 +252,7 @@ class MidjourneyBackendHook(BaseHook):
         self,
         midjourney_conn_id: str | None = None,
         *,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         timeout: float | None = None,
         logger_name: str | None = None,
         shared_async_client: bool = False,
@@ -260,7 +260,7 @@ class MidjourneyBackendHook(BaseHook):
     ) -> None:
         super().__init__(logger_name=logger_name)
         self.midjourney_conn_id = midjourney_conn_id or self.default_conn_name
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or HttpRetry()
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout", minimum=MIN_REQUEST_TIMEOUT, maximum=MAX_REQUEST_TIMEOUT)
         self._timeout_override = timeout

@@ -42,7 +42,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
 )
 from airflow_provider_midjourney.links import MidjourneyFilesLink
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 
 # Hooks, models and tenacity are imported where the task uses them, not on every DAG parse.
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class MidjourneyDownloadOperator(BaseOperator):
         contact_sheet: bool = False,
         midjourney_conn_id: str = "midjourney_default",
         max_concurrency: int = 4,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         **kwargs: Any,
     ) -> None:

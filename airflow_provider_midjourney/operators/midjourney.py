@@ -50,7 +50,7 @@ from airflow_provider_midjourney.operators.outcome import (
     count_outcome,
     with_connection_and_cost,
 )
-from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
+from airflow_provider_midjourney.retry import NO_RETRY, HttpRetry
 
 # Only what a constructor needs is imported here: a DAG file imports this module on every parse.
 # The hooks, models and trigger (pydantic, httpx) are imported where a task uses them.
@@ -178,7 +178,7 @@ class MidjourneyBaseOperator(BaseOperator):
         cancel_on_kill: bool = True,
         max_consecutive_errors: int | None = None,
         transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         if_unsupported: Literal["fail", "skip"] = "fail",
         defer_when_busy: bool = True,
         admission_timeout: float | timedelta = DEFAULT_ADMISSION_TIMEOUT,
@@ -193,8 +193,8 @@ class MidjourneyBaseOperator(BaseOperator):
         self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
             poll_interval, max_consecutive_errors, transient_error_timeout
         )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise MidjourneyInvalidRequestError(f"retry: expected a RetryPolicy, got {type(retry).__name__}")
+        if retry is not None and not isinstance(retry, HttpRetry):
+            raise MidjourneyInvalidRequestError(f"retry: expected a HttpRetry, got {type(retry).__name__}")
         self.midjourney_conn_id = midjourney_conn_id
         self.channel = channel
         self.reply_url = reply_url
@@ -222,10 +222,10 @@ class MidjourneyBaseOperator(BaseOperator):
 
         return hook_for_connection(self.job_conn_id or self.midjourney_conn_id, retry=self._retry_policy())
 
-    def _retry_policy(self) -> RetryPolicy | None:
+    def _retry_policy(self) -> HttpRetry | None:
         """The HTTP retry policy of every hook this task submits with (fallback connections too)."""
         if self._defers_when_busy():  # a busy submit defers; it does not sleep in the worker
-            return dataclasses.replace(self.retry or RetryPolicy(), retry_busy_submit=False)
+            return dataclasses.replace(self.retry or HttpRetry(), retry_busy_submit=False)
         return self.retry
 
     def _defers_when_busy(self) -> bool:
