@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_midjourney import config
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowSkipException,
@@ -127,8 +128,9 @@ class MidjourneyBaseOperator(BaseOperator):
         request's fingerprint, which lets this try find a job whose creation answer was lost.
     :param reply_level: ``all``, ``standard`` or ``minimal`` webhook events.
     :param wait_for_completion: wait for a terminal status; False returns the job id at once.
-    :param deferrable: wait in the triggerer (no worker slot held) instead of polling in the worker.
-    :param poll_interval: seconds between status polls (0.01 to 3600).
+    :param deferrable: wait in the triggerer (no worker slot held; a triggerer must run) instead of
+        polling in the worker; default ``[midjourney] default_deferrable`` (see config.py), True.
+    :param poll_interval: seconds between status polls (0.01 to 3600); default ``[midjourney] poll_interval``.
     :param timeout: total wait for the job (seconds or timedelta, up to 7 days); on expiry the job
         is cancelled (one attempt of at most :data:`CANCEL_SECONDS`) and the task fails with
         :class:`~airflow_provider_midjourney.exceptions.MidjourneyJobTimeoutError`.
@@ -172,8 +174,8 @@ class MidjourneyBaseOperator(BaseOperator):
         reply_ref: str | None = None,
         reply_level: ReplyLevel | None = None,
         wait_for_completion: bool = True,
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float | None = None,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
         max_consecutive_errors: int | None = None,
@@ -191,7 +193,9 @@ class MidjourneyBaseOperator(BaseOperator):
         self.if_unsupported = if_unsupported
         self.timeout = check_seconds(timeout, "timeout", minimum=0.1, maximum=MAX_TIMEOUT)
         self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
-            poll_interval, max_consecutive_errors, transient_error_timeout
+            config.poll_interval() if poll_interval is None else poll_interval,
+            max_consecutive_errors,
+            transient_error_timeout,
         )
         if retry is not None and not isinstance(retry, HttpRetry):
             raise MidjourneyInvalidRequestError(f"retry: expected a HttpRetry, got {type(retry).__name__}")
@@ -201,7 +205,7 @@ class MidjourneyBaseOperator(BaseOperator):
         self.reply_ref = reply_ref
         self.reply_level = reply_level
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = config.default_deferrable() if deferrable is None else deferrable
         self.cancel_on_kill = cancel_on_kill
         self.retry = retry
         self.defer_when_busy = bool(defer_when_busy)
