@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 import fsspec
@@ -19,6 +20,7 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.hooks.useapi_v3_models import Job
+from airflow_provider_midjourney.lineage import dataset_name
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
 from airflow_provider_midjourney.operators.download import (
     Destination,
@@ -34,6 +36,7 @@ from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE
 from tests.conftest import FAST_RETRY, TOKEN, example_dag
 from tests.dag_runs import run_dag, task_states, xcom
+from tests.task_context import task_context
 
 ONE_TRY = HttpRetry(max_attempts=1)
 
@@ -383,3 +386,30 @@ def test_a_downloader_made_directly_checks_its_numbers_too(hook, emulator, tmp_p
     with pytest.raises(MidjourneyInvalidRequestError, match=f"^{field}:"):
         downloader(hook, tmp_path, **options)
     assert emulator.requests == []
+
+
+def test_stored_files_are_openlineage_outputs(hook, emulator, tmp_path) -> None:
+    pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")
+    job = completed_job(hook, emulator)
+    op = MidjourneyDownloadOperator(task_id="d", job_id=job.jobid, destination=str(tmp_path), contact_sheet=True)
+    assert op.get_openlineage_facets_on_complete(None).outputs == []  # nothing stored yet
+    stored = op.execute(task_context())  # type: ignore[arg-type]
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert lineage.inputs == []
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        *(("file", urlsplit(f["uri"]).path) for f in stored),
+        ("file", str(tmp_path / "index.html")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("file:///data/mj/a_1.png", ("file", "/data/mj/a_1.png")),
+        ("/data/mj/a_1.png", ("file", "/data/mj/a_1.png")),
+        ("s3://bucket/mj/2026/a_1.png", ("s3://bucket", "mj/2026/a_1.png")),
+        ("gs://b/x.png", ("gs://b", "x.png")),
+    ],
+)
+def test_openlineage_names_follow_its_naming_convention(uri: str, expected: tuple[str, str]) -> None:
+    assert dataset_name(uri) == expected

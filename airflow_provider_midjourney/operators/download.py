@@ -191,7 +191,14 @@ class MidjourneyDownloadOperator(BaseOperator):
         if sheet is not None:
             context["ti"].xcom_push(key="contact_sheet", value=sheet)
         self._annotate_asset_event(context, stored, sheet)
+        self.stored_uris = [f.uri for f in stored] + ([sheet] if sheet else [])
         return [f.to_xcom() for f in stored]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The stored files (and contact sheet) as OpenLineage outputs (see ``lineage.py``)."""
+        from airflow_provider_midjourney.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "stored_uris", []))
 
     def on_kill(self) -> None:
         if self._cancel is not None:
