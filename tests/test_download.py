@@ -6,8 +6,8 @@ import json
 import os
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import httpx
