@@ -622,9 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         "--complete-after", type=float, nargs=2, default=None, metavar=("LO", "HI"), help="job durations, s (20 80)"
     )
     parser.add_argument("--workers", type=int, default=None, help="worker-polling processes (30; 0: skip part 2)")
-    parser.add_argument(
-        "--pool-size", type=int, default=None, help="[midjourney] shared_pool_size in the triggerer"
-    )
+    parser.add_argument("--pool-size", type=int, default=None, help="[midjourney] shared_pool_size in the triggerer")
     parser.add_argument("--repeat", type=int, default=1, help="runs per N, interleaved (1); the machine is noisy")
     parser.add_argument("--quick", action="store_true", help="N = 100 1000, jobs of 10-25 s, 10 worker processes")
     parser.add_argument("--json", default=None, help="write the raw results to this file")

@@ -229,7 +229,7 @@ class MidjourneyJobTrigger(BaseTrigger):
             return
         try:
             await asyncio.wait_for(self._cancel(), timeout=CANCEL_SECONDS)
-        except (Exception, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Exception) as exc:
             reason = f"no answer within {CANCEL_SECONDS:g} s" if isinstance(exc, TimeoutError) else str(exc)
             self.log.warning("Could not cancel Midjourney job %s: %s", self.job_id, redact(reason))
 
