@@ -201,7 +201,7 @@ def _overview(entries: Sequence[TaskEntry], prompts: Sequence[str], links: Links
         name = entry.task_id + (f" [{entry.map_index}]" if entry.map_index >= 0 else "")
         label = f" · {_e(entry.button)}" if entry.button else ""
         thumbs = "".join(
-            f'<img src="{_e(links.picture(entry.task_id, entry.map_index, n))}" alt="{_e(p.label)}" loading="lazy">'
+            f'<img src="{_e(links.picture(entry.task_id, entry.map_index, n))}" alt="{_e(p.label)}">'
             for n, p in enumerate(entry.pictures.pictures)
             if not p.is_video
         )
