@@ -7,7 +7,8 @@
   repository, a pip install of files and extras that exist, or an ``AIRFLOW_CONN_*`` /
   ``AIRFLOW__MIDJOURNEY__*`` variable whose value the provider accepts.
 * ``ini`` blocks: ``[midjourney]`` options the provider declares, with values it accepts.
-* ``text`` blocks are program output, not code.
+* ``text`` and unmarked blocks are program output or diagrams, not code; a block of comments only is
+  prose.
 """
 
 from __future__ import annotations
@@ -192,8 +193,10 @@ def test_every_code_block_is_run_or_included(block: Block, emulator: Any, monkey
     if (paths := _includes(block)) is not None:
         for path in paths:
             _check_include(path)
-    elif block.language == "text":
+    elif block.language in ("text", ""):  # program output, diagrams
         return
+    elif all(not line.strip() or line.lstrip().startswith("#") for line in block.code.splitlines()):
+        return  # only comments: nothing to run
     elif block.language == "python":
         _run_python(block, emulator, monkeypatch)
     elif block.language in ("bash", "sh"):
