@@ -450,7 +450,7 @@ class MidjourneyBaseOperator(BaseOperator):
                 self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
                 return True
             self.log.info("Job %s had already finished; nothing to cancel", job_id)
-        except (Exception, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Exception) as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
                 reason = f"no answer within {CANCEL_SECONDS:g} s"
