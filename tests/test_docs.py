@@ -31,6 +31,8 @@ from tests.conftest import TOKEN, load_dag, write_dag
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
+# Configuration of other systems shown for reference (a StatsD exporter mapping, Prometheus queries).
+OTHER_SYSTEMS = ("yaml", "promql")
 _INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
 
 
@@ -148,6 +150,12 @@ def _check_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
         assert (ROOT / words[1]).is_file(), f"{command}: no file {words[1]}"
     elif words[:2] == ["pip", "install"]:
         _check_pip_install(words)
+    elif words[:3] == ["airflow", "connections", "add"]:
+        options = dict(zip(words[4::2], words[5::2], strict=False))
+        entry = next((e for e in CONNECTION_TYPES if e["connection-type"] == options.get("--conn-type")), None)
+        assert entry is not None, f"{command}: not one of this provider's connection types"
+        unknown = set(json.loads(options.get("--conn-extra", "{}"))) - set(entry["conn-fields"])
+        assert not unknown, f"{command}: extras {sorted(unknown)} are not fields of {entry['connection-type']}"
     elif words[0].startswith(".ci/"):
         assert (ROOT / words[0]).is_file(), command
     else:
@@ -193,7 +201,7 @@ def test_every_code_block_is_run_or_included(block: Block, emulator: Any, monkey
     if (paths := _includes(block)) is not None:
         for path in paths:
             _check_include(path)
-    elif block.language in ("text", ""):  # program output, diagrams
+    elif block.language in ("text", "", *OTHER_SYSTEMS):  # program output, diagrams, other tools' config
         return
     elif all(not line.strip() or line.lstrip().startswith("#") for line in block.code.splitlines()):
         return  # only comments: nothing to run
