@@ -47,8 +47,8 @@ def connection_type(conn_type: str) -> dict[str, Any]:
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_provider_midjourney import __version__
-    from airflow_provider_midjourney.plugins.addresses import CONFIG_OPTION, CONFIG_OPTION_INFO
     from airflow_provider_midjourney.config import SECTION, SECTION_INFO
+    from airflow_provider_midjourney.plugins.addresses import CONFIG_OPTION, CONFIG_OPTION_INFO
 
     return {
         "package-name": "airflow-provider-midjourney",
@@ -87,5 +87,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.midjourney"]}],
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink", f"{PACKAGE}.links.MidjourneyFilesLink"],
         "connection-types": [dict(entry) for entry in CONNECTION_TYPES],
-        "config": {SECTION: {**SECTION_INFO, "options": {**SECTION_INFO["options"], CONFIG_OPTION: CONFIG_OPTION_INFO}}},
+        "config": {
+            SECTION: {**SECTION_INFO, "options": {**SECTION_INFO["options"], CONFIG_OPTION: CONFIG_OPTION_INFO}}
+        },
     }

@@ -8,7 +8,6 @@ import pytest
 
 from airflow_provider_midjourney import config
 from airflow_provider_midjourney.operators import MidjourneyImagineOperator
-from airflow_provider_midjourney.plugins import media
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 
@@ -28,7 +27,7 @@ def test_airflow_sees_the_section_with_its_defaults() -> None:
     ProvidersManager().initialize_providers_configuration()
     assert conf.get("midjourney", "poll_interval") == "5.0"
     assert conf.get("midjourney", "shared_pool_size") == "32"
-    assert conf.getint("midjourney", "relay_max_bytes") == 200 * 1024 * 1024
+    assert conf.get("midjourney", "relay_allowed_hosts", fallback=None) is not None  # the gallery's, beside ours
 
 
 def _imagine(**kwargs: Any) -> MidjourneyImagineOperator:
@@ -61,8 +60,6 @@ def test_poll_interval_default_comes_from_the_section(monkeypatch: pytest.Monkey
         ("shared_pool_size", "-3", config.shared_pool_size),
         ("shared_pool_size", "2.5", config.shared_pool_size),
         ("progress_log_interval", "1e9", config.progress_log_interval),
-        ("relay_max_bytes", "10", config.relay_max_bytes),
-        ("relay_timeout", "forever", config.relay_timeout),
         ("default_deferrable", "maybe", config.default_deferrable),
     ],
 )
@@ -78,17 +75,6 @@ def test_progress_lines_follow_the_configured_interval(monkeypatch: pytest.Monke
     monkeypatch.setenv("AIRFLOW__MIDJOURNEY__PROGRESS_LOG_INTERVAL", "0")
     trigger = MidjourneyJobTrigger(job_id="j", midjourney_conn_id="c")
     assert trigger._progress_every == 0.0
-
-
-def test_the_relay_stops_at_the_configured_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW__MIDJOURNEY__RELAY_MAX_BYTES", "2048")
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 1016
-    media_type, body = media._checked(iter([png, png, png]), "picture 1")
-    assert media_type == "image/png"
-    with pytest.raises(media.PictureUnavailable, match="larger than 2048 bytes"):
-        list(body)
-    monkeypatch.setenv("AIRFLOW__MIDJOURNEY__RELAY_MAX_BYTES", "4096")
-    assert len(b"".join(media._checked(iter([png, png, png]), "picture 1")[1])) == 3072
 
 
 def test_every_option_is_declared_with_a_reader() -> None:

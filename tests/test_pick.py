@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -224,7 +224,7 @@ def test_vendor_values_in_the_question_are_escaped() -> None:
 
 @needs_hitl
 def test_the_answer_is_tied_to_the_job_it_showed() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     pushed: dict[str, Any] = {}
 
@@ -233,7 +233,7 @@ def test_the_answer_is_tied_to_the_job_it_showed() -> None:
             pushed[key] = value
 
     pick = MidjourneyPickOperator(task_id="pick", job=JOB, options=["U1", "U3"])
-    answer = {"responded_at": datetime.now(timezone.utc), "responded_by_user": {"id": "1", "name": "a"}}
+    answer = {"responded_at": datetime.now(UTC), "responded_by_user": {"id": "1", "name": "a"}}
     event = {**answer, "chosen_options": ["U3", "U1"], "params_input": {}}
     assert pick.execute_complete({"ti": Ti()}, event) == ["U1", "U3"]  # type: ignore[arg-type]
     assert pushed["midjourney_pick"] == {"job_id": JOB["job_id"], "buttons": ["U1", "U3"]}
