@@ -346,13 +346,20 @@ def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
 
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:
     """``get_connection_form_widgets()`` of a hook (Airflow 3.0/3.1 form): one text field per extra."""
-    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-    from flask_babel import lazy_gettext
+    # wtforms is required (Airflow itself imports it first); Flask-AppBuilder's widgets and
+    # flask_babel come only with the FAB provider, and the React UI of Airflow 3 needs neither.
     from wtforms import PasswordField, StringField
 
+    try:
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+    except ImportError:
+        BS3PasswordFieldWidget = BS3TextFieldWidget = None
+        lazy_gettext = str
+
     def widget(spec: dict[str, Any]) -> Any:
-        if spec["schema"].get("format") == "password":  # a secret extra (the useapi v2 Discord token)
-            return PasswordField(lazy_gettext(spec["label"]), widget=BS3PasswordFieldWidget())
-        return StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget())
+        secret = spec["schema"].get("format") == "password"  # a secret extra (the useapi v2 Discord token)
+        field, widget_class = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
+        return field(lazy_gettext(spec["label"]), **({"widget": widget_class()} if widget_class else {}))
 
     return {name: widget(spec) for name, spec in backend_for_conn_type(conn_type).conn_fields.items()}

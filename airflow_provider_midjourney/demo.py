@@ -34,19 +34,23 @@ from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag
 EXAMPLE = "midjourney_imagine_upscale"
 
 
-def _example_source() -> Path:
-    """The example DAG file: inside the package when installed from a wheel, at the top of a clone.
+def example_dags_folder() -> Path:
+    """The example DAGs: inside the package when installed from a wheel, at the top of a clone.
 
     The wheel carries the repository's ``example_dags/`` as ``airflow_provider_midjourney/example_dags``
     (see ``[tool.hatch.build.targets.wheel.force-include]``); an editable install reads the clone's.
     """
     here = Path(__file__).resolve().parent
-    candidates = (here / "example_dags" / f"{EXAMPLE}.py", here.parent / "example_dags" / f"{EXAMPLE}.py")
+    candidates = (here / "example_dags", here.parent / "example_dags")
     for candidate in candidates:
-        if candidate.is_file():
+        if (candidate / f"{EXAMPLE}.py").is_file():
             return candidate
     looked = ", ".join(str(c) for c in candidates)
     raise SystemExit(f"{EXAMPLE}.py not found (looked in {looked}); reinstall airflow-provider-midjourney")
+
+
+def _example_source() -> Path:
+    return example_dags_folder() / f"{EXAMPLE}.py"
 
 
 def _local(uri: str) -> str:

@@ -34,7 +34,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
 )
 from airflow_provider_midjourney.media_types import EXTENSIONS, SNIFF_BYTES, extension_of, sniff
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 
 if TYPE_CHECKING:
     import logging
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-DOWNLOAD_RETRY = RetryPolicy(max_attempts=5, max_seconds=120.0, busy_wait=(5.0, 15.0), backoff_initial=1.0)
+DOWNLOAD_RETRY = HttpRetry(max_attempts=5, max_seconds=120.0, busy_wait=(5.0, 15.0), backoff_initial=1.0)
 """Per file: at most 5 tries within 120 s; 1 s, 2 s, 4 s... (full jitter, capped at 30 s) between them."""
 DEFAULT_FILE_TIMEOUT = 600.0
 CHUNK_SIZE = 256 * 1024
@@ -215,7 +215,7 @@ class Downloader:
         destination: Destination,
         *,
         use_proxy: bool = False,
-        retry: RetryPolicy = DOWNLOAD_RETRY,
+        retry: HttpRetry = DOWNLOAD_RETRY,
         max_concurrency: int = 4,
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         log: logging.Logger | None = None,

@@ -17,6 +17,7 @@ from airflow_provider_midjourney.backends import (
 __all__ = ["CONNECTION_TYPES", "connection_form_widgets", "connection_type", "get_provider_info", "ui_field_behaviour"]
 
 INTEGRATION = "Midjourney"
+DOCS = "https://github.com/airflow-provider-midjourney/airflow-provider-midjourney/blob/main/docs"
 
 
 # One entry per backend, from the registry (3.2+ reads the form from here; 3.0/3.1 through the
@@ -46,7 +47,8 @@ def connection_type(conn_type: str) -> dict[str, Any]:
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_provider_midjourney import __version__
-    from airflow_provider_midjourney.plugins.addresses import CONFIG_OPTION, CONFIG_OPTION_INFO, CONFIG_SECTION
+    from airflow_provider_midjourney.config import SECTION, SECTION_INFO
+    from airflow_provider_midjourney.plugins.addresses import CONFIG_OPTION, CONFIG_OPTION_INFO
 
     return {
         "package-name": "airflow-provider-midjourney",
@@ -58,7 +60,9 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": INTEGRATION,
-                "external-doc-url": "https://github.com/airflow-provider-midjourney/airflow-provider-midjourney#readme",
+                "external-doc-url": f"{DOCS}/index.md",
+                "how-to-guide": [f"{DOCS}/getting-started.md", f"{DOCS}/operators.md"],
+                "logo": f"{DOCS}/assets/logo.svg?raw=true",
                 "tags": ["ai", "service"],
             }
         ],
@@ -75,6 +79,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{PACKAGE}.operators.midjourney",
                     f"{PACKAGE}.operators.video",
                     f"{PACKAGE}.operators.download",
+                    f"{PACKAGE}.operators.pick",
                 ],
             }
         ],
@@ -83,9 +88,6 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [f"{PACKAGE}.links.MidjourneyImageLink", f"{PACKAGE}.links.MidjourneyFilesLink"],
         "connection-types": [dict(entry) for entry in CONNECTION_TYPES],
         "config": {
-            CONFIG_SECTION: {
-                "description": "Settings of the Midjourney provider (airflow-provider-midjourney).",
-                "options": {CONFIG_OPTION: CONFIG_OPTION_INFO},
-            }
+            SECTION: {**SECTION_INFO, "options": {**SECTION_INFO["options"], CONFIG_OPTION: CONFIG_OPTION_INFO}}
         },
     }

@@ -24,11 +24,13 @@ from airflow_provider_midjourney.exceptions import (
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["NO_RETRY", "RetryPolicy"]
+__all__ = ["NO_RETRY", "HttpRetry"]
+
+# ``RetryPolicy`` was this class's name until Airflow 3.3 brought ``airflow.sdk.RetryPolicy`` (task retries).
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class HttpRetry:
     """Bounded retries: at most ``max_attempts`` tries and ``max_seconds`` of waiting in all.
 
     :param busy_wait: seconds to wait after a 429 (uniform random in the range, the docs' advice).
@@ -115,4 +117,18 @@ class RetryPolicy:
         }
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
+NO_RETRY = HttpRetry(max_attempts=1)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RetryPolicy":
+        import warnings
+
+        warnings.warn(
+            "airflow_provider_midjourney.retry.RetryPolicy is now HttpRetry (Airflow 3.3's airflow.sdk.RetryPolicy"
+            " is a different thing: task retries)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return HttpRetry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

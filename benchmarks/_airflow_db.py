@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ def _dag_run(dag_id: str, run_id: str, session: Any, conf: dict[str, Any] | None
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run = DagRun(
         dag_id=dag_id,
         run_id=run_id,
@@ -175,7 +175,7 @@ def create_deferred(
         probe_row = Trigger.from_object(probe) if probe is not None else None
         session.add_all([*rows, *([probe_row] if probe_row else [])])
         session.flush()  # trigger ids
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         pairs: list[tuple[str, int, Any]] = [("imagine", first_index + i, row) for i, row in enumerate(rows)]
         if probe_row is not None:
             pairs.append(("probe", -1, probe_row))

@@ -126,7 +126,7 @@ async def _case(conn_type: str, extra: dict[str, Any], job_id: str, base_url: st
             outcome = f"answered: {job.status}"
         finally:
             await hook.aclose()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         outcome = f"still waiting after {CASE_LIMIT:g} s (given up)"
     except BaseException as exc:
         outcome = f"{type(exc).__name__}: {str(exc)[:90]}"

@@ -60,12 +60,14 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+
 
 from _common import (  # noqa: E402
     TOKEN,
@@ -268,11 +270,11 @@ def _run_real(options: dict[str, Any]) -> dict[str, Any]:
 def _triggers(options: dict[str, Any], job_ids: list[str], moments: list[float]) -> list[Any]:
     """One trigger per job: ``MidjourneyJobTrigger`` on the job, or Airflow's ``DateTimeTrigger`` at its moment."""
     if options.get("trigger", "midjourney") == "datetime":
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-        return [DateTimeTrigger(moment=datetime.fromtimestamp(m, tz=timezone.utc)) for m in moments]
+        return [DateTimeTrigger(moment=datetime.fromtimestamp(m, tz=UTC)) for m in moments]
     from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
 
     deadline = time.time() + 3600

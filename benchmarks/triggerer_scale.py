@@ -78,11 +78,7 @@ def _triggerer_child(conn: Connection, env: dict[str, str], log_path: str) -> No
     import gc
     import resource
 
-    from airflow_provider_midjourney.hooks import transport as hook_module
     from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
-
-    if env.get("BENCH_SHARED_POOL_SIZE") and hasattr(hook_module, "SHARED_POOL_SIZE"):
-        hook_module.SHARED_POOL_SIZE = int(env["BENCH_SHARED_POOL_SIZE"])
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -270,7 +266,7 @@ def run_scale(n: int, args: argparse.Namespace, log_dir: str) -> ScaleResult:
         log_path = os.path.join(log_dir, f"triggerer-{n}.log")
         env = connection_env(emu.base_url)
         if args.pool_size:
-            env["BENCH_SHARED_POOL_SIZE"] = str(args.pool_size)
+            env["AIRFLOW__MIDJOURNEY__SHARED_POOL_SIZE"] = str(args.pool_size)
         proc = ctx.Process(target=_triggerer_child, args=(child, env, log_path))
         proc.start()
         try:
@@ -626,9 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         "--complete-after", type=float, nargs=2, default=None, metavar=("LO", "HI"), help="job durations, s (20 80)"
     )
     parser.add_argument("--workers", type=int, default=None, help="worker-polling processes (30; 0: skip part 2)")
-    parser.add_argument(
-        "--pool-size", type=int, default=None, help="override the hook's SHARED_POOL_SIZE in the triggerer"
-    )
+    parser.add_argument("--pool-size", type=int, default=None, help="[midjourney] shared_pool_size in the triggerer")
     parser.add_argument("--repeat", type=int, default=1, help="runs per N, interleaved (1); the machine is noisy")
     parser.add_argument("--quick", action="store_true", help="N = 100 1000, jobs of 10-25 s, 10 worker processes")
     parser.add_argument("--json", default=None, help="write the raw results to this file")

@@ -34,14 +34,14 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.05")
 
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook  # noqa: E402
-from airflow_provider_midjourney.retry import RetryPolicy  # noqa: E402
+from airflow_provider_midjourney.retry import HttpRetry  # noqa: E402
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator  # noqa: E402
 from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag_test  # noqa: E402
 
 TOKEN = "test-token-7Hq2-do-not-log"
 FAST_TIMINGS = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
 # Same rules as production, only the waits are short.
-FAST_RETRY = RetryPolicy(max_attempts=4, max_seconds=10, busy_wait=(0.01, 0.03), backoff_initial=0.01, backoff_max=0.05)
+FAST_RETRY = HttpRetry(max_attempts=4, max_seconds=10, busy_wait=(0.01, 0.03), backoff_initial=0.01, backoff_max=0.05)
 
 
 @pytest.fixture(scope="session")

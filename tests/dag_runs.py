@@ -12,11 +12,11 @@ HEADER = """
 from datetime import datetime, timedelta
 from airflow.sdk import DAG
 from airflow_provider_midjourney.operators import *
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 
 C = {conn_id!r}
-FAST = RetryPolicy(max_attempts=4, max_seconds=10, busy_wait=(0.01, 0.03), backoff_initial=0.01, backoff_max=0.05)
+FAST = HttpRetry(max_attempts=4, max_seconds=10, busy_wait=(0.01, 0.03), backoff_initial=0.01, backoff_max=0.05)
 
 with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
          render_template_as_native_obj={native}) as dag:

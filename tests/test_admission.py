@@ -84,9 +84,9 @@ def test_a_busy_answer_defers_instead_of_sleeping_in_the_worker(emulator, full_a
         "admission_busy_answer",
         # The HTTP retry policy would sleep 30-60 s after a 429: the task must not use it.
         """
-        from airflow_provider_midjourney.retry import RetryPolicy
+        from airflow_provider_midjourney.retry import HttpRetry
         MidjourneyImagineOperator(
-            task_id="imagine", prompt="a cat", poll_interval=0.1, retry=RetryPolicy(busy_wait=(30.0, 60.0))
+            task_id="imagine", prompt="a cat", poll_interval=0.1, retry=HttpRetry(busy_wait=(30.0, 60.0))
         )
         """,
     )
@@ -100,10 +100,10 @@ def test_defer_when_busy_off_keeps_the_busy_waits_in_the_worker(emulator, full_a
     dr = run_dag(
         "admission_off",
         """
-        from airflow_provider_midjourney.retry import RetryPolicy
+        from airflow_provider_midjourney.retry import HttpRetry
         MidjourneyImagineOperator(
             task_id="imagine", prompt="a cat", poll_interval=0.1, defer_when_busy=False,
-            retry=RetryPolicy(busy_wait=(0.4, 0.5), max_attempts=10),
+            retry=HttpRetry(busy_wait=(0.4, 0.5), max_attempts=10),
         )
         """,
     )

@@ -31,7 +31,7 @@ from airflow_provider_midjourney.operators import (
     MidjourneySeedOperator,
     MidjourneySettingsOperator,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.sensors import MidjourneyJobSensor
 from airflow_provider_midjourney.triggers import MidjourneyJobTrigger
 from tests.conftest import TOKEN, connection_json
@@ -178,7 +178,8 @@ BAD_SECONDS = [
     ("None", None),
 ]
 for label, value in BAD_SECONDS:
-    op_case(f"poll_interval {label}", MidjourneyImagineOperator, "poll_interval", prompt="p", poll_interval=value)
+    if value is not None:  # None means "the [midjourney] poll_interval option" (see test_config.py)
+        op_case(f"poll_interval {label}", MidjourneyImagineOperator, "poll_interval", prompt="p", poll_interval=value)
 for label, value in [*BAD_SECONDS[:6], ("zero timedelta", timedelta(0)), ("huge timedelta", timedelta(days=9999))]:
     op_case(f"timeout {label}", MidjourneyImagineOperator, "timeout", prompt="p", timeout=value)
 for label, value in [("zero", 0), ("negative", -3), ("fraction", 2.5), ("a string", "3"), ("huge", 10**9)]:
@@ -348,7 +349,7 @@ for label, kwargs, field in [
     ("busy_wait reversed", {"busy_wait": (30.0, 10.0)}, "busy_wait"),
     ("busy_wait not a pair", {"busy_wait": 10.0}, "busy_wait"),
 ]:
-    CASES.append(Case(f"retry policy {label}", lambda kwargs=kwargs: RetryPolicy(**kwargs), field))
+    CASES.append(Case(f"retry policy {label}", lambda kwargs=kwargs: HttpRetry(**kwargs), field))
 for label, kwargs, field in [
     ("max_concurrency zero", {"max_concurrency": 0}, "max_concurrency"),
     ("max_concurrency string", {"max_concurrency": "4"}, "max_concurrency"),

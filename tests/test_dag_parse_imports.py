@@ -37,13 +37,13 @@ PARSE = textwrap.dedent(
         MidjourneyDownloadOperator, MidjourneyImagineOperator, MidjourneySeedOperator,
         MidjourneySettingsOperator,
     )
-    from airflow_provider_midjourney.retry import RetryPolicy
+    from airflow_provider_midjourney.retry import HttpRetry
     from airflow_provider_midjourney.sensors.midjourney import MidjourneyJobSensor
 
     with DAG(dag_id="parse_only", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         imagine = MidjourneyImagineOperator(
             task_id="imagine", prompt="a lighthouse", poll_interval=2, timeout=timedelta(minutes=5),
-            retry=RetryPolicy(max_attempts=3),
+            retry=HttpRetry(max_attempts=3),
         )
         MidjourneyButtonOperator.partial(task_id="upscale", job_id=imagine.output["job_id"]).expand(
             button=["U1", "U2"]

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import httpx
@@ -19,6 +20,7 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.hooks.useapi_v3_models import Job
+from airflow_provider_midjourney.lineage import dataset_name
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
 from airflow_provider_midjourney.operators.download import (
     Destination,
@@ -29,13 +31,14 @@ from airflow_provider_midjourney.operators.download import (
     extension_for,
     safe_name,
 )
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import PNG_SIGNATURE
 from tests.conftest import FAST_RETRY, TOKEN, example_dag
 from tests.dag_runs import run_dag, task_states, xcom
+from tests.task_context import task_context
 
-ONE_TRY = RetryPolicy(max_attempts=1)
+ONE_TRY = HttpRetry(max_attempts=1)
 
 
 def completed_job(hook: UseapiV3Hook, emulator: MidjourneyEmulator, prompt: str = "a red fox --ar 3:2") -> Job:
@@ -307,11 +310,11 @@ def test_operator_in_a_dag_memory_destination_urls_proxy_and_asset(emulator, hoo
     dr = run_dag(
         "download_memory",
         f"""
-        from airflow_provider_midjourney.retry import RetryPolicy
+        from airflow_provider_midjourney.retry import HttpRetry
         MidjourneyDownloadOperator(
             task_id="download", job_id="{{{{ params.job }}}}", urls={job.image_urls[:2]!r}, use_proxy=True,
             destination="memory://mj-dag/{{{{ params.folder }}}}/", contact_sheet=True,
-            retry=RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.02),
+            retry=HttpRetry(max_attempts=3, backoff_initial=0.01, backoff_max=0.02),
         )
         dag.params = {{"job": {job.jobid!r}, "folder": "run-1"}}
     """,
@@ -383,3 +386,30 @@ def test_a_downloader_made_directly_checks_its_numbers_too(hook, emulator, tmp_p
     with pytest.raises(MidjourneyInvalidRequestError, match=f"^{field}:"):
         downloader(hook, tmp_path, **options)
     assert emulator.requests == []
+
+
+def test_stored_files_are_openlineage_outputs(hook, emulator, tmp_path) -> None:
+    pytest.importorskip("airflow.providers.openlineage", reason="the test extra installs the OpenLineage provider")
+    job = completed_job(hook, emulator)
+    op = MidjourneyDownloadOperator(task_id="d", job_id=job.jobid, destination=str(tmp_path), contact_sheet=True)
+    assert op.get_openlineage_facets_on_complete(None).outputs == []  # nothing stored yet
+    stored = op.execute(task_context())  # type: ignore[arg-type]
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert lineage.inputs == []
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        *(("file", urlsplit(f["uri"]).path) for f in stored),
+        ("file", str(tmp_path / "index.html")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("file:///data/mj/a_1.png", ("file", "/data/mj/a_1.png")),
+        ("/data/mj/a_1.png", ("file", "/data/mj/a_1.png")),
+        ("s3://bucket/mj/2026/a_1.png", ("s3://bucket", "mj/2026/a_1.png")),
+        ("gs://b/x.png", ("gs://b", "x.png")),
+    ],
+)
+def test_openlineage_names_follow_its_naming_convention(uri: str, expected: tuple[str, str]) -> None:
+    assert dataset_name(uri) == expected

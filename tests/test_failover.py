@@ -141,10 +141,10 @@ def test_401_and_a_refused_connection_pass_over_too(emulator, monkeypatch: pytes
     dr = run_dag(
         "failover_401_connect",
         """
-        from airflow_provider_midjourney.retry import RetryPolicy
+        from airflow_provider_midjourney.retry import HttpRetry
         MidjourneyImagineOperator(task_id="imagine", prompt="three connections", poll_interval=0.05,
                                   midjourney_conn_id="mj_dead", fallback_conn_ids=["midjourney_default", "mj_backup"],
-                                  retry=RetryPolicy(max_attempts=2, backoff_initial=0.01, backoff_max=0.02))
+                                  retry=HttpRetry(max_attempts=2, backoff_initial=0.01, backoff_max=0.02))
     """,
     )
     assert task_states(dr) == {"imagine": "success"}

@@ -7,10 +7,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
 from airflow_provider_midjourney.exceptions import MidjourneyInvalidRequestError
 from airflow_provider_midjourney.operators import MidjourneyPickOperator
@@ -21,6 +23,13 @@ from tests.dag_runs import task_states, xcom
 from tests.test_plugin import allow_relay
 
 needs_hitl = pytest.mark.skipif(HITL_UNAVAILABLE is not None, reason="human-in-the-loop needs Airflow >= 3.1")
+# Before 3.3, dag.test() runs the HITL trigger in-process with no channel for an answer (3.1 waits
+# until the timeout; 3.2 fails with "'NoneType' object has no attribute 'response_received'"), so the
+# pick's DAG runs only on 3.3+ here; on 3.1/3.2 the e2e stack answers it (make e2e-older).
+needs_dag_test_hitl = pytest.mark.skipif(
+    Version(airflow_version).release < (3, 3),
+    reason=f"dag.test() can answer a human-in-the-loop task from Airflow 3.3 (this is {airflow_version})",
+)
 JOB = {
     "job_id": "j1",
     "status": "completed",
@@ -98,7 +107,7 @@ def bounded(dag: Any) -> Any:
     return dag
 
 
-@needs_hitl
+@needs_dag_test_hitl
 def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -> None:
     dag = bounded(example_dag("midjourney_pick"))
     with Answerer(client, "midjourney_pick", ["U3", "U1"]) as answerer:
@@ -131,7 +140,7 @@ def test_example_dag_upscales_what_the_human_chose(client: Any, emulator: Any) -
     assert all(uri.endswith(".png") for uri in files)
 
 
-@needs_hitl
+@needs_dag_test_hitl
 def test_the_gallery_shows_the_pick_and_its_choice(client: Any, emulator: Any) -> None:
     dag = bounded(example_dag("midjourney_pick"))
     with Answerer(client, "midjourney_pick", ["U2"]):
@@ -215,7 +224,7 @@ def test_vendor_values_in_the_question_are_escaped() -> None:
 
 @needs_hitl
 def test_the_answer_is_tied_to_the_job_it_showed() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     pushed: dict[str, Any] = {}
 
@@ -224,7 +233,7 @@ def test_the_answer_is_tied_to_the_job_it_showed() -> None:
             pushed[key] = value
 
     pick = MidjourneyPickOperator(task_id="pick", job=JOB, options=["U1", "U3"])
-    answer = {"responded_at": datetime.now(timezone.utc), "responded_by_user": {"id": "1", "name": "a"}}
+    answer = {"responded_at": datetime.now(UTC), "responded_by_user": {"id": "1", "name": "a"}}
     event = {**answer, "chosen_options": ["U3", "U1"], "params_input": {}}
     assert pick.execute_complete({"ti": Ti()}, event) == ["U1", "U3"]  # type: ignore[arg-type]
     assert pushed["midjourney_pick"] == {"job_id": JOB["job_id"], "buttons": ["U1", "U3"]}

@@ -4,6 +4,9 @@ Airflow's access control."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from airflow_provider_midjourney.links import (
     gallery_ui_url,
     run_gallery_ui_url,
 )
+from airflow_provider_midjourney.plugins import pages
 from airflow_provider_midjourney.plugins.media import sniff
 from airflow_provider_midjourney.plugins.plugin import gallery_supported
 from airflow_provider_midjourney.plugins.results import Picture, job_pictures, read_task
@@ -180,7 +184,11 @@ def test_task_instance_view_shows_prompt_job_and_pictures(client: Any, run: Any)
     imagine = xcom(run, "imagine")
     page = client.get(f"{base(run)}/tasks/imagine?map_index=%7BMAP_INDEX%7D", headers=auth("viewer"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "script-src" not in page.headers["content-security-policy"] and "<script" not in page.text
+    # One script only, the fixed theme follower, allowed by its hash: nothing from a result can run.
+    csp_scripts = re.search(r"script-src ([^;]+)", page.headers["content-security-policy"]).group(1)
+    [script] = re.findall(r"<script>(.*?)</script>", page.text, re.S)
+    assert script == pages.THEME_SCRIPT and page.text.count("<script") == 1
+    assert csp_scripts == f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
     text = page.text
     assert imagine["prompt"] in text and imagine["job_id"] in text and "U1" in text and "completed" in text
     sources = re.findall(r'<img src="([^"]+)"', text)
@@ -224,8 +232,11 @@ def test_run_view_lists_every_midjourney_task_of_the_run(client: Any, run: Any) 
     assert sorted(cards) == sorted(
         [("imagine", "-1"), ("seed", "-1"), ("download", "-1")] + [("upscale", str(i)) for i in range(4)]
     )
-    # imagine: grid + U1-U4; each upscale: its image; seed: the grid it read; download: 4 files.
-    assert len(re.findall(r"<img ", page.text)) == 5 + 4 * 1 + 1 + 4
+    # imagine: grid + U1-U4; each upscale: its image; seed: the grid it read; download: 4 files;
+    # the overview shows the same pictures as thumbnails, one line per task instance.
+    overview, _, cards_html = page.text.partition("</ol></section>")
+    assert len(re.findall(r"<img ", cards_html)) == len(re.findall(r"<img ", overview)) == 5 + 4 * 1 + 1 + 4
+    assert overview.count("<li>") == len(cards)
     # Task titles open the task instance's own tab in the UI (mapped ones at /mapped/<n>).
     assert f"/dags/{DAG_ID}/runs/{quote(run.run_id, safe='')}/tasks/upscale/mapped/3/plugin/midjourney" in page.text
 
@@ -305,3 +316,15 @@ def test_unknown_runs_and_tasks(client: Any, run: Any) -> None:
     page = client.get(f"{base(run)}/tasks/nope", headers=auth("viewer"))
     assert page.status_code == 200 and "No such task instance" in page.text
     assert client.get(f"{base(run)}/tasks/imagine?map_index=-7", headers=auth("viewer")).status_code == 400
+
+
+@needs_gallery
+def test_run_view_names_each_button_and_its_parent_and_shows_the_prompt_once(client: Any, run: Any) -> None:
+    text = client.get(base(run), headers=auth("viewer")).text
+    imagine = xcom(run, "imagine")
+    assert text.count(f'<p class="prompt">{html.escape(imagine["prompt"])}</p>') == 1
+    for n in range(4):
+        card = re.search(rf'<section class="card" id="t-upscale-{n}".*?</section>', text, re.S)
+        assert card is not None, f"no card for upscale[{n}]"
+        assert f"button U{n + 1}" in card.group(0) and imagine["job_id"] in card.group(0)
+    assert text.index('id="t-imagine--1"') < text.index('id="t-upscale-0"')  # the order the tasks ran

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 
 import airflow_provider_midjourney
 from airflow_provider_midjourney.backends import BACKENDS, hook_classes
-from airflow_provider_midjourney.get_provider_info import get_provider_info
+from airflow_provider_midjourney.get_provider_info import CONNECTION_TYPES, get_provider_info
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 
 
@@ -67,6 +68,37 @@ def test_providers_manager_discovers_the_installed_package() -> None:
     assert "airflow-provider-midjourney" in manager.providers
     assert manager.hooks["midjourney"].hook_class_name.endswith("UseapiV3Hook")
     assert {b.conn_type for b in BACKENDS} <= set(manager.hooks)
+
+
+@pytest.mark.parametrize("entry", CONNECTION_TYPES, ids=lambda entry: entry["connection-type"])
+def test_providers_manager_reports_each_connection_form(entry: dict[str, Any]) -> None:
+    """What Airflow's UI shows: 3.2+ reads the provider info, 3.0/3.1 only the concrete hook's own methods."""
+    from airflow.providers_manager import ProvidersManager
+
+    conn_type = entry["connection-type"]
+    manager = ProvidersManager()
+    behaviour = manager.field_behaviours.get(conn_type)
+    assert behaviour, f"no form behaviour for {conn_type}: Airflow shows a plain form"
+    assert behaviour["relabeling"] == entry["ui-field-behaviour"]["relabeling"]
+    assert set(behaviour["hidden_fields"]) == set(entry["ui-field-behaviour"]["hidden-fields"])
+    widgets = manager.connection_form_widgets
+    expected = {f"extra__{conn_type}__{field}" for field in entry["conn-fields"]}
+    assert expected <= set(widgets), f"missing extra fields: {sorted(expected - set(widgets))}"
+    # 3.2+ names the hook class by its dotted path, 3.0/3.1 by the class name alone.
+    assert {widgets[name].hook_class_name.rpartition(".")[2] for name in expected} == {
+        entry["hook-class-name"].rpartition(".")[2]
+    }
+
+
+def test_every_backend_hook_carries_its_form_in_its_own_class() -> None:
+    from airflow_provider_midjourney.hooks.base import MidjourneyBackendHook
+
+    class LaterBackendHook(MidjourneyBackendHook):
+        conn_type = "imaginepro"
+
+    for cls in [*hook_classes().values(), LaterBackendHook]:
+        assert {"get_ui_field_behaviour", "get_connection_form_widgets"} <= set(cls.__dict__), cls
+    assert LaterBackendHook.get_ui_field_behaviour()["relabeling"]["password"] == "API key"
 
 
 def test_hook_ui_behaviour_for_older_airflow() -> None:

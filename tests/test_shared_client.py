@@ -12,7 +12,6 @@ import time
 import pytest
 
 from airflow_provider_midjourney.exceptions import MidjourneyAPIError, MidjourneyServerError
-from airflow_provider_midjourney.hooks import transport as hook_module
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook, _SharedAsyncClient
 from airflow_provider_midjourney.retry import NO_RETRY
 from airflow_provider_midjourney.triggers.midjourney import MidjourneyJobTrigger
@@ -57,7 +56,7 @@ async def test_token_stays_per_request(emulator, midjourney_conn, monkeypatch) -
 
 
 async def test_concurrent_requests_are_bounded_by_the_pool(emulator, midjourney_conn, monkeypatch) -> None:
-    monkeypatch.setattr(hook_module, "SHARED_POOL_SIZE", 3)
+    monkeypatch.setenv("AIRFLOW__MIDJOURNEY__SHARED_POOL_SIZE", "3")
     emulator.latency = 0.02
     job = UseapiV3Hook(midjourney_conn, retry=FAST_RETRY).imagine("p")
     hooks = [UseapiV3Hook(midjourney_conn, retry=NO_RETRY, shared_async_client=True) for _ in range(40)]

@@ -19,14 +19,14 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyTransportError,
 )
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
-from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
+from airflow_provider_midjourney.retry import NO_RETRY, HttpRetry
 from tests.backends.test_useapi_v3 import posts
 from tests.conftest import FAST_RETRY, connection_json
 
 
 def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> None:
     emulator.timings = emulator.timings.__class__(start_after=0.01, progress_after=0.02, complete_after=0.2)
-    policy = RetryPolicy(max_attempts=30, busy_wait=(0.03, 0.05))
+    policy = HttpRetry(max_attempts=30, busy_wait=(0.03, 0.05))
     with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
         for _ in range(3):
             hook.imagine("fill the channel")
@@ -38,7 +38,7 @@ def test_429_busy_is_retried_until_a_slot_frees(emulator, midjourney_conn) -> No
 
 def test_429_gives_up_after_the_policy_bound(emulator, midjourney_conn) -> None:
     emulator.never_finish = True
-    policy = RetryPolicy(max_attempts=3, busy_wait=(0.01, 0.01))
+    policy = HttpRetry(max_attempts=3, busy_wait=(0.01, 0.01))
     with UseapiV3Hook(midjourney_conn, retry=policy) as hook:
         for _ in range(3):
             hook.imagine("fill")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -172,31 +171,11 @@ def check_deadline(deadline: float) -> None:
 @contextlib.asynccontextmanager
 async def within(seconds: float) -> AsyncIterator[None]:
     """Everything inside must finish within ``seconds``, else :class:`AnswerTimeoutError`."""
-    if sys.version_info >= (3, 11):
-        try:
-            async with asyncio.timeout(seconds):
-                yield
-        except TimeoutError:
-            raise AnswerTimeoutError(f"no complete answer within {seconds:g} s") from None
-    else:  # pragma: no cover - Python 3.10: cancel the task from a timer
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
-
-        def cancel() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
-
-        handle = asyncio.get_running_loop().call_later(seconds, cancel)
-        try:
+    try:
+        async with asyncio.timeout(seconds):
             yield
-        except asyncio.CancelledError:
-            if fired:
-                raise AnswerTimeoutError(f"no complete answer within {seconds:g} s") from None
-            raise
-        finally:
-            handle.cancel()
+    except TimeoutError:
+        raise AnswerTimeoutError(f"no complete answer within {seconds:g} s") from None
 
 
 def load_json(content: bytes | str) -> Any:

@@ -50,7 +50,7 @@ from airflow_provider_midjourney.job_requests import (
     SettingsRequest,
 )
 from airflow_provider_midjourney.redaction import redact
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.wire import HttpBody
 
@@ -115,7 +115,7 @@ class MidjourneyBackendHook(BaseHook):
     """Base of every backend's hook: connection, transport, and the normalised job interface.
 
     :param midjourney_conn_id: the Airflow connection id (default: the backend's default id).
-    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.RetryPolicy`.
+    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.HttpRetry`.
     :param timeout: seconds per HTTP request, overriding the connection's ``timeout`` extra.
     :param shared_async_client: the async methods send through one ``httpx.AsyncClient`` shared by
         every such hook of the same event loop, base URL and timeout (at most
@@ -144,8 +144,13 @@ class MidjourneyBackendHook(BaseHook):
     idempotent_submit: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Each backend's ``fetch_job``/``afetch_job`` refuses an answer about another job."""
+        """Each backend's ``fetch_job``/``afetch_job`` refuses an answer about another job, and each
+        backend gets its own copy of the form methods: Airflow < 3.2 reads a hook's form only from the
+        concrete class's own ``__dict__`` (inherited methods are skipped)."""
         super().__init_subclass__(**kwargs)
+        for name in ("get_ui_field_behaviour", "get_connection_form_widgets"):
+            if name not in cls.__dict__:
+                setattr(cls, name, MidjourneyBackendHook.__dict__[name])
         if "fetch_job" in cls.__dict__:
             cls.fetch_job = _checked_fetch(cls.__dict__["fetch_job"])  # type: ignore[method-assign]
         if "afetch_job" in cls.__dict__:
@@ -155,7 +160,7 @@ class MidjourneyBackendHook(BaseHook):
         self,
         midjourney_conn_id: str | None = None,
         *,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         timeout: float | None = None,
         logger_name: str | None = None,
         shared_async_client: bool = False,
@@ -163,7 +168,7 @@ class MidjourneyBackendHook(BaseHook):
     ) -> None:
         super().__init__(logger_name=logger_name)
         self.midjourney_conn_id = midjourney_conn_id or self.default_conn_name
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or HttpRetry()
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout", minimum=MIN_REQUEST_TIMEOUT, maximum=MAX_REQUEST_TIMEOUT)
         self._timeout_override = timeout

@@ -45,7 +45,7 @@ BROWSER_HEADERS = {
 # in Airflow's real triggerer, 16 connections at 0.25 s delivered ~40 a second, short of the ~50 a
 # second that 3,000 waiting jobs finishing within a minute need (their news queued for up to 24 s,
 # docs/benchmarks.md); 32 keep up. Only bursts use them: a waiting job sends ~2 requests in all.
-SHARED_POOL_SIZE = 32
+SHARED_POOL_SIZE = 32  # the default of [midjourney] shared_pool_size (config.py)
 # A poll on the shared client (a GET without body or query: what a trigger sends) goes straight to
 # the client's own httpcore pool, with the client's headers and timeouts prebuilt: no cookie jar,
 # no URL merging, no auth flow per request (benchmarks/poll_cost.py; the httpx path stays for
@@ -93,9 +93,12 @@ class SharedAsyncClient:
     def __init__(self, key: tuple[Any, ...], client_kwargs: dict[str, Any]) -> None:
         self.key = key
         self.loop = asyncio.get_running_loop()
-        limits = httpx.Limits(max_connections=SHARED_POOL_SIZE, max_keepalive_connections=SHARED_POOL_SIZE)
+        from airflow_provider_midjourney import config
+
+        size = config.shared_pool_size()  # [midjourney] shared_pool_size, default SHARED_POOL_SIZE
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         self.client = httpx.AsyncClient(limits=limits, **client_kwargs)
-        self.gate = asyncio.Semaphore(SHARED_POOL_SIZE)
+        self.gate = asyncio.Semaphore(size)
         # For direct_get: the client's own pool (None when proxies are mounted), headers, timeouts.
         pool = getattr(self.client._transport, "_pool", None)
         self.pool: httpcore.AsyncConnectionPool | None = None if self.client._mounts else pool
@@ -138,7 +141,7 @@ class SharedAsyncClient:
         auth: httpx.Auth | None,
         body: HttpBody | None,
         params: dict[str, str] | None,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 - httpx applies it per read; the total deadline is answer_limits.within
     ) -> httpx.Response:
         """One request through the gate; a plain GET goes straight to the pool (:data:`DIRECT_POOL_GETS`)."""
         direct = (
@@ -312,7 +315,7 @@ async def asend(
     body: HttpBody | None = None,
     params: dict[str, str] | None = None,
     creates_job: bool = False,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - httpx applies it per read; the total deadline is answer_limits.within
 ) -> httpx.Response:
     """:func:`send` for the event loop, on a hook's own client or the shared one."""
     try:

@@ -83,7 +83,7 @@ class UseapiV3Hook(MidjourneyBackendHook):
     v3 endpoint (they return the v3 wire :class:`~airflow_provider_midjourney.hooks.useapi_v3_models.Job`).
 
     :param midjourney_conn_id: the Airflow connection id.
-    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.RetryPolicy`.
+    :param retry: when and how long to retry; see :class:`~airflow_provider_midjourney.retry.HttpRetry`.
     :param timeout: seconds per HTTP request, overriding the connection's ``timeout`` extra.
     :param shared_async_client: see :class:`~airflow_provider_midjourney.hooks.base.MidjourneyBackendHook`.
     """

@@ -42,7 +42,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
 )
 from airflow_provider_midjourney.links import MidjourneyFilesLink
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 
 # Hooks, models and tenacity are imported where the task uses them, not on every DAG parse.
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class MidjourneyDownloadOperator(BaseOperator):
         contact_sheet: bool = False,
         midjourney_conn_id: str = "midjourney_default",
         max_concurrency: int = 4,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         file_timeout: float = DEFAULT_FILE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
@@ -191,7 +191,14 @@ class MidjourneyDownloadOperator(BaseOperator):
         if sheet is not None:
             context["ti"].xcom_push(key="contact_sheet", value=sheet)
         self._annotate_asset_event(context, stored, sheet)
+        self.stored_uris = [f.uri for f in stored] + ([sheet] if sheet else [])
         return [f.to_xcom() for f in stored]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The stored files (and contact sheet) as OpenLineage outputs (see ``lineage.py``)."""
+        from airflow_provider_midjourney.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "stored_uris", []))
 
     def on_kill(self) -> None:
         if self._cancel is not None:

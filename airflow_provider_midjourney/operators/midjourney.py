@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_midjourney import config
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowSkipException,
@@ -51,7 +52,7 @@ from airflow_provider_midjourney.operators.outcome import (
     count_outcome,
     with_connection_and_cost,
 )
-from airflow_provider_midjourney.retry import NO_RETRY, RetryPolicy
+from airflow_provider_midjourney.retry import NO_RETRY, HttpRetry
 
 # Only what a constructor needs is imported here: a DAG file imports this module on every parse.
 # The hooks, models and trigger (pydantic, httpx) are imported where a task uses them.
@@ -128,8 +129,9 @@ class MidjourneyBaseOperator(BaseOperator):
         request's fingerprint, which lets this try find a job whose creation answer was lost.
     :param reply_level: ``all``, ``standard`` or ``minimal`` webhook events.
     :param wait_for_completion: wait for a terminal status; False returns the job id at once.
-    :param deferrable: wait in the triggerer (no worker slot held) instead of polling in the worker.
-    :param poll_interval: seconds between status polls (0.01 to 3600).
+    :param deferrable: wait in the triggerer (no worker slot held; a triggerer must run) instead of
+        polling in the worker; default ``[midjourney] default_deferrable`` (see config.py), True.
+    :param poll_interval: seconds between status polls (0.01 to 3600); default ``[midjourney] poll_interval``.
     :param timeout: total wait for the job (seconds or timedelta, up to 7 days); on expiry the job
         is cancelled (one attempt of at most :data:`CANCEL_SECONDS`) and the task fails with
         :class:`~airflow_provider_midjourney.exceptions.MidjourneyJobTimeoutError`.
@@ -173,13 +175,13 @@ class MidjourneyBaseOperator(BaseOperator):
         reply_ref: str | None = None,
         reply_level: ReplyLevel | None = None,
         wait_for_completion: bool = True,
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float | None = None,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         cancel_on_kill: bool = True,
         max_consecutive_errors: int | None = None,
         transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
-        retry: RetryPolicy | None = None,
+        retry: HttpRetry | None = None,
         if_unsupported: Literal["fail", "skip"] = "fail",
         defer_when_busy: bool = True,
         admission_timeout: float | timedelta = DEFAULT_ADMISSION_TIMEOUT,
@@ -192,17 +194,19 @@ class MidjourneyBaseOperator(BaseOperator):
         self.if_unsupported = if_unsupported
         self.timeout = check_seconds(timeout, "timeout", minimum=0.1, maximum=MAX_TIMEOUT)
         self.poll_interval, self.max_consecutive_errors, self.transient_error_timeout = check_trigger_numbers(
-            poll_interval, max_consecutive_errors, transient_error_timeout
+            config.poll_interval() if poll_interval is None else poll_interval,
+            max_consecutive_errors,
+            transient_error_timeout,
         )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise MidjourneyInvalidRequestError(f"retry: expected a RetryPolicy, got {type(retry).__name__}")
+        if retry is not None and not isinstance(retry, HttpRetry):
+            raise MidjourneyInvalidRequestError(f"retry: expected a HttpRetry, got {type(retry).__name__}")
         self.midjourney_conn_id = midjourney_conn_id
         self.channel = channel
         self.reply_url = reply_url
         self.reply_ref = reply_ref
         self.reply_level = reply_level
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = config.default_deferrable() if deferrable is None else deferrable
         self.cancel_on_kill = cancel_on_kill
         self.retry = retry
         self.defer_when_busy = bool(defer_when_busy)
@@ -223,10 +227,10 @@ class MidjourneyBaseOperator(BaseOperator):
 
         return hook_for_connection(self.job_conn_id or self.midjourney_conn_id, retry=self._retry_policy())
 
-    def _retry_policy(self) -> RetryPolicy | None:
+    def _retry_policy(self) -> HttpRetry | None:
         """The HTTP retry policy of every hook this task submits with (fallback connections too)."""
         if self._defers_when_busy():  # a busy submit defers; it does not sleep in the worker
-            return dataclasses.replace(self.retry or RetryPolicy(), retry_busy_submit=False)
+            return dataclasses.replace(self.retry or HttpRetry(), retry_busy_submit=False)
         return self.retry
 
     def _defers_when_busy(self) -> bool:
@@ -447,7 +451,7 @@ class MidjourneyBaseOperator(BaseOperator):
                 self.log.info("Cancelled Midjourney job %s because %s", job_id, why)
                 return True
             self.log.info("Job %s had already finished; nothing to cancel", job_id)
-        except (Exception, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Exception) as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError):
                 reason = f"no answer within {CANCEL_SECONDS:g} s"

@@ -125,12 +125,12 @@ async def take_slot(viewer: str) -> Slot:
     mine = slots.viewers.setdefault(viewer, asyncio.Semaphore(MAX_RELAYS_PER_VIEWER))
     try:
         await asyncio.wait_for(mine.acquire(), SLOT_WAIT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise RelayBusy(f"{viewer} already has {MAX_RELAYS_PER_VIEWER} pictures in flight") from None
     slot = Slot(slots, viewer, [mine])
     try:
         await asyncio.wait_for(slots.total.acquire(), SLOT_WAIT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         slot.release()
         raise RelayBusy(f"{MAX_RELAYS} pictures are in flight") from None
     except BaseException:
@@ -184,9 +184,9 @@ async def _before(deadline: float, awaitable: Any) -> Any:
     left = deadline - asyncio.get_running_loop().time()
     try:
         if left <= 0:
-            raise asyncio.TimeoutError
+            raise TimeoutError
         return await asyncio.wait_for(awaitable, left)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
         raise PictureUnavailable(f"took longer than {DEADLINE:g} s") from None

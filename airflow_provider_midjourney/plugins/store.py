@@ -34,6 +34,9 @@ class TaskEntry:
     state: str | None
     operator: str | None
     pictures: TaskPictures
+    #: A button task's rendered ``button`` and ``job_id`` (its parent job), for naming its card.
+    button: str | None = None
+    parent_job_id: str | None = None
 
     @property
     def is_midjourney(self) -> bool:
@@ -94,6 +97,24 @@ def _event_extras(session: Session, dag_id: str, run_id: str, task_id: str | Non
     return merged
 
 
+def _buttons(session: Session, dag_id: str, run_id: str, task_id: str | None) -> dict[tuple[str, int], Any]:
+    """(task_id, map_index) -> (button, parent job id) from the rendered template fields of button tasks."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from sqlalchemy import select
+
+    query = select(RTIF.task_id, RTIF.map_index, RTIF.rendered_fields).where(
+        RTIF.dag_id == dag_id, RTIF.run_id == run_id
+    )
+    if task_id is not None:
+        query = query.where(RTIF.task_id == task_id)
+    found = {}
+    for row_task, row_map, fields in session.execute(query.limit(MAX_TASKS)):
+        if isinstance(fields, dict) and isinstance(fields.get("button"), str):
+            parent = fields.get("job_id")
+            found[(row_task, row_map)] = (fields["button"][:40], parent[:200] if isinstance(parent, str) else None)
+    return found
+
+
 def task_entries(
     session: Session, dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
 ) -> list[TaskEntry]:
@@ -109,6 +130,7 @@ def task_entries(
     instances = session.scalars(query.limit(MAX_TASKS)).all()
     xcoms = _xcoms(session, dag_id, run_id, task_id, map_index)
     extras = _event_extras(session, dag_id, run_id, task_id)
+    buttons = _buttons(session, dag_id, run_id, task_id)
     entries = []
     for ti in instances:
         key = (ti.task_id, ti.map_index)
@@ -119,7 +141,8 @@ def task_entries(
             event_extra=extras.get(key),
         )
         state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None
-        entries.append(TaskEntry(ti.task_id, ti.map_index, state, ti.operator, pictures))
+        button, parent = buttons.get(key, (None, None))
+        entries.append(TaskEntry(ti.task_id, ti.map_index, state, ti.operator, pictures, button, parent))
     # Tasks in the order they first started (not started yet: last), map indexes in order.
     started: dict[str, str] = {}
     for ti in instances:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_midjourney import config
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
     AirflowFailException,
@@ -39,7 +40,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
     :param job_id: the backend's job id (templated; e.g. ``imagine.output["job_id"]``), or the
         submitting task's whole result (``submit.output``): the job is then watched on the
         connection that runs it (its ``conn_id``), whatever ``midjourney_conn_id`` says.
-    :param poll_interval: seconds between polls (also the poke interval when not deferrable).
+    :param deferrable: wait in the triggerer; default ``[midjourney] default_deferrable`` (True).
+    :param poll_interval: seconds between polls (also the poke interval when not deferrable);
+        default ``[midjourney] poll_interval``.
     :param max_consecutive_errors: optional bound on transient polling errors in a row.
     :param transient_error_timeout: seconds of transient polling errors in a row before giving up.
     """
@@ -52,8 +55,8 @@ class MidjourneyJobSensor(BaseSensorOperator):
         *,
         job_id: str,
         midjourney_conn_id: str = "midjourney_default",
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float | None = None,
         max_consecutive_errors: int | None = None,
         transient_error_timeout: float = DEFAULT_TRANSIENT_ERROR_TIMEOUT,
         **kwargs: Any,
@@ -61,7 +64,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
         # Checked before BaseSensorOperator sees them: a 0 or "5" interval, a nan or 1e15 timeout
         # must fail here naming the field, not storm the API or overflow a timedelta later.
         poll_interval, max_consecutive_errors, transient_error_timeout = check_trigger_numbers(
-            poll_interval, max_consecutive_errors, transient_error_timeout
+            config.poll_interval() if poll_interval is None else poll_interval,
+            max_consecutive_errors,
+            transient_error_timeout,
         )
         kwargs["poke_interval"] = check_seconds(
             kwargs.get("poke_interval", poll_interval), "poke_interval", minimum=0.01, maximum=3600.0
@@ -73,7 +78,7 @@ class MidjourneyJobSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.job_id = job_id
         self.midjourney_conn_id = midjourney_conn_id
-        self.deferrable = deferrable
+        self.deferrable = config.default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
         self.max_consecutive_errors = max_consecutive_errors
         self.transient_error_timeout = transient_error_timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_midjourney.testing import images
@@ -36,12 +36,12 @@ BLEND_AR = {"Portrait": "--ar 2:3", "Square": "--ar 1:1", "Landscape": "--ar 3:2
 
 def iso(wall: float) -> str:
     """``2025-10-24T18:11:05.501Z``"""
-    return datetime.fromtimestamp(wall, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def clock(wall: float) -> str:
     """``18:11:05.501`` (the SSE ``ts`` field)."""
-    return datetime.fromtimestamp(wall, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def snowflake(key: str) -> str:

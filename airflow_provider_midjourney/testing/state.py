@@ -12,7 +12,7 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_midjourney.testing import content, images
@@ -176,7 +176,7 @@ class EmulatorState:
         return Plan(start, progress, complete, tuple(t.progress_steps), outcome)
 
     def _new_id(self, channel: str, media: bool, wall: float) -> str:
-        stamp = datetime.fromtimestamp(wall, timezone.utc)
+        stamp = datetime.fromtimestamp(wall, UTC)
         head = f"j{stamp:%m%d%H%M%S}{stamp.microsecond // 1000:03d}"
         tail = f"{'i' if media else ''}-u12345-c{channel}-bot:midjourney"
         for _ in range(1000):

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_midjourney import config
 from airflow_provider_midjourney.backends import hook_class_for
 from airflow_provider_midjourney.checks import DEFAULT_TRANSIENT_ERROR_TIMEOUT, check_seconds, check_trigger_numbers
 from airflow_provider_midjourney.exceptions import (
@@ -41,7 +42,7 @@ MAX_ERROR_BACKOFF = 60.0
 CANCEL_SECONDS = 10.0
 
 
-PROGRESS_LOG_EVERY = 30.0  # seconds between two "progress n%" lines of one trigger
+PROGRESS_LOG_EVERY = 30.0  # the default of [midjourney] progress_log_interval (config.py)
 
 
 class MidjourneyJobTrigger(BaseTrigger):
@@ -90,7 +91,8 @@ class MidjourneyJobTrigger(BaseTrigger):
         self.deadline = float(deadline) if deadline is not None else time.time() + 30 * 60
         self.cancel_on_kill = bool(cancel_on_kill)
         self.try_number = try_number
-        self._progress_logged = -PROGRESS_LOG_EVERY  # time.monotonic() of the last progress line
+        self._progress_every = config.progress_log_interval()
+        self._progress_logged = -self._progress_every  # time.monotonic() of the last progress line
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -200,7 +202,7 @@ class MidjourneyJobTrigger(BaseTrigger):
             await wait_for_turn(hook, self.job_id, self.poll_interval, remaining)
 
     def _log_due(self, job: MidjourneyJob) -> bool:
-        """Every status change, but progress percentages at most every ``PROGRESS_LOG_EVERY`` s.
+        """Every status change, but progress percentages at most every ``[midjourney] progress_log_interval`` s.
 
         In the triggerer (a task instance is attached) the final status is not logged here:
         Airflow logs the event with its payload, and each line costs the busy supervisor a write.
@@ -209,7 +211,7 @@ class MidjourneyJobTrigger(BaseTrigger):
             return False
         if job.status != JobStatus.PROGRESS or job.progress_percent is None:
             return True
-        if time.monotonic() - self._progress_logged < PROGRESS_LOG_EVERY:
+        if time.monotonic() - self._progress_logged < self._progress_every:
             return False
         self._progress_logged = time.monotonic()
         return True
@@ -226,7 +228,7 @@ class MidjourneyJobTrigger(BaseTrigger):
             return
         try:
             await asyncio.wait_for(self._cancel(), timeout=CANCEL_SECONDS)
-        except (Exception, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Exception) as exc:
             reason = f"no answer within {CANCEL_SECONDS:g} s" if isinstance(exc, TimeoutError) else str(exc)
             self.log.warning("Could not cancel Midjourney job %s: %s", self.job_id, redact(reason))
 

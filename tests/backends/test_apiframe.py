@@ -27,7 +27,7 @@ from airflow_provider_midjourney.job_requests import (
     SettingsRequest,
 )
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.apiframe import MOUNT, expire, routes_of
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
@@ -220,7 +220,7 @@ def test_retry_after_is_bounded() -> None:
 
     busy = MidjourneyBusyError(429, "slow down")
     busy.retry_after = 5000.0
-    assert RetryPolicy(max_seconds=60).wait_seconds(busy, 1) == 60
+    assert HttpRetry(max_seconds=60).wait_seconds(busy, 1) == 60
 
 
 # -- one job, whatever is re-sent ---------------------------------------------------------------------

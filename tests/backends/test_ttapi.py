@@ -35,7 +35,7 @@ from airflow_provider_midjourney.job_requests import (
     SettingsRequest,
 )
 from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.ttapi import engine_job
@@ -339,7 +339,7 @@ def test_busy_answers_are_retried_and_create_one_job(hook, emulator) -> None:
     job = hook.submit_job(ImagineRequest.build(prompt="busy"))
     assert [r.status for r in posts(emulator)] == [499, 429, 200] and job.job_id
     emulator.set_channel_limits(emulator.channels[0], max_jobs=1)
-    impatient = TtapiHook(CONN, retry=RetryPolicy(max_attempts=2, busy_wait=(0.0, 0.01)))
+    impatient = TtapiHook(CONN, retry=HttpRetry(max_attempts=2, busy_wait=(0.0, 0.01)))
     with impatient, pytest.raises(MidjourneyBusyError, match=r"499.*queue exhausted"):
         impatient.submit_job(ImagineRequest.build(prompt="one too many"))
 

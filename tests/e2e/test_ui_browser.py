@@ -136,7 +136,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, stack: AuthStack) -> Iterator[Any]:
     """A logged-in page: through the simple auth manager's own login form."""
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1500})
+    context = browser.new_context(viewport={"width": 1400, "height": 1500}, color_scheme="light")
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(f"{stack.base}/")
@@ -242,15 +242,36 @@ def test_run_tab_shows_every_midjourney_task(stack: AuthStack, runs: dict[str, s
     assert stack.wait_run("midjourney_imagine_upscale", run_id, 240) == "success"
     page.goto(ui(stack, "midjourney_imagine_upscale", run_id, "plugin/midjourney-run"))
     frame = gallery_frame(page)
-    cards = frame.locator("section.card")
+    cards = frame.locator("section.card[data-task]")
     assert cards.count() == 7  # imagine, 4 upscales, seed, download
     widths = rendered(frame)
-    assert len(widths) == 5 + 4 * 1 + 1 + 4 and all(w > 0 for w in widths)  # imagine, upscales, seed, files
+    # imagine, upscales, seed, files: each twice, as a thumbnail in the overview and in its card.
+    assert len(widths) == 2 * (5 + 4 * 1 + 1 + 4) and all(w > 0 for w in widths)
+    assert frame.locator("section.overview li").count() == 7
     assert "a lighthouse on a cliff at dawn" in frame.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "04-dag-run.png"))
     # The whole gallery page on its own, scrolled out in full.
     page.goto(frame.url)
     page.screenshot(path=str(ARTIFACTS / "04b-dag-run-full-page.png"), full_page=True)
+
+
+def test_the_gallery_follows_airflows_theme_toggle(stack: AuthStack, runs: dict[str, str], page: Any) -> None:
+    """Airflow's own toggle (its <html> class), not the OS preference: the browser says light throughout."""
+    run_id = runs["upscale"]
+    assert stack.wait_run("midjourney_imagine_upscale", run_id, 240) == "success"
+    backgrounds = {"light": "rgb(255, 255, 255)", "dark": "rgb(17, 20, 24)"}
+    for theme in ("dark", "light"):
+        page.goto(ui(stack, "midjourney_imagine_upscale", run_id, "plugin/midjourney-run"))
+        page.evaluate(f"() => localStorage.setItem('theme', '{theme}')")  # what Airflow's toggle stores
+        page.reload()
+        page.wait_for_function(f"() => document.documentElement.classList.contains('{theme}')")
+        frame = gallery_frame(page)
+        frame.wait_for_function(f"() => document.documentElement.dataset.theme === '{theme}'")
+        assert frame.evaluate("() => getComputedStyle(document.body).backgroundColor") == backgrounds[theme]
+        page.screenshot(path=str(ARTIFACTS / f"07-run-tab-{theme}.png"))
+    # Toggled while the page is open: the gallery follows without a reload.
+    page.evaluate("() => document.documentElement.classList.replace('light', 'dark')")
+    frame.wait_for_function("() => getComputedStyle(document.body).backgroundColor === 'rgb(17, 20, 24)'")
 
 
 def test_unauthenticated_and_unauthorised_requests_are_refused(

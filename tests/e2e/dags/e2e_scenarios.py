@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_provider_midjourney.operators import MidjourneyImagineOperator
-from airflow_provider_midjourney.retry import RetryPolicy
+from airflow_provider_midjourney.retry import HttpRetry
 
 FAST = {"poll_interval": 1.0}
 START = datetime(2026, 1, 1)
@@ -40,7 +40,7 @@ with dag("e2e_worker_crash") as worker_crash:
 
 with dag("e2e_busy") as busy:
     MidjourneyImagineOperator.partial(
-        task_id="imagine", retry=RetryPolicy(max_attempts=40, max_seconds=300, busy_wait=(2.0, 4.0)), **FAST
+        task_id="imagine", retry=HttpRetry(max_attempts=40, max_seconds=300, busy_wait=(2.0, 4.0)), **FAST
     ).expand(prompt=[f"[busy] job {i}" for i in range(4)])
 
 with dag("e2e_flaky_polling") as flaky_polling:
