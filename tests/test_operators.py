@@ -493,7 +493,7 @@ def test_a_lost_submission_names_the_path_of_the_connections_own_backend(emulato
 
     from airflow_provider_midjourney.exceptions import MidjourneyLostSubmissionError
     from airflow_provider_midjourney.job_requests import ImagineRequest
-    from airflow_provider_midjourney.operators import midjourney as operators_module
+    from airflow_provider_midjourney.operators import base as operators_module
 
     monkeypatch.setattr(operators_module, "RECOVER_DELAYS", (0.0,))
     conn = {"conn_type": "midjourney_useapi_v2", "host": emulator.base_url, "password": TOKEN}

@@ -27,7 +27,7 @@ def connection_limit(hook: MidjourneyBackendHook) -> int | None:
 def running_count(hook: MidjourneyBackendHook) -> int | None:
     """How many jobs the account runs now (one list call), or None where it cannot be listed."""
     from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
-    from airflow_provider_midjourney.operators.midjourney import run_bounded
+    from airflow_provider_midjourney.operators.base import run_bounded
     from airflow_provider_midjourney.retry import NO_RETRY
 
     if Capability.LIST_RUNNING not in hook.supported_capabilities():

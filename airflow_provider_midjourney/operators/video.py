@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_midjourney.operators.midjourney import MidjourneyBaseOperator
+from airflow_provider_midjourney.operators.base import MidjourneyBaseOperator
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.job_requests import JobOptions
