@@ -1,5 +1,6 @@
 """Video operators: refusals before any HTTP call, the useapi v3 translation, and dag.test() runs with
-stored .mp4 files (the other backends' video runs sit with their backend tests)."""
+stored .mp4 files on useapi v3, ImaginePro, midjourney-proxy, TTAPI and Legnext/Youchuan (Apiframe's
+sits with its backend tests)."""
 
 from __future__ import annotations
 
@@ -349,3 +350,41 @@ def test_example_dag_animates_the_chosen_picture_and_the_gallery_plays_it(
     assert mp4_boxes(clip.content) == [b"ftyp", b"free", b"moov", b"mdat"]
     sheet = Path(xcom(dag_run, "download", key="contact_sheet").removeprefix("file://")).read_text()
     assert sheet.count("<video ") == 4
+
+
+# -- TTAPI and Legnext / Youchuan: the same DAG through their wings -----------------------------------
+
+
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize(
+    "backend, extra",
+    [("ttapi", {}), ("legnext", {"api": "legnext"}), ("legnext", {"api": "youchuan"})],
+    ids=["ttapi", "legnext", "youchuan"],
+)
+def test_dag_animate_extend_and_download_on_ttapi_and_legnext(
+    backend: str, extra: dict[str, str], emulator: MidjourneyEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    conn: dict[str, Any] = {"conn_type": backend, "host": emulator.base_url, "password": TOKEN, "extra": extra}
+    if extra.get("api") == "youchuan":
+        conn["login"] = "emulator-app"
+    monkeypatch.setenv("AIRFLOW_CONN_MIDJOURNEY_DEFAULT", json.dumps(conn))
+    dr = run_dag(
+        f"{backend}_{extra.get('api', '')}_video",
+        f"""
+        imagine = MidjourneyImagineOperator(task_id="imagine", prompt="a red fox", poll_interval=0.05)
+        animate = MidjourneyVideoOperator(task_id="animate", job_id=imagine.output["job_id"], index=2,
+                                          prompt="runs through snow", motion="high", poll_interval=0.05)
+        extend = MidjourneyVideoExtendOperator(task_id="extend", job_id=animate.output["job_id"], index=1,
+                                               motion="low", poll_interval=0.05)
+        download = MidjourneyDownloadOperator(task_id="download", job_id=animate.output["job_id"], kind="videos",
+                                              destination={str(tmp_path / "v")!r}, contact_sheet=True)
+        imagine >> animate >> [extend, download]
+    """,
+    )
+    assert set(task_states(dr).values()) == {"success"}, task_states(dr)
+    animate = xcom(dr, "animate")
+    assert animate["backend"] == backend and animate["video_urls"] and animate["verb"]
+    assert xcom(dr, "extend")["video_urls"]
+    files = xcom(dr, "download")
+    assert_stored_mp4s(files, len(animate["video_urls"]))
+    assert (tmp_path / "v" / "index.html").read_text().count("<video ") == len(files)
