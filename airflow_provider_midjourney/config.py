@@ -95,18 +95,21 @@ def _boolean(section: str, key: str, raw: str) -> bool:
 
 
 def _operators_default_deferrable() -> bool | None:
-    """``[operators] default_deferrable`` when someone set it (env or airflow.cfg), else None.
+    """``[operators] default_deferrable`` when someone chose it, else None.
 
-    Airflow's own default for it is False; taking that would silently turn every Midjourney task
-    into a worker-blocking poll, so only an explicit setting counts.
+    Airflow's own default for it is False, and Airflow writes that default into every airflow.cfg it
+    generates; taking it would silently turn every Midjourney task into a worker-blocking poll. So
+    only an environment variable counts either way, and the file only when it turns deferral on.
     """
     from airflow.configuration import conf
 
     names = ("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE_CMD")
+    if any(name in os.environ for name in names):
+        return bool(conf.getboolean("operators", "default_deferrable"))
     in_file = configparser.RawConfigParser.has_option(conf, "operators", "default_deferrable")
-    if not in_file and not any(name in os.environ for name in names):
-        return None
-    return bool(conf.getboolean("operators", "default_deferrable"))
+    if in_file and conf.getboolean("operators", "default_deferrable"):
+        return True
+    return None
 
 
 def default_deferrable() -> bool:

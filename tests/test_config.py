@@ -81,3 +81,22 @@ def test_every_option_is_declared_with_a_reader() -> None:
     for option in config.OPTIONS:
         assert callable(getattr(config, option)), option
         assert getattr(config, option)() is not None, option
+
+
+def test_the_false_airflow_writes_into_a_generated_airflow_cfg_does_not_turn_deferral_off() -> None:
+    from airflow.configuration import conf
+
+    # Airflow writes every default, `[operators] default_deferrable = false` too, into the airflow.cfg it
+    # generates: the e2e stack's tasks silently polled in their workers when that counted as a choice.
+    had = conf.has_option("operators", "default_deferrable")
+    before = conf.get("operators", "default_deferrable", fallback=None)
+    conf.set("operators", "default_deferrable", "false")
+    try:
+        assert config.default_deferrable() is True and _imagine().deferrable is True
+        conf.set("operators", "default_deferrable", "true")
+        assert config.default_deferrable() is True
+    finally:
+        if had and before is not None:
+            conf.set("operators", "default_deferrable", before)
+        else:
+            conf.remove_option("operators", "default_deferrable")
