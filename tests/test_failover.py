@@ -34,7 +34,7 @@ from airflow_provider_midjourney.failover import (
 from airflow_provider_midjourney.hooks.imaginepro import ImagineProCreditsError
 from airflow_provider_midjourney.operators import MidjourneyImagineOperator
 from tests.conftest import TOKEN
-from tests.dag_runs import run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, without_airflow_mask_echo, xcom
 from tests.test_admission import full_account  # noqa: F401 - the fixture, shared
 
 V3_IMAGINE = "/v3/midjourney/jobs/imagine"
@@ -127,7 +127,7 @@ def test_402_at_submit_runs_the_job_on_the_next_connection(emulator, capfd, capl
     # ImaginePro's account-info reports credits: the result carries them
     assert isinstance(result["cost"]["credits_left"], int)
     assert xcom(dr, "imagine", key="job_id") == result["job_id"]
-    logged = capfd.readouterr().out + caplog.text
+    logged = without_airflow_mask_echo(capfd.readouterr().out + caplog.text)
     assert "Connection 'midjourney_default' (useapi_v3) refused the job before creating it (no_credits" in logged
     assert TOKEN not in logged
 

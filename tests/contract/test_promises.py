@@ -36,7 +36,7 @@ from airflow_provider_midjourney.video_requests import VideoExtendRequest, Video
 from airflow_provider_midjourney.vocabulary import RUNNING_STATUSES, JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
 from tests.contract.wings import Wing, connection_json
-from tests.dag_runs import run_dag, task_states, xcom
+from tests.dag_runs import run_dag, task_states, without_airflow_mask_echo, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -239,5 +239,6 @@ def test_no_token_in_logs_results_or_errors(
         hook.submit_job(hook.check_request(ImagineRequest.build(prompt="who am i")))
     errors = "\n".join(f"{e}\n{e!r}" for e in chain(denied.value))
     output = capfd.readouterr()
-    for text in (results, errors, output.out, output.err, caplog.text):
+    logged = (without_airflow_mask_echo(text) for text in (output.out, output.err, caplog.text))
+    for text in (results, errors, *logged):
         assert TOKEN not in text and wrong not in text
