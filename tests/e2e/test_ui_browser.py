@@ -155,7 +155,11 @@ def page(browser: Any, stack: AuthStack) -> Iterator[Any]:
 def gallery_frame(page: Any) -> Any:
     """The gallery's iframe inside the UI tab, once every picture in it has rendered."""
     page.wait_for_selector("iframe[src*='midjourney/dags/']")  # a relative src: resolved against base_url
-    frame = next(f for f in page.frames if f"{PREFIX}/midjourney/dags/" in f.url)
+    # The iframe element shows before its frame has navigated (about:blank until then): wait for it.
+    give_up = time.monotonic() + WAIT_MS / 1000
+    while (frame := next((f for f in page.frames if f"{PREFIX}/midjourney/dags/" in f.url), None)) is None:
+        assert time.monotonic() < give_up, f"no gallery frame among {[f.url for f in page.frames]}"
+        page.wait_for_timeout(100)
     frame.wait_for_selector("section.card")
     frame.wait_for_function(
         "() => document.images.length > 0 && [...document.images].every(i => i.complete && i.naturalWidth > 0)",

@@ -59,7 +59,7 @@ def test_the_wheel_carries_the_example_dags_and_the_metadata(wheel: Path) -> Non
         assert re.search(rf"^Project-URL: {label}, https://", metadata, re.M), label
     for classifier in ("Development Status :: 4 - Beta", "Framework :: Apache Airflow :: Provider"):
         assert f"Classifier: {classifier}" in metadata
-    for minor in (10, 11, 12, 13):
+    for minor in (11, 12, 13):
         assert f"Classifier: Programming Language :: Python :: 3.{minor}" in metadata
 
 
