@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import hashlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -53,6 +52,7 @@ from airflow_provider_midjourney.operators.outcome import (
     count_outcome,
     with_connection_and_cost,
 )
+from airflow_provider_midjourney.operators.reply_refs import task_reply_ref, with_fingerprint
 from airflow_provider_midjourney.retry import NO_RETRY, HttpRetry
 
 # Only what a constructor needs is imported here: a DAG file imports this module on every parse.
@@ -78,30 +78,6 @@ DEFER_GRACE = timedelta(minutes=2)
 CANCEL_SECONDS = 10.0
 #: After a lost creation answer: looks for the job among running jobs, spread over a few seconds.
 RECOVER_DELAYS = (0.0, 0.5, 1.5, 3.0)
-
-
-def task_reply_ref(context: Context) -> str:
-    """A replyRef that is stable across the tries of one task instance, and unique to it."""
-    ti = context["ti"]
-    key = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
-    if len(key) > 1024:
-        key = "airflow:" + hashlib.sha256(key.encode()).hexdigest()
-    return key
-
-
-def _with_fingerprint(reply_ref: str, fingerprint: str) -> str:
-    """The task's replyRef plus the request's fingerprint: a lookup by replyRef then finds only a
-    job made for *this* request, not one of an earlier try whose inputs were different."""
-    from airflow_provider_midjourney.job_requests import MAX_REPLY_LENGTH
-
-    ref = f"{reply_ref}~{fingerprint[:16]}"
-    if len(ref) > MAX_REPLY_LENGTH:
-        ref = "airflow:" + hashlib.sha256(reply_ref.encode()).hexdigest() + f"~{fingerprint[:16]}"
-    return ref
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def run_bounded(coro_factory: Any, seconds: float) -> Any:
@@ -263,7 +239,7 @@ class MidjourneyBaseOperator(BaseOperator):
         request = self.build_request(self._options(reply_ref))
         fingerprint = request.fingerprint(hook.backend)
         if self.reply_ref is None:
-            request = request.model_copy(update={"reply_ref": _with_fingerprint(reply_ref, fingerprint)})
+            request = request.model_copy(update={"reply_ref": with_fingerprint(reply_ref, fingerprint)})
         # Checked against what the backend can do, before any HTTP call.
         return hook.check_request(request), fingerprint
 
