@@ -327,4 +327,35 @@ def test_run_view_names_each_button_and_its_parent_and_shows_the_prompt_once(cli
         card = re.search(rf'<section class="card" id="t-upscale-{n}".*?</section>', text, re.S)
         assert card is not None, f"no card for upscale[{n}]"
         assert f"button U{n + 1}" in card.group(0) and imagine["job_id"] in card.group(0)
-    assert text.index('id="t-imagine--1"') < text.index('id="t-upscale-0"')  # the order the tasks ran
+    assert text.index('id="t-imagine--1"') < text.index('id="t-upscale-0"')
+
+
+@needs_gallery
+def test_run_view_lists_tasks_in_dag_order_not_start_order(client: Any, run: Any) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # the download "started" first, the imagine last
+        instances = session.query(TaskInstance).filter_by(dag_id=DAG_ID, run_id=run.run_id).all()
+        saved = {(ti.task_id, ti.map_index): ti.start_date for ti in instances}
+        for ti in instances:
+            ti.start_date = saved[("download", -1)] if ti.task_id == "imagine" else saved[("imagine", -1)]
+        for ti in instances:
+            if ti.task_id == "download":
+                ti.start_date = saved[("imagine", -1)].replace(year=2000)
+    try:
+        text = client.get(base(run), headers=auth("viewer")).text
+    finally:
+        with create_session() as session:
+            for ti in session.query(TaskInstance).filter_by(dag_id=DAG_ID, run_id=run.run_id):
+                ti.start_date = saved[(ti.task_id, ti.map_index)]
+    places = [text.index(f'id="t-{task}') for task in ("imagine--1", "upscale-0", "upscale-3", "download--1")]
+    assert places == sorted(places)
+
+
+def test_topological_order_puts_upstream_first_and_keeps_declared_order_among_peers() -> None:
+    from airflow_provider_midjourney.plugins.store import topological_order
+
+    dag = {"download": [], "seed": [], "imagine": ["upscale", "seed"], "upscale": ["download"]}
+    assert topological_order(dag) == ["imagine", "seed", "upscale", "download"]
+    assert topological_order({"a": ["b"], "b": ["a"], "c": []}) == ["c", "a", "b"]  # a cycle goes last

@@ -194,8 +194,8 @@ def run_page(dag_id: str, run_id: str, entries: Sequence[TaskEntry], links: Link
 
 
 def _overview(entries: Sequence[TaskEntry], prompts: Sequence[str], links: Links) -> str:
-    """The run at a glance: each prompt once, then one line per task instance (in the order the tasks
-    ran) with its pictures as thumbnails, linking to its card below."""
+    """The run at a glance: each prompt once, then one line per task instance (in DAG order,
+    upstream first) with its pictures as thumbnails, linking to its card below."""
     rows = []
     for entry in entries:
         name = entry.task_id + (f" [{entry.map_index}]" if entry.map_index >= 0 else "")

@@ -7,7 +7,9 @@ as "no Midjourney result" instead of failing the page.
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,13 +145,53 @@ def task_entries(
         state = str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None
         button, parent = buttons.get(key, (None, None))
         entries.append(TaskEntry(ti.task_id, ti.map_index, state, ti.operator, pictures, button, parent))
-    # Tasks in the order they first started (not started yet: last), map indexes in order.
+    # DAG order; tasks the DAG no longer has go last, in the order they first started.
+    order = dag_task_order(session, dag_id)
     started: dict[str, str] = {}
     for ti in instances:
         stamp = ti.start_date.isoformat() if ti.start_date else "~"
         started[ti.task_id] = min(started.get(ti.task_id, "~"), stamp)
-    entries.sort(key=lambda entry: (started[entry.task_id], entry.task_id, entry.map_index))
+    entries.sort(
+        key=lambda entry: (order.get(entry.task_id, len(order)), started[entry.task_id], entry.task_id, entry.map_index)
+    )
     return entries
+
+
+def dag_task_order(session: Session, dag_id: str) -> dict[str, int]:
+    """Each task's place in its DAG's latest serialized version; empty when that cannot be read."""
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+        downstream = {task_id: list(task.downstream_task_ids) for task_id, task in dag.task_dict.items()} if dag else {}
+    except Exception:  # an unreadable DAG still shows its run, in start order
+        return {}
+    return {task_id: place for place, task_id in enumerate(topological_order(downstream))}
+
+
+def topological_order(downstream: Mapping[str, list[str]]) -> list[str]:
+    """Upstream before downstream; among tasks free to go, the one declared first (Kahn, O(V+E)).
+    Tasks on a cycle (not a valid DAG) follow in declared order."""
+    declared = {task_id: n for n, task_id in enumerate(downstream)}
+    waiting = dict.fromkeys(downstream, 0)
+    for children in downstream.values():
+        for child in children:
+            if child in waiting:
+                waiting[child] += 1
+    ready = [declared[task_id] for task_id, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    names = list(downstream)
+    order: list[str] = []
+    while ready:
+        task_id = names[heapq.heappop(ready)]
+        order.append(task_id)
+        for child in downstream[task_id]:
+            if child in waiting:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, declared[child])
+    placed = set(order)
+    return order + [task_id for task_id in names if task_id not in placed]
 
 
 def run_exists(session: Session, dag_id: str, run_id: str) -> bool:
