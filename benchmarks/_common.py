@@ -98,9 +98,8 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
                         raise RuntimeError(f"more than {len(channels) * MAX_JOBS_PER_CHANNEL} jobs: add channels")
                     used[free] += 1
                     spec = job_spec("imagine", {"prompt": f"benchmark {i}", "stream": False, "channel": free})
-                    _, _, jobid = emu.state.create_job(spec)
-                    job = emu.state._jobs[jobid]
-                    planned.append(PlannedJob(jobid, job.created_wall, job.created_wall + job.plan.complete))
+                    jobid = emu.state.create_job(spec)[0].id
+                    planned.append(PlannedJob(jobid, *emu.state.planned_completion(jobid)))
                 conn.send(planned)
             elif command == "complete":  # warm-up jobs: finished at once
                 for jobid in arg:
@@ -121,10 +120,8 @@ def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
                         first.setdefault(jobid, record.time)
                 conn.send((total, dict(gets), first))
             elif command == "plan":  # [(job id, epoch)]: each held job completes at its time
-                with emu.state._lock:
-                    for jobid, when in arg:
-                        job = emu.state._jobs[jobid]
-                        job.forced = (when - job.created_wall, "completed", {})
+                for jobid, when in arg:
+                    emu.state.complete_at(jobid, when)
                 conn.send(None)
             elif command == "request_log":
                 # (wall time, method, path) of every request; monotonic -> wall on this machine

@@ -112,7 +112,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
 
         def sample() -> None:
             while not stop.wait(0.2):
-                peak["jobs"] = max(peak["jobs"], int(emulator.state.running_summary()["total"]))
+                peak["jobs"] = max(peak["jobs"], sum(len(j) for j in emulator.state.running().values()))
 
         sampler = threading.Thread(target=sample, daemon=True)
         try:
@@ -130,7 +130,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         tries = stack.query("SELECT map_index, try_number, state FROM task_instance WHERE dag_id = ?", DAG_ID)
         requests = emulator.requests
-        jobs = emulator.state.snapshots("imagine")
+        jobs = emulator.created_jobs("imagine")
     posts = [r for r in requests if r.method == "POST" and r.path.endswith("/imagine")]
     busy = sum(r.status == 429 for r in posts)
     created = sum(r.status in (200, 201) for r in posts)

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.jobs import ApiError
+from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
 from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import job_spec
@@ -117,7 +117,7 @@ class ApiframeRoutes:
         if first is not None:  # a replay: the first job, nothing new
             return JSONResponse({"jobId": first, "status": self.view(first)["status"]}, status_code=202)
         kind, model, params, spec_verb, wire = build(_body(request))
-        _snap, _status, jobid = self.emu.state.create_job(job_spec(spec_verb, params))
+        jobid = self.emu.state.create_job(job_spec(spec_verb, params))[0].id
         job_id = str(uuid.uuid4())
         with self.lock:
             if key is not None and key in self.keys:  # a concurrent replay won the race
@@ -213,28 +213,25 @@ class ApiframeRoutes:
 
     def view(self, job_id: str) -> dict[str, Any]:
         record = self.record(job_id)
-        snap = self.emu.state.get_job(record.jobid)
-        status = snap["status"]
-        response = snap.get("response") or {}
+        job = self.emu.state.view(record.jobid)
+        status = job.status
         done = status == "completed"
         view: dict[str, Any] = {
             "id": job_id,
             "status": STATUS.get(status, "FAILED"),
             "model": record.model,
-            "progress": 100 if done else int(response.get("progress_percent") or 0),
-            "result": _result(record.kind, response) if done else None,
+            "progress": 100 if done else int(job.percent or 0),
+            "result": _result(record.kind, job) if done else None,
             "error": None,
             "creditCost": CREDITS.get(record.kind, 16),
             "webhookStatus": None,
             "createdAt": iso(record.created),
-            "completedAt": snap.get("updated") if done or status not in STATUS else None,
+            "completedAt": iso(job.updated) if done or status not in STATUS else None,
             "input": record.input,
             "expired": record.expired,
         }
         if status not in STATUS:
-            view["error"] = "Provider returned an error: " + (
-                ": ".join(p for p in (snap.get("error"), snap.get("errorDetails")) if p) or "job failed"
-            )
+            view["error"] = "Provider returned an error: " + failure_text(job.failure, "job failed")
             view["creditCost"] = 0
         return view
 
@@ -247,14 +244,13 @@ class ApiframeRoutes:
         return {"jobs": page, "nextCursor": str(cursor + limit) if more else None, "hasMore": more}
 
 
-def _result(kind: str, response: dict[str, Any]) -> dict[str, Any]:
+def _result(kind: str, job: JobView) -> dict[str, Any]:
     if kind == "video":
-        return {"videos": [v["url"] for v in response.get("videoUx", [])]}
-    images = [i["url"] for i in response.get("imageUx", [])]
+        return {"videos": list(job.video_urls)}
+    images = list(job.image_urls)
     if kind == "upsample":
         return {"images": images[:1]}
-    attachments = response.get("attachments") or []
-    return {"images": images, "gridUrl": attachments[0]["url"] if attachments else None}
+    return {"images": images, "gridUrl": job.primary_url}
 
 
 def _body(request: Request) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Builders of the Discord-message-like ``response`` objects, shaped like the docs' samples."""
+r"""The Discord message a Midjourney job shows (what useapi.net relays as ``response``), built from a :class:`JobView`.
+
+Shaped like the vendors' documented samples; the useapi dialects answer with it and the
+midjourney-proxy dialect reads its buttons' ``custom_id``\ s from it.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_midjourney.testing import images
+from airflow_provider_midjourney.testing.jobs import JobView
+from airflow_provider_midjourney.testing.settings import USERNAME
 
 MENTION = "<@9876543210123456789>"
-USERNAME = "emulator_user"
 SPEED_LABEL = {"fast": "fast", "relax": "relaxed", "turbo": "turbo"}
-GRID_BUTTONS = ["U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4"]
-UPSCALED_BUTTONS = [
-    "Upscale (Subtle)",
-    "Upscale (Creative)",
-    "Vary (Subtle)",
-    "Vary (Strong)",
-    "Vary (Region)",
-    "Zoom Out 2x",
-    "Zoom Out 1.5x",
-    "Custom Zoom",
-    "⬅️",
-    "➡️",
-    "⬆️",
-    "⬇️",
-    "Animate (High motion)",
-    "Animate (Low motion)",
-]
-VIDEO_GRID_BUTTONS = ["U1", "U2", "U3", "U4", "🔄"]
-VIDEO_SINGLE_BUTTONS = ["Extend (High motion)", "Extend (Low motion)"]
 BLEND_AR = {"Portrait": "--ar 2:3", "Square": "--ar 1:1", "Landscape": "--ar 3:2"}
 
 
@@ -85,7 +71,7 @@ def _button(label: str, custom_id: str) -> dict[str, Any]:
     return {"type": 2, "style": 2, "label": label, "custom_id": custom_id}
 
 
-def _components(uid: str, buttons: list[str]) -> list[dict[str, Any]]:
+def components(uid: str, buttons: list[str]) -> list[dict[str, Any]]:
     def custom_id(label: str) -> str:
         if re.fullmatch(r"[UV][1-4]", label):
             action = "upsample" if label[0] == "U" else "variation"
@@ -102,55 +88,42 @@ def _components(uid: str, buttons: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def grid_media(cdn: str, uid: str, prompt: str, video: bool) -> dict[str, Any]:
-    """``attachments`` + ``imageUx``/``videoUx`` of a 2x2 grid job."""
-    grid_url = f"{cdn}/attachments/{uid}/grid_0.png"
-    size = images.png_length(f"{uid}/grid_0", images.GRID_SIZE, images.GRID_SIZE)
-    filename = f"{USERNAME}_{_slug(prompt)}_{uid}.png"
-    media: dict[str, Any] = {"attachments": [_attachment(grid_url, filename, size, images.GRID_SIZE, images.GRID_SIZE)]}
-    if video:
-        media["videoUx"] = [{"id": k + 1, "url": f"{cdn}/video/{uid}/{k}.mp4"} for k in range(4)]
+def _media(view: JobView) -> dict[str, Any]:
+    """``attachments`` + ``imageUx``/``videoUx`` of a finished grid, upscale or clip."""
+    uid, url = view.uid, view.primary_url or ""
+    filename = f"{USERNAME}_{_slug(view.prompt)}_{uid}.png"
+    if view.kind in ("grid", "video_grid"):
+        size = images.png_length(f"{uid}/grid_0", images.GRID_SIZE, images.GRID_SIZE)
+        media: dict[str, Any] = {"attachments": [_attachment(url, filename, size, images.GRID_SIZE, images.GRID_SIZE)]}
+    elif view.kind == "video":
+        media = {"attachments": [_attachment(url, f"{uid}.mp4", images.mp4_length(f"{uid}/0"), 512, 512)]}
     else:
-        media["imageUx"] = [{"id": k + 1, "url": f"{cdn}/{uid}/0_{k}.png"} for k in range(4)]
+        size = images.png_length(f"{uid}/0_0")
+        media = {"attachments": [_attachment(url, filename, size, images.CELL_SIZE, images.CELL_SIZE)]}
+    if view.video_urls:
+        media["videoUx"] = [{"id": k + 1, "url": clip} for k, clip in enumerate(view.video_urls)]
+    else:
+        media["imageUx"] = [{"id": k + 1, "url": cell} for k, cell in enumerate(view.image_urls)]
     return media
 
 
-def single_media(cdn: str, uid: str, prompt: str, video: bool) -> dict[str, Any]:
-    """``attachments`` + one-entry ``imageUx``/``videoUx`` of an upscaled image or video."""
-    if video:
-        url = f"{cdn}/video/{uid}/0.mp4"
-        att = _attachment(url, f"{uid}.mp4", images.mp4_length(f"{uid}/0"), 512, 512)
-        return {"attachments": [att], "videoUx": [{"id": 1, "url": url}]}
-    size = images.png_length(f"{uid}/0_0")
-    filename = f"{USERNAME}_{_slug(prompt)}_{uid}.png"
-    url = f"{cdn}/attachments/{uid}/0_0.png"
-    return {
-        "attachments": [_attachment(url, filename, size, images.CELL_SIZE, images.CELL_SIZE)],
-        "imageUx": [{"id": 1, "url": f"{cdn}/{uid}/0_0.png"}],
-    }
-
-
-def media_response(
-    kind: str, cdn: str, uid: str, prompt: str, speed: str, button: str | None, buttons: list[str]
-) -> dict[str, Any]:
-    """Completed ``response`` for the kinds ``grid``, ``video_grid``, ``upscale``, ``video``."""
-    line, speed_label = prompt_line(prompt), SPEED_LABEL.get(speed, speed)
-    if kind in {"upscale", "video"}:
+def media_response(view: JobView) -> dict[str, Any]:
+    """Completed message of the kinds ``grid``, ``video_grid``, ``upscale``, ``video``."""
+    line, speed_label, button = prompt_line(view.prompt), SPEED_LABEL.get(view.speed, view.speed), view.button
+    if view.kind in {"upscale", "video"}:
         index = button[1] if button and re.fullmatch(r"U[1-4]", button) else "1"
         content = f"**{line}** - Image #{index} {MENTION}"
-        media = single_media(cdn, uid, prompt, video=kind == "video")
     else:
         by = f" {button} by" if button and button not in {"🔄"} else ""
         content = f"**{line}** -{by} {MENTION} ({speed_label})"
-        media = grid_media(cdn, uid, prompt, video=kind == "video_grid")
     return {
         "type": 0,
         "content": content,
         "progress_percent": 100,
         "embeds": [],
-        "components": _components(uid, buttons),
-        **media,
-        "buttons": list(buttons),
+        "components": components(view.uid, list(view.buttons)),
+        **_media(view),
+        "buttons": list(view.buttons),
     }
 
 
@@ -166,35 +139,32 @@ def progress_content(prompt: str, speed: str, percent: int | None, button: str |
     return {"content": f"**{line}** - {MENTION} ({percent}%) ({label})", "progress_percent": percent}
 
 
-def seed_response(cdn: str, parent_uid: str, prompt: str, seed: int) -> dict[str, Any]:
-    content = f"**{prompt_line(prompt)}**\n**Job ID**: {parent_uid}\n**seed** {seed}"
+def seed_response(view: JobView) -> dict[str, Any]:
+    parent_uid = view.parent_uid or ""
+    content = f"**{prompt_line(view.prompt)}**\n**Job ID**: {parent_uid}\n**seed** {view.seed}"
     attachments = [
         _attachment(
-            f"{cdn}/attachments/{parent_uid}/0_{k}.png",
-            f"{USERNAME}_{_slug(prompt)}_{k}_{parent_uid}.png",
+            url,
+            f"{USERNAME}_{_slug(view.prompt)}_{k}_{parent_uid}.png",
             images.png_length(f"{parent_uid}/0_{k}"),
             images.CELL_SIZE,
             images.CELL_SIZE,
         )
-        for k in range(4)
+        for k, url in enumerate(view.image_urls)
     ]
     return {"content": content, "attachments": attachments}
 
 
-_ADJECTIVES = ["vintage", "luminous", "minimalist", "surreal", "weathered", "vivid", "serene"]
-_SUBJECTS = ["lighthouse", "motorcycle", "tea house", "fox", "greenhouse", "sailing boat"]
-_STYLES = ["studio lighting", "film photography", "watercolor", "isometric render", "oil paint"]
+KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
 
 
-def describe_response(source: str) -> dict[str, Any]:
-    digest = hashlib.sha256(source.encode()).digest()
-    prompts = []
-    for n, emoji in enumerate(["1️⃣", "2️⃣", "3️⃣", "4️⃣"]):
-        adj = _ADJECTIVES[digest[n] % len(_ADJECTIVES)]
-        subject = _SUBJECTS[digest[n + 4] % len(_SUBJECTS)]
-        style = _STYLES[digest[n + 8] % len(_STYLES)]
-        prompts.append(f"{emoji} a {adj} {subject} on a plain background, {style} --ar 1:1")
-    description = "\n\n".join(prompts)
+def describe_text(prompts: tuple[str, ...]) -> str:
+    """The describe answer as the bot writes it: each prompt after its keycap, a blank line between."""
+    return "\n\n".join(f"{emoji} {prompt}" for emoji, prompt in zip(KEYCAPS, prompts, strict=False))
+
+
+def describe_response(view: JobView) -> dict[str, Any]:
+    description = describe_text(view.describe_prompts)
     picker = [{"custom_id": f"MJ::Job::PicReader::{n}", "type": 2, "style": 2, "label": str(n)} for n in range(1, 5)]
     picker.append({"custom_id": "MJ::Picread::Retry", "type": 2, "style": 2, "emoji": {"name": "🔄"}})
     return {
@@ -210,42 +180,30 @@ def describe_response(source: str) -> dict[str, Any]:
     }
 
 
-def moderated_fields(prompt: str, word: str) -> dict[str, Any]:
-    details = (
-        "Sorry! Please try a different prompt. We've detected that you may be trying to use a "
-        f"word that is not allowed: `{word}`. Please review our community guidelines."
-    )
+def moderation_embed(view: JobView) -> dict[str, Any]:
+    """The message of a moderated job: the bot's refusal embed."""
     embed = {
         "type": "rich",
-        "title": "Banned prompt detected",
-        "description": details,
+        "title": view.failure.title if view.failure else "Banned prompt detected",
+        "description": view.failure.details if view.failure else "",
         "color": 16711680,
-        "footer": {"text": f"/imagine {prompt}"},
+        "footer": {"text": f"/imagine {view.prompt}"},
     }
-    return {
-        "error": "Banned prompt detected",
-        "errorDetails": details,
-        "code": 422,
-        "response": {"content": "", "embeds": [embed]},
-    }
+    return {"content": "", "embeds": [embed]}
 
 
-def failed_fields(word: str | None) -> dict[str, Any]:
-    why = f" (failure word `{word}`)" if word else ""
-    return {
-        "error": "Midjourney job failed",
-        "errorDetails": f"There was an error processing your request. Try again later.{why}",
-        "code": 500,
-    }
-
-
-CANCELLED_FIELDS: dict[str, Any] = {
-    "error": "Job cancelled by user",
-    "errorDetails": "The job was cancelled with DELETE /v3/midjourney/jobs/<jobid>",
-    "code": 499,
-}
-TIMED_OUT_FIELDS: dict[str, Any] = {
-    "error": "Job timed out",
-    "errorDetails": "The SSE client disconnected before the job finished; the job got stuck",
-    "code": 504,
-}
+def message(view: JobView) -> dict[str, Any] | None:
+    """The job's message now (None while only created, or after a failure without one)."""
+    if view.status in ("started", "progress"):
+        return progress_content(view.prompt, view.speed, view.percent, view.button, view.kind)
+    if view.status == "moderated":
+        return moderation_embed(view)
+    if view.status != "completed":
+        return None
+    if view.media:
+        return media_response(view)
+    if view.verb == "seed":
+        return seed_response(view)
+    if view.verb == "describe":
+        return describe_response(view)
+    return dict(view.settings_reply or {})

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_midjourney.testing.jobs import JobView
 from airflow_provider_midjourney.testing.models import EmulatorKnobs, JobTimings, RecordedRequest
 from airflow_provider_midjourney.testing.state import EmulatorState
+from airflow_provider_midjourney.testing.useapi_v3_jobs import job_id, snapshot
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.server import ServerThread
@@ -19,6 +21,11 @@ class MidjourneyEmulator(EmulatorKnobs):
 
     Knobs (``timings``, ``moderation_words``, ``fail_next`` ...) come from :class:`EmulatorKnobs`
     and act on every dialect's routes. ``latency`` applies to API routes, never to the ``/cdn/`` route.
+
+    Its job engine is neutral (:meth:`job_records`); this facade predates the other dialects and
+    still speaks useapi.net's words: jobs carry useapi.net's ids (both useapi dialects hand the
+    engine's ids out as they are), :attr:`jobs` and :meth:`created_jobs` show v3's job JSON, and an
+    account is a "channel".
     """
 
     def __init__(
@@ -40,7 +47,7 @@ class MidjourneyEmulator(EmulatorKnobs):
         self.host = host
         self.port = port
         self._public_url = public_url.rstrip("/") if public_url else None
-        self.state = EmulatorState(self, channels, max_jobs, max_image_jobs, max_video_jobs, seed)
+        self.state = EmulatorState(self, channels, max_jobs, max_image_jobs, max_video_jobs, seed, new_id=job_id)
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._server: ServerThread | None = None
@@ -115,12 +122,16 @@ class MidjourneyEmulator(EmulatorKnobs):
 
     @property
     def jobs(self) -> dict[str, dict[str, Any]]:
-        """jobid -> the job JSON as ``GET /jobs/<jobid>`` returns it now (expired ones too)."""
-        return {snap["jobid"]: snap for snap in self.state.snapshots()}
+        """jobid -> the job JSON as v3's ``GET /jobs/<jobid>`` returns it now (expired ones too)."""
+        return {view.id: snapshot(view) for view in self.state.views()}
 
     def created_jobs(self, verb: str | None = None) -> list[dict[str, Any]]:
-        """Current snapshots of the jobs created (201), in creation order."""
-        return self.state.snapshots(verb)
+        """v3's job JSON of the jobs created, in creation order (whichever dialect created them)."""
+        return [snapshot(view) for view in self.state.views(verb)]
+
+    def job_records(self, verb: str | None = None) -> list[JobView]:
+        """The jobs created, in creation order, as the engine sees them (in no vendor's shape)."""
+        return self.state.views(verb)
 
     # -- control ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -134,11 +145,11 @@ class MidjourneyEmulator(EmulatorKnobs):
 
     def lock_channel(self, channel: str, error: str = "Pending mod message") -> None:
         """Jobs routed to ``channel`` answer 596 until ``POST /accounts/reset/<channel>``."""
-        self.state.lock_channel(channel, error)
+        self.state.lock_account(channel, error)
 
     def unlock_channel(self, channel: str) -> None:
         """What ``POST /accounts/reset/<channel>`` does."""
-        self.state.reset_channel(channel)
+        self.state.unlock_account(channel)
 
     def set_channel_limits(
         self,
@@ -163,4 +174,4 @@ class MidjourneyEmulator(EmulatorKnobs):
     @property
     def channels(self) -> list[str]:
         """Currently configured channel ids."""
-        return list(self.state.account_views())
+        return list(self.state.accounts)

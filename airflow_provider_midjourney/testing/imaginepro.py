@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.jobs import ApiError
+from airflow_provider_midjourney.testing.content import describe_text, iso
+from airflow_provider_midjourney.testing.jobs import ApiError, Failure, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     BODY_SCOPE_KEY,
     ApiFlavour,
@@ -84,7 +84,6 @@ BUTTONS = (
 CANCEL = "Cancel Job"
 STATUS = {"created": "QUEUED", "started": "PROCESSING", "progress": "PROCESSING", "completed": "DONE"}
 PHRASES = {400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 404: "Not Found", 429: "Too Many Requests"}
-CANCELLED_CODE = 499
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -175,8 +174,7 @@ class ImagineProRoutes:
         self.messages: Messages[MessageRecord] = Messages()
 
     def _create(self, verb: str, params: dict[str, Any], record: MessageRecord) -> dict[str, Any]:
-        _snapshot, _status, jobid = self.emu.state.create_job(job_spec(verb, params))
-        record.jobid = jobid
+        record.jobid = self.emu.state.create_job(job_spec(verb, params))[0].id
         return {"success": True, "messageId": self.messages.add(record), "createdAt": iso_now()}
 
     def imagine(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -252,38 +250,35 @@ class ImagineProRoutes:
         if self.messages.get(message_id).verb != "video":
             raise ApiError(404, f"Video message {message_id} not found")
         if view["status"] == "DONE":
-            response = self.emu.state.get_job(self.messages.get(message_id).jobid).get("response") or {}
-            clips = [c["url"] for c in response.get("videoUx", [])]
+            clips = list(self.emu.state.view(self.messages.get(message_id).jobid).video_urls)
             view["results"] = [{"url": url, "index": n} for n, url in enumerate(clips)]
             view["videoUrl"] = clips[0] if clips else None
         return view
 
     def message(self, message_id: str) -> dict[str, Any]:
         record = self.messages.get(message_id)
-        snap = self.emu.state.get_job(record.jobid)
-        status = snap["status"]
-        response = snap.get("response") or {}
+        job = self.emu.state.view(record.jobid)
+        status = job.status
         view: dict[str, Any] = {
             "messageId": message_id,
             "prompt": record.prompt,
             "status": STATUS.get(status, "FAIL"),
-            "progress": 100 if status == "completed" else int(response.get("progress_percent") or 0),
-            "createdAt": snap["created"],
-            "updatedAt": snap.get("updated", snap["created"]),
+            "progress": 100 if status == "completed" else int(job.percent or 0),
+            "createdAt": iso(job.created),
+            "updatedAt": iso(job.updated),
             "buttons": [],
             "ref": record.ref or "",
         }
         if record.parent:
             view["originatingMessageId"] = record.parent
         if status == "completed":
-            attachments = response.get("attachments") or []
-            if attachments:
-                view["uri"] = view["originalUrl"] = attachments[0]["url"]
-            view["buttons"] = [b for b in response.get("buttons", []) if b in BUTTONS]
+            if job.primary_url:
+                view["uri"] = view["originalUrl"] = job.primary_url
+            view["buttons"] = [b for b in job.buttons if b in BUTTONS]
             if record.verb == "describe":
-                view["content"] = response.get("content", "")
+                view["content"] = describe_text(job.describe_prompts)
         elif status not in STATUS:
-            view["error"] = _error_text(snap)
+            view["error"] = _error_text(job.failure)
         return view
 
     def account_info(self) -> dict[str, Any]:
@@ -303,11 +298,12 @@ class ImagineProRoutes:
         return {"images": done[(page - 1) * size : page * size]}
 
 
-def _error_text(snap: dict[str, Any]) -> str:
-    if snap.get("code") == CANCELLED_CODE:
+def _error_text(failure: Failure | None) -> str:
+    if failure is None:
+        return "Midjourney job failed"
+    if failure.reason == "cancelled":
         return "Job cancelled by user"
-    parts = [p for p in (snap.get("error"), snap.get("errorDetails")) if p]
-    return ": ".join(parts) or "Midjourney job failed"
+    return failure_text(failure)
 
 
 def iso_now() -> str:

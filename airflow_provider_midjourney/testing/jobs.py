@@ -1,13 +1,15 @@
-"""Data of the emulator: job specs and plans, jobs, accounts, error type, documented texts."""
+"""Data of the emulator's job engine: job specs and plans, jobs and their neutral views, accounts, errors.
+
+Nothing here names a vendor's path, field or id format: each dialect (``testing/<backend>.py``)
+turns a :class:`JobView` into its vendor's shape and an :class:`EngineError` into its vendor's text.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_midjourney.testing import content
 from airflow_provider_midjourney.testing.settings import ChannelSettings
 
 RUNNING = ("created", "started", "progress")
@@ -17,17 +19,26 @@ UPSCALES = ("U1", "U2", "U3", "U4")
 QUALITY_UPSCALES = tuple(
     f"{redo}Upscale ({kind})" for redo in ("", "Redo ") for kind in ("2x", "4x", "Subtle", "Creative")
 )
+GRID_BUTTONS = ("U1", "U2", "U3", "U4", "🔄", "V1", "V2", "V3", "V4")
+UPSCALED_BUTTONS = (
+    "Upscale (Subtle)",
+    "Upscale (Creative)",
+    "Vary (Subtle)",
+    "Vary (Strong)",
+    "Vary (Region)",
+    "Zoom Out 2x",
+    "Zoom Out 1.5x",
+    "Custom Zoom",
+    "⬅️",
+    "➡️",
+    "⬆️",
+    "⬇️",
+    "Animate (High motion)",
+    "Animate (Low motion)",
+)
+VIDEO_GRID_BUTTONS = ("U1", "U2", "U3", "U4", "🔄")
+VIDEO_SINGLE_BUTTONS = ("Extend (High motion)", "Extend (Low motion)")
 VIDEO_BUTTONS = ("Animate (Low motion)", "Animate (High motion)", "Extend (Low motion)", "Extend (High motion)")
-ALL_LOCKED = (
-    "All configured Midjourney channels ({n}) have errors (pending moderation, CAPTCHA, etc.). "
-    "Please resolve channel issues before making new requests."
-)
-LEGACY_V2 = (
-    "Legacy v2 Midjourney configuration detected for channel {ch}. v2 and v3 APIs are "
-    "incompatible and cannot coexist. Please delete the v2 configuration first: DELETE "
-    "https://api.useapi.net/v2/midjourney/account/{ch} (requires Authorization header with your "
-    "API key). After deletion, you can configure this channel for v3."
-)
 SUBSCRIPTION_EXPIRED = "Account has no subscription or subscription expired"
 
 
@@ -40,14 +51,21 @@ class ApiError(Exception):
         self.message = message
 
 
-def redact(token: str) -> str:
-    return f"{token[:3]}...{token[-3:]}"
+class EngineError(ApiError):
+    """The engine refused: ``reason`` names why and ``facts`` carry what a dialect needs to phrase it.
 
+    The message is a neutral default; dialects with their own wording translate by ``reason``:
+    ``unknown_account``, ``account_locked`` (facts: account, error), ``no_account``,
+    ``account_required`` (count), ``all_locked`` (count), ``busy`` (account, running, job_type:
+    "image" | "video" | None for the total), ``job_missing``, ``job_expired`` (job),
+    ``parent_missing``, ``parent_expired``, ``parent_not_completed`` (job_status, action),
+    ``seed_not_image``, ``button_unavailable`` (button, job, available), ``not_running`` (job, job_status).
+    """
 
-def channel_for_token(token: str) -> str:
-    """The 19-digit channel id 'discovered' from a Discord token (deterministic)."""
-    value = int.from_bytes(hashlib.sha256(token.encode()).digest()[:8], "big")
-    return str(10**18 + value % (9 * 10**18))
+    def __init__(self, status: int, reason: str, message: str, **facts: Any) -> None:
+        super().__init__(status, message)
+        self.reason = reason
+        self.facts = facts
 
 
 @dataclass
@@ -55,9 +73,9 @@ class JobSpec:
     """A validated job request (see ``params.py``)."""
 
     verb: str
-    request: dict[str, Any]
+    request: dict[str, Any]  # the arguments as the dialect wants them echoed; the engine never reads it
     stream: bool = True
-    channel: str | None = None
+    account: str | None = None
     prompt: str = ""
     job_type: str | None = None
     parent_id: str | None = None
@@ -100,28 +118,67 @@ class Plan:
 
 @dataclass
 class Account:
-    channel: str
-    discord: str  # always the redacted form
+    """One Midjourney account (a pool of job slots): its limits, its lock and its settings."""
+
+    id: str
     max_jobs: int = 3
     max_image_jobs: int = 3
     max_video_jobs: int = 3
-    reply_url: str | None = None
-    error: str | None = None
+    error: str | None = None  # set: the account is locked (e.g. a pending moderation message)
     settings: ChannelSettings = field(default_factory=ChannelSettings)
 
-    def public(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "discord": self.discord,
-            "channel": self.channel,
-            "maxJobs": self.max_jobs,
-            "maxImageJobs": self.max_image_jobs,
-            "maxVideoJobs": self.max_video_jobs,
-        }
-        if self.reply_url:
-            out["replyUrl"] = self.reply_url
-        if self.error:
-            out["error"] = self.error
-        return out
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job ended without a result: ``reason`` is moderated | failed | cancelled | timed_out."""
+
+    reason: str
+    title: str
+    details: str
+    code: int  # an HTTP-like class of the failure: 422, 500, 499, 504
+    word: str | None = None  # the moderation or failure word that decided it
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as it is now, in no vendor's shape (what every dialect reads).
+
+    ``kind`` is what the job makes (grid, video_grid, upscale, video) or its verb (describe,
+    seed, settings ...). Media URLs point at the emulator's CDN and are set once completed:
+    ``primary_url`` is the job's own picture (a grid, an upscale or a clip), ``image_urls`` and
+    ``video_urls`` its single images and clips.
+    """
+
+    id: str
+    verb: str
+    kind: str
+    job_type: str | None
+    account: str
+    uid: str
+    status: str
+    percent: int | None
+    prompt: str
+    button: str | None
+    parent_id: str | None
+    request: dict[str, Any]
+    created: float  # wall clock
+    updated: float  # wall clock of the current phase's start
+    speed: str
+    buttons: tuple[str, ...] = ()
+    children: dict[str, str] = field(default_factory=dict)
+    execute_once: dict[str, str] = field(default_factory=dict)
+    failure: Failure | None = None
+    primary_url: str | None = None
+    image_urls: tuple[str, ...] = ()
+    video_urls: tuple[str, ...] = ()
+    seed: int | None = None
+    parent_uid: str | None = None  # a seed job: the job whose seed it tells
+    describe_prompts: tuple[str, ...] = ()
+    settings_reply: dict[str, Any] | None = None  # a settings-family command's answer
+
+    @property
+    def media(self) -> bool:
+        return self.kind in MEDIA_KINDS
 
 
 @dataclass
@@ -130,7 +187,7 @@ class Job:
     verb: str
     job_type: str | None
     kind: str
-    channel: str
+    account: str
     uid: str
     request: dict[str, Any]
     prompt: str
@@ -143,7 +200,7 @@ class Job:
     buttons: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
-    forced: tuple[float, str, dict[str, Any]] | None = None
+    forced: tuple[float, str, Failure | None] | None = None
     stuck: tuple[float, float] | None = None  # (since, timeout)
     expired: bool = False
     children: dict[str, str] = field(default_factory=dict)
@@ -172,13 +229,40 @@ def kind_and_type(spec: JobSpec, parent: Job | None) -> tuple[str, str | None]:
 
 def buttons_for(kind: str, button: str | None) -> list[str]:
     if kind == "grid":
-        return list(content.GRID_BUTTONS)
+        return list(GRID_BUTTONS)
     if kind == "video_grid":
-        return list(content.VIDEO_GRID_BUTTONS)
+        return list(VIDEO_GRID_BUTTONS)
     if kind == "video":
-        return list(content.VIDEO_SINGLE_BUTTONS)
+        return list(VIDEO_SINGLE_BUTTONS)
     if kind == "upscale":
         redo = button in QUALITY_UPSCALES
         first = ["Redo Upscale (Subtle)", "Redo Upscale (Creative)"] if redo else []
-        return first + content.UPSCALED_BUTTONS[len(first) :]
+        return first + list(UPSCALED_BUTTONS[len(first) :])
     return []
+
+
+def moderated(prompt: str, word: str) -> Failure:
+    details = (
+        "Sorry! Please try a different prompt. We've detected that you may be trying to use a "
+        f"word that is not allowed: `{word}`. Please review our community guidelines."
+    )
+    return Failure("moderated", "Banned prompt detected", details, 422, word)
+
+
+def failed(word: str | None) -> Failure:
+    why = f" (failure word `{word}`)" if word else ""
+    details = f"There was an error processing your request. Try again later.{why}"
+    return Failure("failed", "Midjourney job failed", details, 500, word)
+
+
+CANCELLED = Failure("cancelled", "Job cancelled by user", "The job was cancelled before it finished", 499)
+TIMED_OUT = Failure(
+    "timed_out", "Job timed out", "The client went away before the job finished; the job got stuck", 504
+)
+
+
+def failure_text(failure: Failure | None, default: str = "") -> str:
+    """``title: details`` of a failure (what most vendors show as their one error string)."""
+    if failure is None:
+        return default
+    return ": ".join(p for p in (failure.title, failure.details) if p) or default

@@ -32,7 +32,7 @@ from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
 from airflow_provider_midjourney.testing.imaginepro import Messages
-from airflow_provider_midjourney.testing.jobs import ApiError
+from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
 from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import is_http_url, job_spec
@@ -141,7 +141,7 @@ class LegnextRoutes:
             raise ApiError(403, SENSITIVE.format(word=word))
 
     def _create(self, verb: str, params: dict[str, Any], record: Record) -> Record:
-        _snapshot, _status, record.jobid = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))
+        record.jobid = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
         return record
 
     def _diffusion(self, body: dict[str, Any]) -> Record:
@@ -251,7 +251,7 @@ class LegnextRoutes:
             _job_id, parent = self._parent(body)
             image_no = _int(body, "imageNo", 0, 3)
             assert image_no is not None
-            urls = self._output(parent, self.emu.state.get_job(parent.jobid)).get("image_urls") or []
+            urls = self._output(parent, self.emu.state.view(parent.jobid)).get("image_urls") or []
             if parent.kind == "video" or image_no >= len(urls):
                 raise ApiError(400, f"imageNo {image_no}: the job has no such image")
             text = f"{urls[image_no]} {prompt or ''}".strip()
@@ -277,17 +277,15 @@ class LegnextRoutes:
         return self._create("imagine", {"prompt": f"{text} --video"}, record)
 
     # -- reading jobs --------------------------------------------------------------------------
-    def _output(self, record: Record, snap: dict[str, Any]) -> dict[str, Any]:
-        response = snap.get("response") or {}
-        if snap["status"] != "completed":
+    def _output(self, record: Record, job: JobView) -> dict[str, Any]:
+        if job.status != "completed":
             return {"image_url": "", "image_urls": None, "seed": ""}
         if record.kind == "describe":
-            prompts = [line.split("\u20e3", 1)[-1].strip() for line in str(response.get("content", "")).split("\n\n")]
-            return {"image_url": "", "image_urls": None, "seed": "", "prompts": [p for p in prompts if p]}
-        seed = str(int(hashlib.sha256(snap["jobid"].encode()).hexdigest()[:8], 16))
+            return {"image_url": "", "image_urls": None, "seed": "", "prompts": [p for p in job.describe_prompts if p]}
+        seed = str(int(hashlib.sha256(job.id.encode()).hexdigest()[:8], 16))
         if record.kind == "video":
-            return {"video_urls": [v["url"] for v in response.get("videoUx", [])], "seed": seed}
-        images = [i["url"] for i in response.get("imageUx", [])]
+            return {"video_urls": list(job.video_urls), "seed": seed}
+        images = list(job.image_urls)
         if record.kind == "single":
             return {
                 "image_url": images[0] if images else "",
@@ -295,16 +293,16 @@ class LegnextRoutes:
                 "seed": seed,
                 "available_actions": SINGLE_ACTIONS,
             }
-        grid = (response.get("attachments") or [{}])[0].get("url", "")
+        grid = job.primary_url or ""
         return {"image_url": grid, "image_urls": images, "seed": seed, "available_actions": GRID_ACTIONS}
 
     def view(self, job_id: str, youchuan: bool) -> dict[str, Any]:
         record = self.records.get(job_id)
-        snap = self.emu.state.get_job(record.jobid)
-        status = snap["status"]
-        output = self._output(record, snap)
+        job = self.emu.state.view(record.jobid)
+        status = job.status
+        output = self._output(record, job)
         failed = status not in STATUS
-        message = ": ".join(p for p in (snap.get("error"), snap.get("errorDetails")) if p) if failed else ""
+        message = failure_text(job.failure) if failed else ""
         if youchuan:
             urls = (
                 output.get("video_urls")
@@ -331,15 +329,15 @@ class LegnextRoutes:
             "input": None,
             "output": output,
             "meta": {
-                "created_at": snap["created"],
-                "started_at": snap["created"] if status != "created" else ZERO_TIME,
-                "ended_at": snap.get("updated", snap["created"]) if done else ZERO_TIME,
+                "created_at": iso(job.created),
+                "started_at": iso(job.created) if status != "created" else ZERO_TIME,
+                "ended_at": iso(job.updated) if done else ZERO_TIME,
                 "usage": {"type": "point", "frozen": 80, "consume": 80 if status == "completed" else 0},
             },
             "detail": None,
             "logs": [],
             "error": {
-                "code": int(snap.get("code") or 500) if failed else 0,
+                "code": (job.failure.code if job.failure else 500) if failed else 0,
                 "raw_message": "",
                 "message": message,
                 "detail": None,

@@ -13,8 +13,8 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -22,11 +22,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_midjourney.testing.jobs import (
-    ALL_LOCKED,
-    SUBSCRIPTION_EXPIRED,
-    redact,
-)
+from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED
 from airflow_provider_midjourney.testing.models import BlobField, FaultRule, ParsedBody, RecordedRequest
 
 if TYPE_CHECKING:
@@ -46,6 +42,10 @@ class ApiFlavour:
     prefix: str
     authorized: Callable[[Headers, str], bool]
     error_body: Callable[[int, str], dict[str, Any]]
+    #: status -> the text of an injected failure (``{n}``: the number of accounts), over the generic one
+    fault_texts: Mapping[int, str] = field(default_factory=dict)
+    #: body fields holding a secret: recorded as ``abc...xyz``
+    secret_fields: tuple[str, ...] = ()
 
 
 def bearer_authorized(headers: Headers, token: str) -> bool:
@@ -138,10 +138,10 @@ async def parse_body(scope: Scope, body: bytes, receive: Receive) -> ParsedBody:
     return ParsedBody(data, empty=False)
 
 
-def _redacted(params: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(params.get("discord"), str):
-        return {**params, "discord": redact(params["discord"])}
-    return params
+def _redacted(params: dict[str, Any], path: str) -> dict[str, Any]:
+    flavour = flavour_for(path)
+    secrets = [name for name in (flavour.secret_fields if flavour else ()) if isinstance(params.get(name), str)]
+    return {**params, **{name: f"{params[name][:3]}...{params[name][-3:]}" for name in secrets}}
 
 
 def _abort(send: Send) -> None:
@@ -176,11 +176,12 @@ class EmulatorMiddleware:
         # Outside the API (the CDN route) "authorized" records whether a valid token was sent at all.
         return (flavour.authorized if flavour else bearer_authorized)(headers, self.emu.token)
 
-    def _error_text(self, status: int) -> str:
+    def _error_text(self, status: int, path: str) -> str:
+        flavour = flavour_for(path)
+        if flavour is not None and status in flavour.fault_texts:
+            return flavour.fault_texts[status].format(n=max(1, len(self.emu.state.accounts)))
         if status == 402:
             return SUBSCRIPTION_EXPIRED
-        if status == 596:
-            return ALL_LOCKED.format(n=max(1, len(self.emu.state.accounts)))
         return _STATUS_TEXT.get(status, f"Emulated failure ({status})")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -194,7 +195,7 @@ class EmulatorMiddleware:
         if body is None:
             return
         parsed = await parse_body(scope, body, receive)
-        fields = _redacted(parsed.params)
+        fields = _redacted(parsed.params, path)
         form_fields: dict[str, str | int] = {}
         if parsed.form:  # files are recorded by their size in bytes
             form_fields = {k: v.size if isinstance(v, BlobField) else str(v) for k, v in fields.items()}
@@ -260,9 +261,9 @@ class EmulatorMiddleware:
             return
         if rule is not None:
             status = rule.status
-            message = rule.error or self._error_text(status)
+            message = rule.error or self._error_text(status, path)
         elif api and self.emu.roll_failure():
-            status, message = 500, self._error_text(500)
+            status, message = 500, self._error_text(500, path)
         elif api and not record.authorized:
             status, message = 401, "Unauthorized"
         elif api and self.emu.subscription_expired:
@@ -301,7 +302,7 @@ class EmulatorMiddleware:
             status = status if status < 400 else 200
         else:
             flavour = flavour_for(scope["path"])
-            message = rule.error or self._error_text(rule.status)
+            message = rule.error or self._error_text(rule.status, scope["path"])
             payload = flavour.error_body(rule.status, message) if flavour else {"error": message}
             ctype, data, status = "application/json", json.dumps(payload).encode(), rule.status
         headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(data)).encode())]

@@ -37,14 +37,14 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
-from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec
+from airflow_provider_midjourney.testing.content import components, describe_text
+from airflow_provider_midjourney.testing.jobs import ApiError, EngineError, JobSpec, JobView
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
 from airflow_provider_midjourney.testing.models import ParsedBody
 
@@ -99,12 +99,6 @@ class ProxyTask:
 def _result(code: int, description: str, result: Any = None, **properties: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "description": description, "result": result, "properties": properties}
     return body
-
-
-def _ms(iso: str | None) -> int | None:
-    if not iso:
-        return None
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _decode_data_url(value: Any) -> bytes | None:
@@ -192,11 +186,12 @@ class MidjourneyProxyRoutes:
         if forced == 24:
             return _result(24, BANNED_TEXT, None, promptEn=spec.prompt, bannedWord="(forced)")
         try:
-            _, status, jobid = self.emu.state.create_job(spec)
+            job, new = self.emu.state.create_job(spec)
         except ApiError as exc:
             return self._engine_error(exc)
+        jobid = job.id
         with self._lock:
-            if status == 200 and jobid in self._by_job:  # an upscale pressed twice: the existing task
+            if not new and jobid in self._by_job:  # an upscale pressed twice: the existing task
                 existing = self._by_job[jobid]
                 shown = self.task_json(self.tasks[existing]) or {}
                 return _result(21, EXISTS_TEXT, existing, status=shown.get("status"), imageUrl=shown.get("imageUrl"))
@@ -213,23 +208,23 @@ class MidjourneyProxyRoutes:
             )
             self.tasks[task.id] = task
             self._by_job[jobid] = task.id
-        instance = self._instance(jobid)
+        instance = self._instance(job.account)
         if forced == 21:
             return _result(21, EXISTS_TEXT, task.id, status="NOT_START", discordInstanceId=instance)
         if forced == 22:
             return _result(22, QUEUED_TEXT.format(n=1), task.id, numberOfQueues=1, discordInstanceId=instance)
         return _result(1, SUCCESS_TEXT, task.id, discordInstanceId=instance)
 
-    def _instance(self, jobid: str = "") -> str:
-        match = re.search(r"-c(\d+)-", jobid)
-        return match.group(1) if match else next(iter(self.emu.state.accounts), "0")
+    def _instance(self, account: str = "") -> str:
+        """The Discord instance (the engine's account) a task runs on."""
+        return account or next(iter(self.emu.state.accounts), "0")
 
     def _engine_error(self, exc: ApiError) -> Any:
         if exc.status == 429:
             return _result(23, QUEUE_FULL_TEXT, self._new_id())
         if exc.status in (404, 410):
             return _result(3, NOT_FOUND_TEXT)
-        if exc.status == 400 and "status" in (exc.message or ""):
+        if isinstance(exc, EngineError) and exc.reason == "parent_not_completed":
             return _result(4, BAD_STATE_TEXT)
         if exc.status == 400:
             return _result(4, exc.message or "参数错误")
@@ -375,13 +370,12 @@ class MidjourneyProxyRoutes:
     def task_json(self, task: ProxyTask) -> dict[str, Any] | None:
         """The task as ``/task/{id}/fetch`` shows it now (None once the engine forgot the job)."""
         try:
-            snap = self.emu.state.get_job(task.jobid)
+            job = self.emu.state.view(task.jobid)
         except ApiError:
             return None
-        engine = snap["status"]
+        engine = job.status
         status = _STATUS.get(engine, "FAILURE")
-        response = snap.get("response") or {}
-        percent = response.get("progress_percent")
+        percent = job.percent
         view: dict[str, Any] = {
             "id": task.id,
             "action": task.action,
@@ -392,50 +386,47 @@ class MidjourneyProxyRoutes:
             "state": task.state,
             "submitTime": task.submit_time,
             "startTime": None if engine == "created" else task.submit_time + 50,
-            "finishTime": _ms(snap.get("updated")) if status in ("SUCCESS", "FAILURE") else None,
+            "finishTime": int(job.updated * 1000) if status in ("SUCCESS", "FAILURE") else None,
             "imageUrl": None,
             "progress": "0%" if engine in ("created", "started") else f"{percent or 0}%",
             "failReason": None,
-            "properties": {"discordInstanceId": self._instance(task.jobid), "finalPrompt": task.prompt or None},
+            "properties": {"discordInstanceId": self._instance(job.account), "finalPrompt": task.prompt or None},
         }
         if status == "SUCCESS":
-            self._completed(view, task, response)
+            self._completed(view, task, job)
         elif status == "FAILURE":
             view["progress"] = ""
-            view["failReason"] = self._fail_reason(engine, snap)
+            view["failReason"] = self._fail_reason(job)
         if self.superset:
             view.setdefault("buttons", [])
             view.setdefault("imageUrls", None)
             view.update(seed=task.seed, mode=(task.mode or "fast").upper(), botType="MID_JOURNEY")
         return view
 
-    def _completed(self, view: dict[str, Any], task: ProxyTask, response: dict[str, Any]) -> None:
+    def _completed(self, view: dict[str, Any], task: ProxyTask, job: JobView) -> None:
         view["progress"] = "100%"
-        attachments = response.get("attachments") or []
-        view["imageUrl"] = attachments[0]["url"] if attachments else None
+        view["imageUrl"] = job.primary_url
         if task.action == "DESCRIBE":
-            embeds = response.get("embeds") or [{}]
-            text = str(embeds[0].get("description") or "")
+            text = describe_text(job.describe_prompts)
             if self.superset:  # SetDescribeButtions: the prompts joined by CRLF
-                lines = [re.sub(r"^[1-4]\ufe0f?\u20e3\s*", "", p).strip() for p in text.split("\n\n")]
-                text = "\r\n".join(p for p in lines if p)
+                text = "\r\n".join(p for p in job.describe_prompts if p)
             view["properties"]["finalPrompt"] = text
             view["promptEn"] = text
             view["imageUrl"] = None  # the uploaded image's Discord URL on a real server
         if not self.superset:
             return
-        clips = response.get("videoUx") or []
+        clips = job.video_urls
         if task.action == "VIDEO" and clips:
             view["videoUrl"] = view["imageUrl"]
-            view["videoUrls"] = [{"url": c["url"], "thumbnail": c["url"]} for c in clips]
+            view["videoUrls"] = [{"url": clip, "thumbnail": clip} for clip in clips]
             view["imageUrls"] = list(view["videoUrls"])  # TaskInfo mirrors them, index for index
             view["buttons"] = []
             return
-        cells = response.get("imageUx") or []
+        cells = job.image_urls
         if len(cells) > 1:
-            view["imageUrls"] = [{"url": c["url"], "thumbnail": c["url"]} for c in cells]
+            view["imageUrls"] = [{"url": cell, "thumbnail": cell} for cell in cells]
         buttons = []
-        for row in response.get("components") or []:
+        for row in components(job.uid, list(job.buttons)):
             for item in row.get("components") or []:
                 if item.get("custom_id"):
                     emoji = (item.get("emoji") or {}).get("name", "")
@@ -450,15 +441,16 @@ class MidjourneyProxyRoutes:
                     )
         view["buttons"] = buttons
 
-    def _fail_reason(self, engine: str, snap: dict[str, Any]) -> str:
-        error, details = str(snap.get("error") or ""), str(snap.get("errorDetails") or "")
-        if engine == "moderated":
+    def _fail_reason(self, job: JobView) -> str:
+        failure = job.failure
+        error, details = (failure.title, failure.details) if failure else ("", "")
+        if job.status == "moderated":
             if self.moderation_reason is not None:
                 return self.moderation_reason
             return SUPERSET_MODERATION if self.superset else f"[{error}] {details}"
-        if "cancelled" in error.lower():
+        if failure is not None and failure.reason == "cancelled":
             return CANCELLED_TEXT
-        if "timed out" in error.lower():
+        if failure is not None and failure.reason == "timed_out":
             return TIMED_OUT_TEXT
         return f"[{error}] {details}"
 

@@ -131,7 +131,7 @@ def _common(params: dict[str, Any], verb: str) -> JobSpec:
     stream = _stream(params)
     if stream is not None:
         request["stream"] = stream
-    return JobSpec(verb, request, stream=stream is not False, channel=channel)
+    return JobSpec(verb, request, stream=stream is not False, account=channel)
 
 
 def _imagine(spec: JobSpec, params: dict[str, Any]) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_midjourney.testing.content import USERNAME
-
+USERNAME = "emulator_user"  # the Discord user the emulator's account belongs to
 SETTINGS_VERBS = ("settings", "info", "fast", "relax", "turbo", "remix", "variability")
 _MODE_NAMES = {"fast": "Fast", "relax": "Relaxed", "turbo": "Turbo"}
 _SPEED_TEXT = {

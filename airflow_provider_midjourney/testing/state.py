@@ -1,40 +1,80 @@
-"""In-memory accounts and jobs. A job's status is a pure function of the time since its creation.
+r"""The emulator's job engine: accounts and jobs. A job's status is a pure function of the time since its creation.
 
 Nothing runs in the background: every read computes the job's phase from ``time.monotonic()``
 and the job's *plan* (fixed at creation), so thousands of jobs cost nothing while idle.
+The engine speaks no vendor's wire: it hands out :class:`JobView`\ s and raises
+:class:`EngineError`\ s, and each dialect (``testing/<backend>.py``) shapes them for its vendor.
+Job ids come from ``new_id`` (the emulator names them; the engine only keeps them unique).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 import re
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
 
-from airflow_provider_midjourney.testing import content, images
+from airflow_provider_midjourney.testing import images
 from airflow_provider_midjourney.testing.jobs import (
-    ALL_LOCKED,
-    LEGACY_V2,
-    MEDIA_KINDS,
+    CANCELLED,
     RUNNING,
     TERMINAL,
+    TIMED_OUT,
     UPSCALES,
     Account,
-    ApiError,
+    EngineError,
+    Failure,
     Job,
     JobSpec,
+    JobView,
     Plan,
     buttons_for,
-    channel_for_token,
+    failed,
     kind_and_type,
-    redact,
+    moderated,
 )
 from airflow_provider_midjourney.testing.models import EmulatorKnobs
 from airflow_provider_midjourney.testing.settings import SETTINGS_VERBS, run_command
+
+#: (account id, whether the job makes media, creation wall time, the engine's RNG) -> a job id
+NewJobId = Callable[[str, bool, float, random.Random], str]
+
+
+def plain_job_id(account: str, media: bool, wall: float, rng: random.Random) -> str:
+    return f"job-{rng.randrange(10**12):012d}"
+
+
+_ADJECTIVES = ["vintage", "luminous", "minimalist", "surreal", "weathered", "vivid", "serene"]
+_SUBJECTS = ["lighthouse", "motorcycle", "tea house", "fox", "greenhouse", "sailing boat"]
+_STYLES = ["studio lighting", "film photography", "watercolor", "isometric render", "oil paint"]
+
+
+def describe_prompts(source: str) -> tuple[str, ...]:
+    """Four prompts 'read' from an image (deterministic in ``source``)."""
+    digest = hashlib.sha256(source.encode()).digest()
+    prompts = []
+    for n in range(4):
+        adj = _ADJECTIVES[digest[n] % len(_ADJECTIVES)]
+        subject = _SUBJECTS[digest[n + 4] % len(_SUBJECTS)]
+        style = _STYLES[digest[n + 8] % len(_STYLES)]
+        prompts.append(f"a {adj} {subject} on a plain background, {style} --ar 1:1")
+    return tuple(prompts)
+
+
+def media_urls(kind: str, cdn: str, uid: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(primary, images, videos) of a finished media job on the emulator's CDN (see :meth:`asset`)."""
+    if kind == "grid":
+        return f"{cdn}/attachments/{uid}/grid_0.png", tuple(f"{cdn}/{uid}/0_{k}.png" for k in range(4)), ()
+    if kind == "video_grid":
+        return f"{cdn}/attachments/{uid}/grid_0.png", (), tuple(f"{cdn}/video/{uid}/{k}.mp4" for k in range(4))
+    if kind == "video":
+        return f"{cdn}/video/{uid}/0.mp4", (), (f"{cdn}/video/{uid}/0.mp4",)
+    return f"{cdn}/attachments/{uid}/0_0.png", (f"{cdn}/{uid}/0_0.png",), ()
 
 
 class EmulatorState:
@@ -43,34 +83,34 @@ class EmulatorState:
     def __init__(
         self,
         knobs: EmulatorKnobs,
-        channels: int | list[str],
+        accounts: int | list[str],
         max_jobs: int,
         max_image_jobs: int,
         max_video_jobs: int,
         seed: int,
+        new_id: NewJobId = plain_job_id,
     ) -> None:
         self.knobs = knobs
         self.cdn_base = "http://127.0.0.1/cdn"
-        self.closing = False  # set while the server stops: open SSE streams end
+        self.closing = False  # set while the server stops: open streams end
         self._lock = threading.RLock()
         self._seed = seed
-        ids = channels if isinstance(channels, list) else [str(10**18 + i + 1) for i in range(channels)]
-        self._initial = [
-            Account(ch, redact(f"emulator-discord-{ch}"), max_jobs, max_image_jobs, max_video_jobs) for ch in ids
-        ]
+        self._new_id_of = new_id
+        ids = accounts if isinstance(accounts, list) else [str(10**18 + i + 1) for i in range(accounts)]
+        self._initial = [Account(i, max_jobs, max_image_jobs, max_video_jobs) for i in ids]
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self._rng = random.Random(self._seed)
-            self.accounts = {a.channel: copy.deepcopy(a) for a in self._initial}
+            self.accounts = {a.id: copy.deepcopy(a) for a in self._initial}
             self._jobs: dict[str, Job] = {}
             self._uids: dict[str, str] = {}
             self._running: dict[str, set[str]] = {}
 
     # -- jobs ------------------------------------------------------------------------------
-    def create_job(self, spec: JobSpec) -> tuple[dict[str, Any], int, str]:
-        """Create a job; returns (snapshot, 201 | 200 for an execute-once repeat, jobid)."""
+    def create_job(self, spec: JobSpec) -> tuple[JobView, bool]:
+        """Create a job: (its view, True) or, for an execute-once repeat, (the existing child, False)."""
         with self._lock:
             now = time.monotonic()
             parent = self._parent(spec, now) if spec.verb in ("button", "seed") else None
@@ -80,81 +120,82 @@ class EmulatorState:
                 # execute-once: answer the existing child unless it failed or was moderated
                 existing = self._jobs[parent.execute_once[label]]
                 if self._phase(existing, existing.elapsed(now))[0] not in ("failed", "moderated"):
-                    return self._snapshot(existing, existing.elapsed(now)), 200, existing.jobid
+                    return self._view(existing, existing.elapsed(now)), False
             kind, job_type = kind_and_type(spec, parent)
-            account = self._route(parent.channel if parent else spec.channel, spec.verb, job_type, now)
+            account = self._route(parent.account if parent else spec.account, spec.verb, job_type, now)
             job = self._new_job(spec, parent, account, kind, job_type, now)
             if parent is not None:
                 parent.children[label] = job.jobid
                 if once:
                     parent.execute_once[label] = job.jobid
-            snapshot = self._snapshot(job, 0.0)
-            snapshot.pop("updated", None)
-            return snapshot, 201, job.jobid
+            return self._view(job, 0.0), True
 
     def _parent(self, spec: JobSpec, now: float) -> Job:
         parent = self._jobs.get(spec.parent_id or "")
         if parent is None:
-            raise ApiError(404, "Parent job not found")
+            raise EngineError(404, "parent_missing", "Parent job not found")
         if parent.expired:
-            raise ApiError(410, "Parent job has expired")
+            raise EngineError(410, "parent_expired", "Parent job has expired")
         status = self._phase(parent, parent.elapsed(now))[0]
         action = "get seed" if spec.verb == "seed" else "execute button"
         if status != "completed":
-            raise ApiError(400, f'Parent job status is "{status}", must be "completed" to {action}')
+            message = f'Parent job status is "{status}", must be "completed" to {action}'
+            raise EngineError(400, "parent_not_completed", message, job_status=status, action=action)
         if spec.verb == "seed" and parent.job_type != "image":
-            raise ApiError(400, "Seed is only available for completed image jobs (not video)")
+            raise EngineError(400, "seed_not_image", "Seed is only available for completed image jobs (not video)")
         if spec.verb == "button" and spec.button not in parent.buttons:
             available = ", ".join(parent.buttons) or "none"
-            raise ApiError(
-                400,
-                f"Button {spec.button} is not available for job {parent.jobid}; available buttons: {available}",
+            message = f"Button {spec.button} is not available for job {parent.jobid}; available buttons: {available}"
+            raise EngineError(
+                400, "button_unavailable", message, button=spec.button, job=parent.jobid, available=available
             )
         return parent
 
-    def _busy(self, account: Account, job_type: str | None, now: float) -> str | None:
+    def _busy(self, account: Account, job_type: str | None, now: float) -> EngineError | None:
         if job_type is None:
             return None
-        running = self._running_jobs(account.channel, now)
+        running = self._running_jobs(account.id, now)
         images_n = sum(1 for j in running if j.job_type == "image")
         videos_n = len(running) - images_n
-        prefix = f"Channel {account.channel} is busy executing"
+        full: tuple[int, str | None] | None = None
         if job_type == "image" and images_n >= account.max_image_jobs:
-            return f"{prefix} {images_n} image jobs"
-        if job_type == "video" and videos_n >= account.max_video_jobs:
-            return f"{prefix} {videos_n} video jobs"
-        if len(running) >= account.max_jobs:
-            return f"{prefix} {len(running)} jobs"
-        return None
+            full = images_n, "image"
+        elif job_type == "video" and videos_n >= account.max_video_jobs:
+            full = videos_n, "video"
+        elif len(running) >= account.max_jobs:
+            full = len(running), None
+        if full is None:
+            return None
+        count, of = full
+        message = f"Account {account.id} is busy running {count} {of + ' ' if of else ''}jobs"
+        return EngineError(429, "busy", message, account=account.id, running=count, job_type=of)
 
-    def _route(self, channel: str | None, verb: str, job_type: str | None, now: float) -> Account:
-        if channel:
-            account = self.accounts.get(channel)
+    def _route(self, account_id: str | None, verb: str, job_type: str | None, now: float) -> Account:
+        if account_id:
+            account = self.accounts.get(account_id)
             if account is None:
-                raise ApiError(400, f"Channel {channel} is not configured")
+                raise EngineError(400, "unknown_account", f"Account {account_id} is not configured", account=account_id)
             if account.error:
-                raise ApiError(
-                    596,
-                    f"Midjourney channel {channel} has errors ({account.error}). Please resolve "
-                    f"channel issues and execute POST /v3/midjourney/accounts/reset/{channel}.",
-                )
+                message = f"Account {account_id} is locked ({account.error})"
+                raise EngineError(596, "account_locked", message, account=account_id, error=account.error)
             busy = self._busy(account, job_type, now)
             if busy:
-                raise ApiError(429, busy)
+                raise busy
             return account
         if not self.accounts:
-            raise ApiError(400, "No Midjourney channels configured, use POST /accounts first")
+            raise EngineError(400, "no_account", "No Midjourney account configured")
         if verb in SETTINGS_VERBS and len(self.accounts) > 1:
-            raise ApiError(
-                400,
-                f"channel parameter is required when multiple channels ({len(self.accounts)}) are configured",
-            )
+            count = len(self.accounts)
+            raise EngineError(400, "account_required", f"Name the account: {count} are configured", count=count)
         healthy = [a for a in self.accounts.values() if not a.error]
         if not healthy:
-            raise ApiError(596, ALL_LOCKED.format(n=len(self.accounts)))
+            count = len(self.accounts)
+            raise EngineError(596, "all_locked", f"All {count} configured accounts are locked", count=count)
         free = [a for a in healthy if self._busy(a, job_type, now) is None]
         if not free:
-            raise ApiError(429, self._busy(healthy[0], job_type, now))
+            busy = self._busy(healthy[0], job_type, now)
+            assert busy is not None
+            raise busy
         return self._rng.choice(free)
 
     def _plan(self, trigger_text: str) -> Plan:
@@ -175,15 +216,12 @@ class EmulatorState:
         outcome = "never" if self.knobs.never_finish else "completed"
         return Plan(start, progress, complete, tuple(t.progress_steps), outcome)
 
-    def _new_id(self, channel: str, media: bool, wall: float) -> str:
-        stamp = datetime.fromtimestamp(wall, UTC)
-        head = f"j{stamp:%m%d%H%M%S}{stamp.microsecond // 1000:03d}"
-        tail = f"{'i' if media else ''}-u12345-c{channel}-bot:midjourney"
+    def _new_id(self, account: str, media: bool, wall: float) -> str:
         for _ in range(1000):
-            jobid = f"{head}{self._rng.randrange(10**6):06d}{tail}"
+            jobid = self._new_id_of(account, media, wall, self._rng)
             if jobid not in self._jobs:
                 return jobid
-        return f"{head}{len(self._jobs):06d}{tail}"  # pragma: no cover - astronomically rare
+        raise RuntimeError("no unused job id in 1000 draws")  # pragma: no cover - astronomically rare
 
     def _new_job(
         self, spec: JobSpec, parent: Job | None, account: Account, kind: str, job_type: str | None, now: float
@@ -192,11 +230,11 @@ class EmulatorState:
         prompt = spec.prompt or (parent.prompt if parent else "")
         uid = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         job = Job(
-            jobid=self._new_id(account.channel, job_type is not None, wall),
+            jobid=self._new_id(account.id, job_type is not None, wall),
             verb=spec.verb,
             job_type=job_type,
             kind=kind,
-            channel=account.channel,
+            account=account.id,
             uid=uid,
             request=spec.request,
             prompt=prompt,
@@ -213,91 +251,98 @@ class EmulatorState:
         elif spec.verb == "describe":
             job.extra = {"source": spec.source}
         elif spec.verb in SETTINGS_VERBS:
-            running = len(self._running_jobs(account.channel, now))
-            job.result = run_command(spec.verb, account.settings, account.channel, running)
+            running = len(self._running_jobs(account.id, now))
+            job.result = run_command(spec.verb, account.settings, account.id, running)
         self._jobs[job.jobid] = job
         self._uids[uid] = job.jobid
         if job_type is not None:
-            self._running.setdefault(account.channel, set()).add(job.jobid)
+            self._running.setdefault(account.id, set()).add(job.jobid)
         return job
 
-    def _running_jobs(self, channel: str, now: float) -> list[Job]:
-        ids = self._running.get(channel, set())
+    def _running_jobs(self, account: str, now: float) -> list[Job]:
+        ids = self._running.get(account, set())
         jobs = [self._jobs[i] for i in ids if i in self._jobs]
         running = [j for j in jobs if self._phase(j, j.elapsed(now))[0] in RUNNING]
-        self._running[channel] = {j.jobid for j in running}
+        self._running[account] = {j.jobid for j in running}
         return sorted(running, key=lambda j: j.created_mono)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def _phase(self, job: Job, t: float) -> tuple[str, int | None, float, dict[str, Any]]:
+    def _phase(self, job: Job, t: float) -> tuple[str, int | None, float, Failure | None]:
         if job.forced is not None and t >= job.forced[0]:
             return job.forced[1], None, job.forced[0], job.forced[2]
         if job.stuck is not None and t >= job.stuck[0]:
             timeout_at = job.stuck[0] + job.stuck[1]
             if t >= timeout_at:
-                return "failed", None, timeout_at, content.TIMED_OUT_FIELDS
+                return "failed", None, timeout_at, TIMED_OUT
             t = job.stuck[0]
         status, percent, began = job.plan.phase(t)
         if status == "moderated":
-            return status, None, began, content.moderated_fields(job.prompt, job.plan.word or "")
+            return status, None, began, moderated(job.prompt, job.plan.word or "")
         if status == "failed":
-            return status, None, began, content.failed_fields(job.plan.word)
-        return status, percent, began, {}
+            return status, None, began, failed(job.plan.word)
+        return status, percent, began, None
 
-    def _completed(self, job: Job) -> dict[str, Any]:
-        if job.result is None:
-            if job.kind in MEDIA_KINDS:
-                job.result = content.media_response(
-                    job.kind, self.cdn_base, job.uid, job.prompt, job.speed, job.button, job.buttons
-                )
-            elif job.verb == "seed":
-                job.result = content.seed_response(
-                    self.cdn_base, job.extra["parent_uid"], job.prompt, job.extra["seed"]
-                )
-            else:
-                job.result = content.describe_response(job.extra.get("source", job.uid))
-        result = copy.deepcopy(job.result)
-        if job.kind in MEDIA_KINDS:
-            result["children"] = dict(job.children)
-            result["executeOnce"] = dict(job.execute_once)
-        return result
-
-    def _snapshot(self, job: Job, t: float) -> dict[str, Any]:
-        status, percent, began, fields = self._phase(job, t)
-        snap: dict[str, Any] = {"jobid": job.jobid, "verb": job.verb}
-        if job.job_type:
-            snap["jobType"] = job.job_type
-        snap.update(status=status, created=content.iso(job.created_wall))
-        snap["updated"] = content.iso(job.created_wall + began)
-        snap["request"] = copy.deepcopy(job.request)
-        if status in ("started", "progress"):
-            snap["response"] = content.progress_content(job.prompt, job.speed, percent, job.button, job.kind)
-        elif status == "completed":
-            snap.update(response=self._completed(job), code=200)
-        elif fields:
-            snap.update(copy.deepcopy(fields))
-        return snap
+    def _view(self, job: Job, t: float) -> JobView:
+        status, percent, began, failure = self._phase(job, t)
+        view = JobView(
+            id=job.jobid,
+            verb=job.verb,
+            kind=job.kind,
+            job_type=job.job_type,
+            account=job.account,
+            uid=job.uid,
+            status=status,
+            percent=percent,
+            prompt=job.prompt,
+            button=job.button,
+            parent_id=job.parent_id,
+            request=copy.deepcopy(job.request),
+            created=job.created_wall,
+            updated=job.created_wall + began,
+            speed=job.speed,
+            buttons=tuple(job.buttons),
+            children=dict(job.children),
+            execute_once=dict(job.execute_once),
+            failure=failure,
+            seed=job.extra.get("seed"),
+            parent_uid=job.extra.get("parent_uid"),
+        )
+        if status != "completed":
+            return view
+        if view.media:
+            primary, image_urls, video_urls = media_urls(job.kind, self.cdn_base, job.uid)
+            return replace(view, primary_url=primary, image_urls=image_urls, video_urls=video_urls)
+        if job.verb == "seed" and view.parent_uid:
+            cells = tuple(f"{self.cdn_base}/attachments/{view.parent_uid}/0_{k}.png" for k in range(4))
+            return replace(view, image_urls=cells)
+        if job.verb == "describe":
+            return replace(view, describe_prompts=describe_prompts(job.extra.get("source", job.uid)))
+        if job.result is not None:
+            return replace(view, settings_reply=copy.deepcopy(job.result))
+        return view
 
     def _get(self, jobid: str) -> Job:
         job = self._jobs.get(jobid)
         if job is None:
-            raise ApiError(404, "Job not found")
+            raise EngineError(404, "job_missing", "Job not found")
         if job.expired:
-            raise ApiError(410, f"Job {jobid} has expired")
+            raise EngineError(410, "job_expired", f"Job {jobid} has expired", job=jobid)
         return job
 
-    def get_job(self, jobid: str) -> dict[str, Any]:
+    def view(self, jobid: str) -> JobView:
+        """The job now (EngineError 404 if unknown, 410 once expired)."""
         with self._lock:
             job = self._get(jobid)
-            return self._snapshot(job, job.elapsed())
+            return self._view(job, job.elapsed())
 
     def has_job(self, jobid: str) -> bool:
         with self._lock:
             return jobid in self._jobs
 
-    def snapshot_at(self, jobid: str, t: float) -> dict[str, Any]:
+    def view_at(self, jobid: str, t: float) -> JobView:
+        """The job as it was (or will be) ``t`` seconds after its creation."""
         with self._lock:
-            return self._snapshot(self._jobs[jobid], t)
+            return self._view(self._jobs[jobid], t)
 
     def boundaries(self, jobid: str) -> tuple[float, list[float]]:
         """(creation monotonic time, sorted times after creation where the job may change)."""
@@ -311,7 +356,7 @@ class EmulatorState:
             return job.created_mono, sorted(times)
 
     def stream_disconnected(self, jobid: str) -> None:
-        """An SSE client left early: with ``stuck_on_disconnect`` the job freezes (as documented)."""
+        """A streaming client left early: with ``stuck_on_disconnect`` the job freezes (as documented)."""
         with self._lock:
             job = self._jobs.get(jobid)
             if job is None or not self.knobs.stuck_on_disconnect or job.stuck is not None:
@@ -326,60 +371,52 @@ class EmulatorState:
             t = job.elapsed()
             status = self._phase(job, t)[0]
             if status in TERMINAL:
-                raise ApiError(
-                    400,
+                message = (
                     f'Job {jobid} is not running (status "{status}"); only created, started or '
-                    "progress jobs can be cancelled",
+                    "progress jobs can be cancelled"
                 )
-            job.forced = (t, "failed", content.CANCELLED_FIELDS)
+                raise EngineError(400, "not_running", message, job=jobid, job_status=status)
+            job.forced = (t, "failed", CANCELLED)
 
     def force_complete(self, jobid: str) -> None:
         with self._lock:
             job = self._jobs[jobid]
             t = job.elapsed()
             if self._phase(job, t)[0] != "completed":
-                job.forced = (t, "completed", {})
+                job.forced = (t, "completed", None)
+
+    def complete_at(self, jobid: str, wall: float) -> None:
+        """The job completes at wall clock ``wall`` (benchmarks hold jobs, then release them on a schedule)."""
+        with self._lock:
+            job = self._jobs[jobid]
+            job.forced = (wall - job.created_wall, "completed", None)
+
+    def planned_completion(self, jobid: str) -> tuple[float, float]:
+        """(creation, planned completion) of the job, wall clock."""
+        with self._lock:
+            job = self._jobs[jobid]
+            return job.created_wall, job.created_wall + job.plan.complete
 
     def expire(self, jobid: str) -> None:
         with self._lock:
             self._jobs[jobid].expired = True
 
-    def running_summary(self) -> dict[str, Any]:
+    def running(self) -> dict[str, list[JobView]]:
+        """Account id -> its running jobs, oldest first (every configured account, and any other with jobs)."""
         with self._lock:
             now = time.monotonic()
-            channels: dict[str, Any] = {}
-            totals = {"total": 0, "images": 0, "videos": 0}
-            for channel in [*self.accounts, *(c for c in self._running if c not in self.accounts)]:
-                account = self.accounts.get(channel) or Account(channel, "")
-                jobs = self._running_jobs(channel, now)
-                images_n = sum(1 for j in jobs if j.job_type == "image")
-                counts = {"total": len(jobs), "images": images_n, "videos": len(jobs) - images_n}
-                if not jobs and channel not in self.accounts:
-                    continue
-                for key, value in counts.items():
-                    totals[key] += value
-                channels[channel] = {
-                    **counts,
-                    "maxJobs": account.max_jobs,
-                    "maxImageJobs": account.max_image_jobs,
-                    "maxVideoJobs": account.max_video_jobs,
-                    "jobs": [
-                        {
-                            "jobId": j.jobid,
-                            "channel": channel,
-                            "jobType": j.job_type,
-                            "created": content.iso(j.created_wall),
-                            "elapsed": "{:02d}:{:02d}".format(*divmod(int(j.elapsed(now)), 60)),
-                        }
-                        for j in jobs
-                    ],
-                }
-            return {**totals, "channels": channels}
+            out: dict[str, list[JobView]] = {}
+            for account in [*self.accounts, *(a for a in self._running if a not in self.accounts)]:
+                jobs = self._running_jobs(account, now)
+                if jobs or account in self.accounts:
+                    out[account] = [self._view(j, j.elapsed(now)) for j in jobs]
+            return out
 
-    def snapshots(self, verb: str | None = None) -> list[dict[str, Any]]:
+    def views(self, verb: str | None = None) -> list[JobView]:
+        """Every job (expired ones too), in creation order; only ``verb``'s with one."""
         with self._lock:
             now = time.monotonic()
-            return [self._snapshot(j, j.elapsed(now)) for j in self._jobs.values() if verb is None or j.verb == verb]
+            return [self._view(j, j.elapsed(now)) for j in self._jobs.values() if verb is None or j.verb == verb]
 
     # -- CDN -----------------------------------------------------------------------------
     def asset(self, path: str) -> tuple[bytes, str] | None:
@@ -404,42 +441,31 @@ class EmulatorState:
         return None
 
     # -- accounts ------------------------------------------------------------------------
-    def upsert_account(
-        self, discord: str, max_jobs: int, max_image_jobs: int, max_video_jobs: int, reply_url: str | None
-    ) -> tuple[dict[str, Any], int]:
-        channel = channel_for_token(discord)
-        if discord.startswith("v2-"):
-            raise ApiError(409, LEGACY_V2.format(ch=channel))
+    def add_account(self, account_id: str, max_jobs: int, max_image_jobs: int, max_video_jobs: int) -> bool:
+        """Add the account or change its limits; True if it is new."""
         with self._lock:
-            account = self.accounts.get(channel)
-            status = 200 if account else 201
-            if account is None:
-                account = self.accounts[channel] = Account(channel, redact(discord))
-            account.max_jobs, account.max_image_jobs = max_jobs, max_image_jobs
-            account.max_video_jobs, account.reply_url = max_video_jobs, reply_url
-            return account.public(), status
+            new = account_id not in self.accounts
+            account = self.accounts.setdefault(account_id, Account(account_id))
+            account.max_jobs, account.max_image_jobs, account.max_video_jobs = max_jobs, max_image_jobs, max_video_jobs
+            return new
 
-    def account_views(self) -> dict[str, dict[str, Any]]:
+    def delete_account(self, account_id: str) -> bool:
         with self._lock:
-            return {ch: a.public() for ch, a in self.accounts.items()}
+            return self.accounts.pop(account_id, None) is not None
 
-    def delete_account(self, channel: str) -> bool:
+    def lock_account(self, account_id: str, error: str) -> None:
         with self._lock:
-            return self.accounts.pop(channel, None) is not None
+            self.accounts[account_id].error = error
 
-    def lock_channel(self, channel: str, error: str) -> None:
+    def set_limits(self, account_id: str, limits: dict[str, int]) -> None:
         with self._lock:
-            self.accounts[channel].error = error
-
-    def set_limits(self, channel: str, limits: dict[str, int]) -> None:
-        with self._lock:
-            account = self.accounts[channel]
+            account = self.accounts[account_id]
             for name, value in limits.items():
                 setattr(account, name, value)
 
-    def reset_channel(self, channel: str) -> bool:
+    def unlock_account(self, account_id: str) -> bool:
         with self._lock:
-            account = self.accounts.get(channel)
+            account = self.accounts.get(account_id)
             if account is not None:
                 account.error = None
             return account is not None

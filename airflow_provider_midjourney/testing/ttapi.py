@@ -32,7 +32,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
-from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError
+from airflow_provider_midjourney.testing.content import iso
+from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
 from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import is_blank, is_http_url, job_spec
@@ -66,8 +67,6 @@ ACTION_OF = {
 }
 LABEL_OF = {action: label for label, action in ACTION_OF.items()}
 QUOTA = {"imagine": 2, "action": 2, "seed": 0, "blend": 2, "describe": 1, "inpaint": 2, "video": 8, "extend": 8}
-_KEYCAP = re.compile(r"[1-4]\ufe0f?\u20e3\s*")
-_SEED = re.compile(r"\*\*seed\*\*\s*(\d+)")
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -171,7 +170,7 @@ class TtapiRoutes:
 
     def _create(self, verb: str, params: dict[str, Any], job: TtapiJob) -> dict[str, Any]:
         try:
-            _snapshot, _status, engine_id = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))
+            engine_id = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
         except ApiError as exc:
             if exc.status == 429:  # the engine's busy channel: TTAPI's "queue exhausted"
                 raise ApiError(499, f"queue exhausted: {exc.message}") from None
@@ -287,47 +286,44 @@ class TtapiRoutes:
 
     def fetch(self, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id)
-        snap = self.emu.state.get_job(job.engine_id)
-        state = STATES.get(snap["status"], "FAILED")
-        response = snap.get("response") or {}
+        record = self.emu.state.view(job.engine_id)
+        state = STATES.get(record.status, "FAILED")
         data: dict[str, Any] = {
             "action": job.action,
             "jobId": job_id,
-            "progress": "100" if state == "SUCCESS" else str(int(response.get("progress_percent") or 0)),
+            "progress": "100" if state == "SUCCESS" else str(int(record.percent or 0)),
             "prompt": job.prompt,
             "quota": str(QUOTA[job.kind]),
             "mode": job.mode,
             "hookUrl": job.hook_url,
             "components": [],
             "seed": None,
-            "submitTime": snap["created"],
-            "finishTime": snap.get("updated") if state in ("SUCCESS", "FAILED") else None,
+            "submitTime": iso(record.created),
+            "finishTime": iso(record.updated) if state in ("SUCCESS", "FAILED") else None,
         }
         message = ""
         if state == "SUCCESS":
-            data.update(self._result(job, response))
+            data.update(self._result(job, record))
         elif state == "FAILED":
-            message = "prompt violation" if snap["status"] == "moderated" else _failure(snap)
+            message = "prompt violation" if record.status == "moderated" else failure_text(record.failure, FAILED)
         return {"status": state, "message": message, "jobId": job_id, "data": data}
 
-    def _result(self, job: TtapiJob, response: dict[str, Any]) -> dict[str, Any]:
-        attachments = response.get("attachments") or []
-        picture = attachments[0]["url"] if attachments else None
+    def _result(self, job: TtapiJob, record: JobView) -> dict[str, Any]:
+        picture = record.primary_url
         if job.kind in ("video", "extend"):
-            return {"videos": [v["url"] for v in response.get("videoUx") or []][: job.batch], "cdnImage": None}
+            return {"videos": list(record.video_urls)[: job.batch], "cdnImage": None}
         if job.kind == "describe":
-            return {"prompt": "\n".join(_KEYCAP.sub("", p).strip() for p in response["content"].split("\n\n"))}
+            return {"prompt": "\n".join(record.describe_prompts)}
         if job.kind == "seed":
-            match = _SEED.search(response.get("content") or "")
-            return {"seed": match.group(1) if match else None}
+            return {"seed": None if record.seed is None else str(record.seed)}
         result: dict[str, Any] = {
             "discordImage": picture,
             "cdnImage": picture,
             "width": 1024,
             "height": 1024,
-            "components": [ACTION_OF[b] for b in response.get("buttons") or [] if b in ACTION_OF],
+            "components": [ACTION_OF[b] for b in record.buttons if b in ACTION_OF],
         }
-        cells = [item["url"] for item in response.get("imageUx") or []]
+        cells = list(record.image_urls)
         if len(cells) == 4:  # a grid: TTAPI's crops of its quarters
             result["images"] = cells
         return result
@@ -364,9 +360,7 @@ class TtapiRoutes:
         return {"status": "SUCCESS", "message": "success", "data": data}
 
 
-def _failure(snap: dict[str, Any]) -> str:
-    parts = [p for p in (snap.get("error"), snap.get("errorDetails")) if p]
-    return ": ".join(parts) or "Midjourney job failed"
+FAILED = "Midjourney job failed"
 
 
 def _body(request: Request) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_midjourney.testing.content import snowflake
-from airflow_provider_midjourney.testing.jobs import Account, ApiError, JobSpec, redact
+from airflow_provider_midjourney.testing.content import iso, message, snowflake
+from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec, JobView
 from airflow_provider_midjourney.testing.middleware import (
     BODY_SCOPE_KEY,
     ApiFlavour,
@@ -37,6 +37,7 @@ from airflow_provider_midjourney.testing.middleware import (
     register_flavour,
 )
 from airflow_provider_midjourney.testing.models import ParsedBody
+from airflow_provider_midjourney.testing.useapi_v3_jobs import redact, useapi_accounts
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -92,10 +93,11 @@ class UseapiV2Routes:
         spec = self._spec(version, verb, params, echo)
         hit = self._moderation_word(spec)
         try:
-            snapshot, status, jobid = self.state.create_job(spec)
+            job, new = self.state.create_job(spec)
         except ApiError as exc:
             raise self._translated(exc, spec) from None
-        if status == 200 and verb == "button":  # execute-once: the engine answered the existing child
+        jobid = job.id
+        if not new and verb == "button":  # execute-once: the engine answered the existing child
             error = f"Button {spec.button} already executed by job {jobid}"
             return _answer(409, {"error": error, "button": spec.button, "jobid": jobid, "code": 409})
         if verb in SETTINGS:
@@ -105,8 +107,8 @@ class UseapiV2Routes:
             self.state.cancel(jobid)  # frees the channel slot; the job stays "moderated" for the API
             fields = {"error": MODERATED, "errorDetails": f"Banned prompt detected: `{hit}`", "code": 422}
             self.moderated[jobid] = fields
-            return _answer(422, self._submitted(snapshot, version, "moderated", fields))
-        return _answer(200, self._submitted(snapshot, version, "started", {"code": 200}))
+            return _answer(422, self._submitted(job, "moderated", fields))
+        return _answer(200, self._submitted(job, "started", {"code": 200}))
 
     def _account(self, version: str, verb: str, params: dict[str, Any]) -> dict[str, Any]:
         """Validate discord/server/channel/maxJobs; returns their echo (discord redacted)."""
@@ -126,9 +128,9 @@ class UseapiV2Routes:
                 raise ApiError(400, "maxJobs must be an integer from 1 to 15")
             echo["maxJobs"] = value
         channel = echo.get("channel")
-        if channel and "discord" in echo and channel not in self.state.accounts:
+        if channel and "discord" in echo:
             # A job that brings its own Discord account: the API uses it without prior configuration.
-            self.state.accounts.setdefault(channel, Account(channel, redact(echo["discord"])))
+            useapi_accounts(self.emu).remember(channel, echo["discord"])
         if "discord" in echo:
             echo["discord"] = redact(echo["discord"])
         return echo
@@ -143,14 +145,14 @@ class UseapiV2Routes:
         parent = _text(params, "jobid", 512) if engine_verb in ("button", "seed") else None
         if parent and self.state.has_job(parent):  # button and seed jobs run on the parent's account
             try:
-                inherited = self.state.get_job(parent).get("request", {})
+                inherited = self.state.view(parent).request
             except ApiError:  # expired: the engine answers for it when the job is created
                 inherited = {}
             for key in ("discord", "server", "channel", "maxJobs"):
                 if key in inherited:
                     request.setdefault(key, inherited[key])
         request.setdefault("maxJobs", 3)  # "if not provided defaulted to 3" (v1 pages)
-        spec = JobSpec(engine_verb, request, stream=False, channel=echo.get("channel"))
+        spec = JobSpec(engine_verb, request, stream=False, account=echo.get("channel"))
         spec.request["verb"] = "seed_async" if engine_verb == "seed" else verb
         if verb == "imagine":
             prompt = _text(params, "prompt", 1024 if version == "v1" else 2048)
@@ -215,7 +217,7 @@ class UseapiV2Routes:
         if exc.status == 596:
             return ApiError(596, PENDING_MOD_MESSAGE)
         if exc.status == 429:
-            return _Busy(self._executing(spec.channel))
+            return _Busy(self._executing(spec.account))
         if exc.status in (404, 410) and spec.parent_id:
             return ApiError(404, f"Unable to locate job {spec.parent_id}")
         if exc.status == 400 and message.startswith("Button ") and "not available" in message:
@@ -223,19 +225,18 @@ class UseapiV2Routes:
         return ApiError(exc.status, message)
 
     def _executing(self, channel: str | None) -> list[str]:
-        channels = self.state.running_summary()["channels"]
+        channels = self.state.running()
         chosen = [channels[channel]] if channel in channels else list(channels.values())
-        return [job["jobId"] for c in chosen for job in c["jobs"]]
+        return [job.id for jobs in chosen for job in jobs]
 
-    def _submitted(self, snap: dict[str, Any], version: str, status: str, extra: dict[str, Any]) -> dict[str, Any]:
+    def _submitted(self, job: JobView, status: str, extra: dict[str, Any]) -> dict[str, Any]:
         """An ``imagineResponse``/``buttonResponse``/... for a job just created."""
-        request = snap.get("request", {})
-        out: dict[str, Any] = {"jobid": snap["jobid"], "verb": request.get("verb", snap["verb"]), "status": status}
-        out["created"] = snap.get("created")
-        out["updated"] = snap.get("updated") or snap.get("created")
+        request = job.request
+        out: dict[str, Any] = {"jobid": job.id, "verb": request.get("verb", job.verb), "status": status}
+        out["created"] = out["updated"] = iso(job.created)
         out.update(_echo(request))
-        out["messageId"] = snowflake(f"{snap['jobid']}/message")
-        content = (snap.get("response") or {}).get("content")
+        out["messageId"] = snowflake(f"{job.id}/message")
+        content = (message(job) or {}).get("content")
         if content or status == "started":
             out["content"] = content or f"**{request.get('prompt', '')}** - (Waiting to start)"
         out["timestamp"] = out["created"]
@@ -246,33 +247,32 @@ class UseapiV2Routes:
     def job(self, jobid: str, version: str) -> dict[str, Any]:
         """``jobResponse``: the engine's snapshot in v2 shape."""
         try:
-            snap = self.state.get_job(jobid)
+            job = self.state.view(jobid)
         except ApiError:
             raise ApiError(404, f"Unable to locate job {jobid}") from None
-        request = snap.get("request", {})
-        status = snap["status"]
-        out: dict[str, Any] = {"jobid": jobid, "verb": request.get("verb", snap["verb"])}
+        request = job.request
+        status, failure = job.status, job.failure
+        out: dict[str, Any] = {"jobid": jobid, "verb": request.get("verb", job.verb)}
         fields: dict[str, Any] = {}
         if jobid in self.moderated:
             status, fields = "moderated", self.moderated[jobid]
-        elif status == "failed" and snap.get("error") == _CANCELLED:
+        elif failure is not None and failure.reason == "cancelled":
             status, fields = "cancelled", {"error": _CANCELLED, "code": 200}
-        elif status in ("failed", "moderated"):
-            fields = {k: snap[k] for k in ("error", "errorDetails", "code") if k in snap}
-        out.update(status=status, created=snap.get("created"), updated=snap.get("updated"))
+        elif failure is not None:
+            fields = {"error": failure.title, "errorDetails": failure.details, "code": failure.code}
+        out.update(status=status, created=iso(job.created), updated=iso(job.updated))
         out.update(_echo(request))
-        response = snap.get("response") or {}
+        response = message(job) or {}
         out["messageId"] = snowflake(f"{jobid}/message")
         if "content" in response:
             out["content"] = response["content"]
-        out["timestamp"] = snap.get("updated")
+        out["timestamp"] = iso(job.updated)
         allowed = V1_BUTTONS if version == "v1" else V2_BUTTONS
         if status == "completed":
             out["buttons"] = [b for b in response.get("buttons", []) if b in allowed]
-            children = response.get("children") or {}
             out["children"] = [
                 {"button": b, "jobid": c, "messageId": snowflake(f"{c}/message")}
-                for b, c in children.items()
+                for b, c in job.children.items()
                 if b in allowed  # the engine also records seed jobs here; v2 lists button children only
             ]
             out["attachments"] = list(response.get("attachments", []))
@@ -296,7 +296,7 @@ class UseapiV2Routes:
         return {"jobid": jobid, "status": "cancelled", "code": 200}
 
     def running(self) -> list[str]:
-        ids = [job["jobId"] for c in self.state.running_summary()["channels"].values() for job in c["jobs"]]
+        ids = [job.id for jobs in self.state.running().values() for job in jobs]
         return [i for i in ids if i not in self.moderated]
 
 
@@ -352,7 +352,7 @@ def _error_response(exc: ApiError) -> JSONResponse:
 
 def register(api: FastAPI, emu: MidjourneyEmulator) -> UseapiV2Routes:
     """Add the ``/v2/`` and ``/v1/jobs`` routes to ``api`` (the ``/v1/`` flavour already exists)."""
-    register_flavour(ApiFlavour("/v2/", bearer_authorized, _error_body))
+    register_flavour(ApiFlavour("/v2/", bearer_authorized, _error_body, secret_fields=("discord",)))
     routes = UseapiV2Routes(emu)
 
     for version in ("v2", "v1"):
@@ -360,7 +360,7 @@ def register(api: FastAPI, emu: MidjourneyEmulator) -> UseapiV2Routes:
 
     @api.get("/v2/account/midjourney/{channel}")
     async def get_account(channel: str) -> Response:
-        account = routes.state.account_views().get(channel)
+        account = useapi_accounts(emu).views().get(channel)
         if account is None:
             return _error_response(ApiError(404, "Configuration not found for provided channel"))
         view: dict[str, Any] = {k: account[k] for k in ("discord", "channel", "maxJobs") if k in account}
@@ -370,7 +370,7 @@ def register(api: FastAPI, emu: MidjourneyEmulator) -> UseapiV2Routes:
 
     @api.post("/v2/account/midjourney/{channel}/reset")
     async def reset_account(channel: str) -> Response:
-        if routes.state.reset_channel(channel):
+        if routes.state.unlock_account(channel):
             return Response(status_code=204)
         return _error_response(ApiError(404, "Configuration not found for provided channel"))
 

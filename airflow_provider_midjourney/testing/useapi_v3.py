@@ -1,8 +1,7 @@
 """Emulated useapi.net Midjourney API v3: ``/v3/midjourney/...`` and useapi.net's CDN proxy ``/v1/proxy/...``.
 
-The engine's job snapshots are v3's own job shape, so these routes hand them out as they are
-(other dialects translate them); errors are ``{"error": ...}`` under ``/v3/`` and
-``{"error", "code"}`` under ``/v1/``.
+The engine's neutral jobs become v3's job JSON, ids, error texts and Discord accounts in
+``useapi_v3_jobs.py``; errors are ``{"error": ...}`` under ``/v3/`` and ``{"error", "code"}`` under ``/v1/``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,13 @@ from airflow_provider_midjourney.testing.middleware import (
 from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import VERBS, account_params, job_spec
 from airflow_provider_midjourney.testing.state import EmulatorState
+from airflow_provider_midjourney.testing.useapi_v3_jobs import (
+    ALL_LOCKED,
+    running_summary,
+    snapshot,
+    useapi_accounts,
+    v3_error,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -61,7 +67,7 @@ async def sse_events(state: EmulatorState, jobid: str) -> AsyncIterator[bytes]:
             now_t = time.monotonic() - created
             # every phase change up to now, in order (so none is skipped), then "now" itself
             for t in [*(b for b in boundaries if last_t < b <= now_t), now_t]:
-                last_t, job = t, state.snapshot_at(jobid, t)
+                last_t, job = t, snapshot(state.view_at(jobid, t))
                 key = (job["status"], job.get("response", {}).get("progress_percent"))
                 if key != last_key:
                     seq, last_key = seq + 1, key
@@ -81,47 +87,62 @@ async def sse_events(state: EmulatorState, jobid: str) -> AsyncIterator[bytes]:
 
 def register(api: FastAPI, emu: MidjourneyEmulator) -> None:
     """Serve useapi.net v3's routes (and its CDN proxy) on ``api``; the emulator's knobs apply to both."""
-    register_flavour(ApiFlavour("/v3/", bearer_authorized, lambda status, message: {"error": message}))
-    register_flavour(ApiFlavour("/v1/", bearer_authorized, lambda status, message: {"error": message, "code": status}))
-    state = emu.state
+    faults = {596: ALL_LOCKED}
+    secrets = ("discord",)
+    register_flavour(ApiFlavour("/v3/", bearer_authorized, lambda status, message: {"error": message}, faults, secrets))
+    register_flavour(
+        ApiFlavour(
+            "/v1/", bearer_authorized, lambda status, message: {"error": message, "code": status}, faults, secrets
+        )
+    )
+    state, accounts = emu.state, useapi_accounts(emu)
 
     @api.post("/v3/midjourney/jobs/{verb}")
     async def post_job(verb: str, request: Request) -> Response:
         if verb not in VERBS:
             raise ApiError(404, f"Unknown command {verb}")
         spec = job_spec(verb, _params(request))
-        snapshot, status, jobid = state.create_job(spec)
+        try:
+            view, new = state.create_job(spec)
+        except ApiError as exc:
+            raise v3_error(exc) from None
         if not spec.stream:
-            return JSONResponse(snapshot, status_code=status)
-        events = sse_events(state, jobid)
+            return JSONResponse(snapshot(view, created=new), status_code=201 if new else 200)
+        events = sse_events(state, view.id)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @api.get("/v3/midjourney/jobs")
     async def running_jobs() -> Response:
-        return JSONResponse(state.running_summary())
+        return JSONResponse(running_summary(state.running(), accounts.limits()))
 
     @api.get("/v3/midjourney/jobs/{jobid}")
     async def get_job(jobid: str) -> Response:
-        return JSONResponse(state.get_job(jobid))
+        try:
+            return JSONResponse(snapshot(state.view(jobid)))
+        except ApiError as exc:
+            raise v3_error(exc) from None
 
     @api.delete("/v3/midjourney/jobs/{jobid}")
     async def cancel_job(jobid: str) -> Response:
-        state.cancel(jobid)
+        try:
+            state.cancel(jobid)
+        except ApiError as exc:
+            raise v3_error(exc) from None
         return Response(status_code=204)
 
     @api.get("/v3/midjourney/accounts")
     async def list_accounts() -> Response:
-        accounts = state.account_views()
-        return JSONResponse(accounts) if accounts else Response(status_code=404)
+        views = accounts.views()
+        return JSONResponse(views) if views else Response(status_code=404)
 
     @api.post("/v3/midjourney/accounts")
     async def configure_account(request: Request) -> Response:
-        view, status = state.upsert_account(*account_params(_params(request)))
+        view, status = accounts.upsert(*account_params(_params(request)))
         return JSONResponse(view, status_code=status)
 
     @api.get("/v3/midjourney/accounts/{channel}")
     async def get_account(channel: str) -> Response:
-        view = state.account_views().get(channel)
+        view = accounts.views().get(channel)
         return JSONResponse(view) if view else Response(status_code=404)
 
     @api.delete("/v3/midjourney/accounts/{channel}")
@@ -130,7 +151,7 @@ def register(api: FastAPI, emu: MidjourneyEmulator) -> None:
 
     @api.post("/v3/midjourney/accounts/reset/{channel}")
     async def reset_account(channel: str) -> Response:
-        return Response(status_code=204 if state.reset_channel(channel) else 404)
+        return Response(status_code=204 if state.unlock_account(channel) else 404)
 
     @api.get("/v1/proxy/cdn-midjourney/")
     @api.get("/v1/proxy/cdn-midjourney")
