@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_midjourney.testing.settings import ChannelSettings
+from airflow_provider_midjourney.testing.settings import AccountSettings
 
 RUNNING = ("created", "started", "progress")
 TERMINAL = ("completed", "failed", "moderated")
@@ -125,7 +125,7 @@ class Account:
     max_image_jobs: int = 3
     max_video_jobs: int = 3
     error: str | None = None  # set: the account is locked (e.g. a pending moderation message)
-    settings: ChannelSettings = field(default_factory=ChannelSettings)
+    settings: AccountSettings = field(default_factory=AccountSettings)
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class JobView:
 
 @dataclass
 class Job:
-    jobid: str
+    id: str
     verb: str
     job_type: str | None
     kind: str

@@ -46,6 +46,8 @@ class ApiFlavour:
     fault_texts: Mapping[int, str] = field(default_factory=dict)
     #: body fields holding a secret: recorded as ``abc...xyz``
     secret_fields: tuple[str, ...] = ()
+    #: what a ``missing_fields`` answer (``malformed_next``) leaves out
+    key_fields: tuple[str, ...] = ("status",)
 
 
 def bearer_authorized(headers: Headers, token: str) -> bool:
@@ -298,7 +300,8 @@ class EmulatorMiddleware:
 
         await self.app(scope, receive, capture)
         if rule.malformed is not None:
-            ctype, data = _malformed(rule.malformed, body)
+            flavour = flavour_for(scope["path"])
+            ctype, data = _malformed(rule.malformed, body, flavour.key_fields if flavour else ("status",))
             status = status if status < 400 else 200
         else:
             flavour = flavour_for(scope["path"])
@@ -310,7 +313,7 @@ class EmulatorMiddleware:
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
 
-def _malformed(kind: str, body: bytes) -> tuple[str, bytes]:
+def _malformed(kind: str, body: bytes, key_fields: tuple[str, ...]) -> tuple[str, bytes]:
     """A broken version of an answer's JSON ``body`` (see ``EmulatorKnobs.malformed_next``)."""
     if kind == "html":
         return "text/html", b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
@@ -325,6 +328,6 @@ def _malformed(kind: str, body: bytes) -> tuple[str, bytes]:
     except ValueError:
         data = {}
     if isinstance(data, dict):
-        for key in ("status", "verb", "jobid"):
+        for key in key_fields:
             data.pop(key, None)
     return "application/json", json.dumps(data).encode()

@@ -142,9 +142,10 @@ class EmulatorKnobs:
     ) -> None:
         """The next ``n`` matching requests are handled, then answered 200 with a broken body.
 
-        ``kind``: ``html`` (a proxy's error page), ``missing_fields`` (the JSON without
-        ``status``/``verb``/``jobid``), ``not_object`` (a JSON list), ``empty`` (no body) or
-        ``truncated`` (the first half of the JSON).
+        ``kind``: ``html`` (a proxy's error page), ``missing_fields`` (the JSON without the
+        dialect's key fields: useapi.net's ``status``/``verb``/``jobid``), ``not_object`` (a JSON
+        list), ``empty`` (no body) or ``truncated`` (the first half of the JSON). The default
+        ``path_prefix`` is v3's job route, as it always was.
         """
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, got {kind!r}")

@@ -1,4 +1,4 @@
-"""Per-channel Midjourney settings and the settings-family commands (settings, info, ...)."""
+"""Per-account Midjourney settings and the settings-family commands (settings, info, ...)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _VARIABILITY_TEXT = {
 
 
 @dataclass
-class ChannelSettings:
+class AccountSettings:
     version: str = "7"
     stylize: int = 250
     raw: bool = False
@@ -66,7 +66,7 @@ class ChannelSettings:
         }
 
 
-def _toggle_row(s: ChannelSettings) -> list[dict[str, Any]]:
+def _toggle_row(s: AccountSettings) -> list[dict[str, Any]]:
     def button(label: str, on: bool, custom_id: str) -> dict[str, Any]:
         return {"type": 2, "style": 3 if on else 2, "label": label, "custom_id": custom_id}
 
@@ -103,7 +103,7 @@ def _toggle_row(s: ChannelSettings) -> list[dict[str, Any]]:
     ]
 
 
-def _info_text(s: ChannelSettings, channel: str, running: int) -> str:
+def _info_text(s: AccountSettings, channel: str, running: int) -> str:
     return (
         f"**User ID**: {channel}\n**Subscription**: Standard (Active monthly)\n"
         f"**Job Mode**: {_MODE_NAMES[s.speed]}\n"
@@ -114,12 +114,12 @@ def _info_text(s: ChannelSettings, channel: str, running: int) -> str:
     )
 
 
-def run_command(verb: str, s: ChannelSettings, channel: str, running: int) -> dict[str, Any]:
+def run_command(verb: str, s: AccountSettings, channel: str, running: int) -> dict[str, Any]:
     """Apply a settings-family command to ``s`` and return the job's completed ``response``."""
     return {"embeds": [], "attachments": [], **_command(verb, s, channel, running)}
 
 
-def _command(verb: str, s: ChannelSettings, channel: str, running: int) -> dict[str, Any]:
+def _command(verb: str, s: AccountSettings, channel: str, running: int) -> dict[str, Any]:
     if verb in _SPEED_TEXT:
         s.speed = verb
         return {"content": _SPEED_TEXT[verb], "components": [], "settings": s.speeds()}

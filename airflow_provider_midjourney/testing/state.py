@@ -125,9 +125,9 @@ class EmulatorState:
             account = self._route(parent.account if parent else spec.account, spec.verb, job_type, now)
             job = self._new_job(spec, parent, account, kind, job_type, now)
             if parent is not None:
-                parent.children[label] = job.jobid
+                parent.children[label] = job.id
                 if once:
-                    parent.execute_once[label] = job.jobid
+                    parent.execute_once[label] = job.id
             return self._view(job, 0.0), True
 
     def _parent(self, spec: JobSpec, now: float) -> Job:
@@ -145,9 +145,9 @@ class EmulatorState:
             raise EngineError(400, "seed_not_image", "Seed is only available for completed image jobs (not video)")
         if spec.verb == "button" and spec.button not in parent.buttons:
             available = ", ".join(parent.buttons) or "none"
-            message = f"Button {spec.button} is not available for job {parent.jobid}; available buttons: {available}"
+            message = f"Button {spec.button} is not available for job {parent.id}; available buttons: {available}"
             raise EngineError(
-                400, "button_unavailable", message, button=spec.button, job=parent.jobid, available=available
+                400, "button_unavailable", message, button=spec.button, job=parent.id, available=available
             )
         return parent
 
@@ -218,9 +218,9 @@ class EmulatorState:
 
     def _new_id(self, account: str, media: bool, wall: float) -> str:
         for _ in range(1000):
-            jobid = self._new_id_of(account, media, wall, self._rng)
-            if jobid not in self._jobs:
-                return jobid
+            job_id = self._new_id_of(account, media, wall, self._rng)
+            if job_id not in self._jobs:
+                return job_id
         raise RuntimeError("no unused job id in 1000 draws")  # pragma: no cover - astronomically rare
 
     def _new_job(
@@ -230,7 +230,7 @@ class EmulatorState:
         prompt = spec.prompt or (parent.prompt if parent else "")
         uid = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         job = Job(
-            jobid=self._new_id(account.id, job_type is not None, wall),
+            id=self._new_id(account.id, job_type is not None, wall),
             verb=spec.verb,
             job_type=job_type,
             kind=kind,
@@ -253,17 +253,17 @@ class EmulatorState:
         elif spec.verb in SETTINGS_VERBS:
             running = len(self._running_jobs(account.id, now))
             job.result = run_command(spec.verb, account.settings, account.id, running)
-        self._jobs[job.jobid] = job
-        self._uids[uid] = job.jobid
+        self._jobs[job.id] = job
+        self._uids[uid] = job.id
         if job_type is not None:
-            self._running.setdefault(account.id, set()).add(job.jobid)
+            self._running.setdefault(account.id, set()).add(job.id)
         return job
 
     def _running_jobs(self, account: str, now: float) -> list[Job]:
         ids = self._running.get(account, set())
         jobs = [self._jobs[i] for i in ids if i in self._jobs]
         running = [j for j in jobs if self._phase(j, j.elapsed(now))[0] in RUNNING]
-        self._running[account] = {j.jobid for j in running}
+        self._running[account] = {j.id for j in running}
         return sorted(running, key=lambda j: j.created_mono)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -285,7 +285,7 @@ class EmulatorState:
     def _view(self, job: Job, t: float) -> JobView:
         status, percent, began, failure = self._phase(job, t)
         view = JobView(
-            id=job.jobid,
+            id=job.id,
             verb=job.verb,
             kind=job.kind,
             job_type=job.job_type,
@@ -321,33 +321,33 @@ class EmulatorState:
             return replace(view, settings_reply=copy.deepcopy(job.result))
         return view
 
-    def _get(self, jobid: str) -> Job:
-        job = self._jobs.get(jobid)
+    def _get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
         if job is None:
             raise EngineError(404, "job_missing", "Job not found")
         if job.expired:
-            raise EngineError(410, "job_expired", f"Job {jobid} has expired", job=jobid)
+            raise EngineError(410, "job_expired", f"Job {job_id} has expired", job=job_id)
         return job
 
-    def view(self, jobid: str) -> JobView:
+    def view(self, job_id: str) -> JobView:
         """The job now (EngineError 404 if unknown, 410 once expired)."""
         with self._lock:
-            job = self._get(jobid)
+            job = self._get(job_id)
             return self._view(job, job.elapsed())
 
-    def has_job(self, jobid: str) -> bool:
+    def has_job(self, job_id: str) -> bool:
         with self._lock:
-            return jobid in self._jobs
+            return job_id in self._jobs
 
-    def view_at(self, jobid: str, t: float) -> JobView:
+    def view_at(self, job_id: str, t: float) -> JobView:
         """The job as it was (or will be) ``t`` seconds after its creation."""
         with self._lock:
-            return self._view(self._jobs[jobid], t)
+            return self._view(self._jobs[job_id], t)
 
-    def boundaries(self, jobid: str) -> tuple[float, list[float]]:
+    def boundaries(self, job_id: str) -> tuple[float, list[float]]:
         """(creation monotonic time, sorted times after creation where the job may change)."""
         with self._lock:
-            job = self._jobs[jobid]
+            job = self._jobs[job_id]
             times = set(job.plan.boundaries())
             if job.forced is not None:
                 times.add(job.forced[0])
@@ -355,51 +355,51 @@ class EmulatorState:
                 times.update({job.stuck[0], job.stuck[0] + job.stuck[1]})
             return job.created_mono, sorted(times)
 
-    def stream_disconnected(self, jobid: str) -> None:
+    def stream_disconnected(self, job_id: str) -> None:
         """A streaming client left early: with ``stuck_on_disconnect`` the job freezes (as documented)."""
         with self._lock:
-            job = self._jobs.get(jobid)
+            job = self._jobs.get(job_id)
             if job is None or not self.knobs.stuck_on_disconnect or job.stuck is not None:
                 return
             t = job.elapsed()
             if self._phase(job, t)[0] in RUNNING:
                 job.stuck = (t, self.knobs.timings.stuck_timeout)
 
-    def cancel(self, jobid: str) -> None:
+    def cancel(self, job_id: str) -> None:
         with self._lock:
-            job = self._get(jobid)
+            job = self._get(job_id)
             t = job.elapsed()
             status = self._phase(job, t)[0]
             if status in TERMINAL:
                 message = (
-                    f'Job {jobid} is not running (status "{status}"); only created, started or '
+                    f'Job {job_id} is not running (status "{status}"); only created, started or '
                     "progress jobs can be cancelled"
                 )
-                raise EngineError(400, "not_running", message, job=jobid, job_status=status)
+                raise EngineError(400, "not_running", message, job=job_id, job_status=status)
             job.forced = (t, "failed", CANCELLED)
 
-    def force_complete(self, jobid: str) -> None:
+    def force_complete(self, job_id: str) -> None:
         with self._lock:
-            job = self._jobs[jobid]
+            job = self._jobs[job_id]
             t = job.elapsed()
             if self._phase(job, t)[0] != "completed":
                 job.forced = (t, "completed", None)
 
-    def complete_at(self, jobid: str, wall: float) -> None:
+    def complete_at(self, job_id: str, wall: float) -> None:
         """The job completes at wall clock ``wall`` (benchmarks hold jobs, then release them on a schedule)."""
         with self._lock:
-            job = self._jobs[jobid]
+            job = self._jobs[job_id]
             job.forced = (wall - job.created_wall, "completed", None)
 
-    def planned_completion(self, jobid: str) -> tuple[float, float]:
+    def planned_completion(self, job_id: str) -> tuple[float, float]:
         """(creation, planned completion) of the job, wall clock."""
         with self._lock:
-            job = self._jobs[jobid]
+            job = self._jobs[job_id]
             return job.created_wall, job.created_wall + job.plan.complete
 
-    def expire(self, jobid: str) -> None:
+    def expire(self, job_id: str) -> None:
         with self._lock:
-            self._jobs[jobid].expired = True
+            self._jobs[job_id].expired = True
 
     def running(self) -> dict[str, list[JobView]]:
         """Account id -> its running jobs, oldest first (every configured account, and any other with jobs)."""

@@ -37,7 +37,7 @@ from airflow_provider_midjourney.testing.middleware import (
     register_flavour,
 )
 from airflow_provider_midjourney.testing.models import ParsedBody
-from airflow_provider_midjourney.testing.useapi_v3_jobs import redact, useapi_accounts
+from airflow_provider_midjourney.testing.useapi_v3_jobs import KEY_FIELDS, redact, useapi_accounts
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -352,7 +352,9 @@ def _error_response(exc: ApiError) -> JSONResponse:
 
 def register(api: FastAPI, emu: MidjourneyEmulator) -> UseapiV2Routes:
     """Add the ``/v2/`` and ``/v1/jobs`` routes to ``api`` (the ``/v1/`` flavour already exists)."""
-    register_flavour(ApiFlavour("/v2/", bearer_authorized, _error_body, secret_fields=("discord",)))
+    register_flavour(
+        ApiFlavour("/v2/", bearer_authorized, _error_body, secret_fields=("discord",), key_fields=KEY_FIELDS)
+    )
     routes = UseapiV2Routes(emu)
 
     for version in ("v2", "v1"):

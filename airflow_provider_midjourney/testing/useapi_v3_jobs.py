@@ -30,6 +30,7 @@ LEGACY_V2 = (
     "https://api.useapi.net/v2/midjourney/account/{ch} (requires Authorization header with your "
     "API key). After deletion, you can configure this channel for v3."
 )
+KEY_FIELDS = ("status", "verb", "jobid")  # what a job JSON cannot do without (malformed_next's missing_fields)
 _FAILURE_DETAILS = {
     "cancelled": "The job was cancelled with DELETE /v3/midjourney/jobs/<jobid>",
     "timed_out": "The SSE client disconnected before the job finished; the job got stuck",
