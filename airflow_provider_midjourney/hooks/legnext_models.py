@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import JobStatus, OpenModel
+from airflow_provider_midjourney.text_patterns import keycap_items, numbered_items
 
 # 403 at submit means one of two things, told apart by the message (CONTRACT: "classify by
 # error.message"): a feature reserved to whitelisted accounts, or moderated content.
@@ -316,10 +317,10 @@ def buttons_from(output: LegnextOutput, task: str) -> list[str]:
     return found
 
 
-_NUMBERED = re.compile(r"(?:^|\s)([1-4])(?:[.)]|\ufe0f?\u20e3)\s*(.*?)(?=\s[1-4](?:[.)]|\ufe0f?\u20e3)|\Z)", re.S)
-
-
 def _numbered(text: str) -> list[str]:
-    found = [m.group(2).strip() for m in _NUMBERED.finditer(text[:20000])]
-    found = [f for f in found if f]
-    return found if len(found) >= 2 else [text.strip()]
+    """The prompts after 1️⃣ … 4️⃣, else after ``1.`` … ``4.``; the whole text unless two are found."""
+    for split in (keycap_items, numbered_items):
+        found = [item for item in split(text) if item]
+        if len(found) >= 2:
+            return found
+    return [text.strip()]

@@ -30,7 +30,13 @@ from airflow_provider_midjourney.hooks.legnext import (
     LegnextWhitelistError,
     mask_body,
 )
-from airflow_provider_midjourney.hooks.legnext_models import LegnextJob, YouchuanJob, is_moderation, is_whitelist
+from airflow_provider_midjourney.hooks.legnext_models import (
+    LegnextJob,
+    LegnextOutput,
+    YouchuanJob,
+    is_moderation,
+    is_whitelist,
+)
 from airflow_provider_midjourney.models import (
     BlendRequest,
     ButtonRequest,
@@ -505,3 +511,28 @@ def test_dag_busy_submit_waits_for_room_and_creates_one_job(emulator, monkeypatc
     )
     assert task_states(dr) == {"imagine": "success"}
     assert [r.status for r in posts(emulator)] == [429, 200] and len(emulator.created_jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "1\ufe0f\u20e3 a red fox --ar 1:1\n\n2\ufe0f\u20e3 a tea house\n\n3\u20e3 a boat",
+            ["a red fox --ar 1:1", "a tea house", "a boat"],
+        ),
+        ("1. a cat 2. a dog 3. a bird 4. a fish", ["a cat", "a dog", "a bird", "a fish"]),
+        ("1) a cat\n2) a dog", ["a cat", "a dog"]),
+        ("a single prompt, no numbers", ["a single prompt, no numbers"]),
+        ("  only 1. item here ", ["only 1. item here"]),
+        ("1. \n2. a dog\n3. a bird", ["a dog", "a bird"]),
+    ],
+)
+def test_describe_text_splits_on_keycaps_or_numbers(text: str, expected: list[str]) -> None:
+    output = LegnextOutput.model_validate({"description": text})
+    assert output.prompts() == expected
+
+
+def test_describe_text_keeps_a_decimal_inside_a_prompt() -> None:
+    # "2.5x" is part of the first prompt, not the start of the second one
+    output = LegnextOutput.model_validate({"description": "1. a cat at 2.5x zoom 2. a dog"})
+    assert output.prompts() == ["a cat at 2.5x zoom", "a dog"]
