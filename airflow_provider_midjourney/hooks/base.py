@@ -339,7 +339,15 @@ class MidjourneyBackendHook(BaseHook):
             self._client = httpx.Client(**self._client_kwargs(self.connection_settings))
         return self._client
 
-    def parse_json(self, response: httpx.Response, method: str, path: str, *, creates_job: bool = False) -> Any:
+    def parse_json(
+        self,
+        response: httpx.Response,
+        method: str,
+        path: str,
+        *,
+        creates_job: bool = False,
+        reply_ref: str | None = None,
+    ) -> Any:
         """The JSON of a 2xx answer; anything else is a malformed answer (never a raw crash).
 
         After a job-creating request the job probably exists, so that case is "uncertain" (look it
@@ -351,7 +359,7 @@ class MidjourneyBackendHook(BaseHook):
             kind = response.headers.get("content-type", "no content type").split(";")[0]
             why = f", {exc}" if "nested" in str(exc) else ""
             what = f"{method} {path} answered {response.status_code} with a body that is not JSON ({kind}{why})"
-            raise self._malformed(what, path, creates_job) from None
+            raise self._malformed(what, path, creates_job, reply_ref) from None
 
     def parse_answer(
         self,

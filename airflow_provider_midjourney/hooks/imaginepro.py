@@ -32,7 +32,6 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyModeratedError,
     MidjourneyNotFoundError,
     MidjourneyPermanentError,
-    MidjourneySubmitUncertainError,
     MidjourneySubscriptionError,
     error_for_status,
 )
@@ -377,15 +376,8 @@ class ImagineProHook(MidjourneyBackendHook):
         response = self._request(
             "POST", path, body=HttpBody(json_body=body), creates_job=True, reply_ref=request.reply_ref
         )
-        try:
-            answer = SubmitAnswer.model_validate(response.json())
-        except ValueError:
-            raise MidjourneySubmitUncertainError(
-                f"POST {path} answered {response.status_code} without JSON: the job may have been created,"
-                " so the request is not sent again",
-                path=path,
-                reply_ref=request.reply_ref,
-            ) from None
+        data = self.parse_json(response, "POST", path, creates_job=True, reply_ref=request.reply_ref)
+        answer = self.parse_answer(SubmitAnswer, data, "POST", path, creates_job=True, reply_ref=request.reply_ref)
         if answer.refused:
             error = self.redact(answer.error or f"no messageId in the answer (success={answer.success!r})")
             cls = MidjourneyModeratedError if is_moderation(error, options.patterns) else MidjourneyPermanentError

@@ -337,15 +337,8 @@ class TtapiHook(MidjourneyBackendHook):
         options = self.options()
         verb, path, body = self.wire_request(request, options)
         response = self._request("POST", path, body=HttpBody(json_body=body), creates_job=True)
-        try:
-            answer = Envelope.model_validate(response.json())
-        except ValueError:
-            raise MidjourneySubmitUncertainError(
-                f"POST {path} answered {response.status_code} without JSON: the job may have been created,"
-                " so the request is not sent again",
-                path=path,
-                reply_ref=request.reply_ref,
-            ) from None
+        data = self.parse_json(response, "POST", path, creates_job=True, reply_ref=request.reply_ref)
+        answer = self.parse_answer(Envelope, data, "POST", path, creates_job=True, reply_ref=request.reply_ref)
         if answer.refused:
             if answer.raw_status == "SUCCESS":  # taken, but no id to follow: it may exist
                 raise MidjourneySubmitUncertainError(

@@ -35,8 +35,12 @@ from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
 from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
-from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
-from airflow_provider_midjourney.testing.models import ParsedBody
+from airflow_provider_midjourney.testing.middleware import (
+    ApiFlavour,
+    json_answer,
+    register_flavour,
+    request_params,
+)
 from airflow_provider_midjourney.testing.params import job_spec
 
 if TYPE_CHECKING:
@@ -116,7 +120,7 @@ class ApiframeRoutes:
             first = self.keys.get(key or "")
         if first is not None:  # a replay: the first job, nothing new
             return JSONResponse({"jobId": first, "status": self.view(first)["status"]}, status_code=202)
-        kind, model, params, spec_verb, wire = build(_body(request))
+        kind, model, params, spec_verb, wire = build(_json_params(request))
         jobid = self.emu.state.create_job(job_spec(spec_verb, params))[0].id
         job_id = str(uuid.uuid4())
         with self.lock:
@@ -253,13 +257,6 @@ def _result(kind: str, job: JobView) -> dict[str, Any]:
     return {"images": images, "gridUrl": job.primary_url}
 
 
-def _body(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error or parsed.form:
-        raise ApiError(400, parsed.error or "a JSON body is required")
-    return parsed.params
-
-
 def _only(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -281,6 +278,10 @@ def _webhook(body: dict[str, Any]) -> None:
         not isinstance(events, list) or not events or set(events) - {"progress", "completed", "failed"}
     ):
         raise ApiError(400, "webhookEvents: one or more of progress, completed, failed")
+
+
+def _json_params(request: Request) -> dict[str, Any]:
+    return request_params(request, json_only=True)
 
 
 _ROUTES: weakref.WeakKeyDictionary[Any, ApiframeRoutes] = weakref.WeakKeyDictionary()
@@ -307,11 +308,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
     router = APIRouter()
 
     def answer(call: Any) -> Response:
-        try:
-            result = call()
-        except ApiError as exc:
-            return JSONResponse(error_body(exc.status, exc.message or ""), status_code=exc.status)
-        return result if isinstance(result, Response) else JSONResponse(result)
+        return json_answer(call, error_body)
 
     builders = {"/images/generate": routes.generate, "/images/midjourney/action": routes.action}
     builders["/videos/generate"] = routes.video

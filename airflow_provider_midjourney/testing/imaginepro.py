@@ -37,17 +37,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from airflow_provider_midjourney.testing.content import describe_text, iso
 from airflow_provider_midjourney.testing.jobs import ApiError, Failure, failure_text
 from airflow_provider_midjourney.testing.middleware import (
-    BODY_SCOPE_KEY,
     ApiFlavour,
     bearer_authorized,
+    json_answer,
     register_flavour,
+    request_params,
 )
-from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import job_spec
 
 if TYPE_CHECKING:
@@ -140,13 +140,6 @@ class Messages(Generic[R]):
     def newest_first(self) -> list[tuple[str, R]]:
         with self._lock:
             return list(reversed(self.by_id.items()))
-
-
-def _body(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
 
 
 def _common(body: dict[str, Any]) -> dict[str, Any]:
@@ -331,16 +324,13 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
     router = APIRouter()
 
     def answer(call: Callable[[], dict[str, Any]]) -> Response:
-        try:
-            return JSONResponse(call())
-        except ApiError as exc:
-            return JSONResponse(error_body(exc.status, exc.message or ""), status_code=exc.status)
+        return json_answer(call, error_body)
 
     for prefix in (NOVA, LEGACY):
         for verb in ("imagine", "button", "describe"):
 
             async def post(request: Request, _verb: str = verb) -> Response:
-                return answer(lambda: getattr(routes, _verb)(_body(request)))
+                return answer(lambda: getattr(routes, _verb)(request_params(request)))
 
             router.add_api_route(f"{prefix}/{verb}", post, methods=["POST"])
 
@@ -354,7 +344,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
 
         async def video_post(request: Request, _verb: str = verb) -> Response:
             call = routes.video if _verb == "generate" else routes.extend
-            return answer(lambda: call(_body(request)))
+            return answer(lambda: call(request_params(request)))
 
         router.add_api_route(f"/api/v1/video/mj/{verb}", video_post, methods=["POST"])
 
@@ -364,7 +354,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
 
     @router.post(f"{LEGACY}/blend")
     async def blend(request: Request) -> Response:
-        return answer(lambda: routes.blend(_body(request)))
+        return answer(lambda: routes.blend(request_params(request)))
 
     @router.get(ACCOUNT_INFO)
     async def account_info() -> Response:

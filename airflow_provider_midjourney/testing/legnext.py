@@ -27,14 +27,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
 from airflow_provider_midjourney.testing.imaginepro import Messages
 from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
-from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
-from airflow_provider_midjourney.testing.models import ParsedBody
+from airflow_provider_midjourney.testing.middleware import (
+    ApiFlavour,
+    json_answer,
+    register_flavour,
+    request_params,
+)
 from airflow_provider_midjourney.testing.params import is_http_url, job_spec
 
 if TYPE_CHECKING:
@@ -365,23 +369,12 @@ def job_for(emu: MidjourneyEmulator, job_id: str) -> str:
     return _ROUTES[emu].records.get(job_id).jobid
 
 
-def _body(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
-
-
 def build_router(emu: MidjourneyEmulator) -> APIRouter:
     routes = _ROUTES[emu] = LegnextRoutes(emu)
     router = APIRouter()
 
     def answer(call: Callable[[], dict[str, Any]], youchuan: bool) -> Response:
-        try:
-            return JSONResponse(call())
-        except ApiError as exc:
-            shape = youchuan_error if youchuan else legnext_error
-            return JSONResponse(shape(exc.status, exc.message or ""), status_code=exc.status)
+        return json_answer(call, youchuan_error if youchuan else legnext_error)
 
     for prefix, youchuan, ops in (
         (LEGNEXT, False, (*OPS, *OPS_LEGNEXT_ONLY, "extend-video", "edit")),
@@ -390,7 +383,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
         for op in ops:
 
             async def post(request: Request, _op: str = op, _y: bool = youchuan) -> Response:
-                return answer(lambda: routes.submit(_op, _body(request), _y), _y)
+                return answer(lambda: routes.submit(_op, request_params(request), _y), _y)
 
             router.add_api_route(f"{prefix}/{op}", post, methods=["POST"])
 

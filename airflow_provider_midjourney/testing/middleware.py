@@ -20,15 +20,33 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, UploadFile
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED
+from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError
 from airflow_provider_midjourney.testing.models import BlobField, FaultRule, ParsedBody, RecordedRequest
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
 
 BODY_SCOPE_KEY = "midjourney_emulator.body"
+
+
+def request_params(request: Request, *, json_only: bool = False) -> dict[str, Any]:
+    """The request's parsed body (JSON or form fields, as the middleware read it); a broken one is a 400."""
+    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
+    if parsed.error or (json_only and parsed.form):
+        raise ApiError(400, parsed.error or "a JSON body is required")
+    return parsed.params
+
+
+def json_answer(call: Callable[[], Any], error_body: Callable[[int, str], dict[str, Any]]) -> Response:
+    """``call()``'s dict as JSON (or its Response as it is); an :class:`ApiError` in ``error_body``'s shape."""
+    try:
+        result = call()
+    except ApiError as exc:
+        return JSONResponse(error_body(exc.status, exc.message or ""), status_code=exc.status)
+    return result if isinstance(result, Response) else JSONResponse(result)
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
 from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError, JobView, failure_text
-from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
-from airflow_provider_midjourney.testing.models import ParsedBody
+from airflow_provider_midjourney.testing.middleware import (
+    ApiFlavour,
+    json_answer,
+    register_flavour,
+    request_params,
+)
 from airflow_provider_midjourney.testing.params import is_blank, is_http_url, job_spec
 
 if TYPE_CHECKING:
@@ -363,13 +367,6 @@ class TtapiRoutes:
 FAILED = "Midjourney job failed"
 
 
-def _body(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
-
-
 _ROUTES: weakref.WeakKeyDictionary[Any, TtapiRoutes] = weakref.WeakKeyDictionary()
 
 
@@ -383,10 +380,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
     router = APIRouter()
 
     def answer(call: Callable[[], dict[str, Any]]) -> Response:
-        try:
-            return JSONResponse(call())
-        except ApiError as exc:
-            return JSONResponse(error_body(exc.status, exc.message or ""), status_code=exc.status)
+        return json_answer(call, error_body)
 
     posts = {
         f"{V1}/imagine": routes.imagine,
@@ -401,7 +395,7 @@ def build_router(emu: MidjourneyEmulator) -> APIRouter:
 
     def poster(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Any]:
         async def post(request: Request) -> Response:
-            return answer(lambda: handler(_body(request)))
+            return answer(lambda: handler(request_params(request)))
 
         return post
 

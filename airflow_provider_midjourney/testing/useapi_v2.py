@@ -31,12 +31,11 @@ from fastapi.responses import JSONResponse, Response
 from airflow_provider_midjourney.testing.content import iso, message, snowflake
 from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec, JobView
 from airflow_provider_midjourney.testing.middleware import (
-    BODY_SCOPE_KEY,
     ApiFlavour,
     bearer_authorized,
     register_flavour,
+    request_params,
 )
-from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.useapi_v3_jobs import KEY_FIELDS, redact, useapi_accounts
 
 if TYPE_CHECKING:
@@ -336,13 +335,6 @@ def _is_url(value: Any) -> bool:
     return isinstance(value, str) and re.match(r"https?://", value) is not None
 
 
-def _params(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
-
-
 def _error_response(exc: ApiError) -> JSONResponse:
     body = _error_body(exc.status, exc.message or "")
     if isinstance(exc, _Busy):
@@ -387,7 +379,7 @@ def _add_job_routes(api: FastAPI, routes: UseapiV2Routes, version: str) -> None:
         if verb not in ("imagine", "button", "blend", "describe", *V2_ONLY):
             return _error_response(ApiError(404, f"Unknown endpoint {prefix}/{verb}"))
         try:
-            return routes.submit(version, verb, _params(request))
+            return routes.submit(version, verb, request_params(request))
         except ApiError as exc:
             return _error_response(exc)
 

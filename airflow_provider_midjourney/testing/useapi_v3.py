@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -19,16 +20,16 @@ from airflow_provider_midjourney.testing import images
 from airflow_provider_midjourney.testing.content import clock
 from airflow_provider_midjourney.testing.jobs import TERMINAL, ApiError
 from airflow_provider_midjourney.testing.middleware import (
-    BODY_SCOPE_KEY,
     ApiFlavour,
     bearer_authorized,
     register_flavour,
+    request_params,
 )
-from airflow_provider_midjourney.testing.models import ParsedBody
 from airflow_provider_midjourney.testing.params import VERBS, account_params, job_spec
 from airflow_provider_midjourney.testing.state import EmulatorState
 from airflow_provider_midjourney.testing.useapi_v3_jobs import (
     ALL_LOCKED,
+    KEY_FIELDS,
     running_summary,
     snapshot,
     useapi_accounts,
@@ -40,13 +41,6 @@ if TYPE_CHECKING:
 
 MJ_CDN = "https://cdn.midjourney.com/"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def _params(request: Request) -> dict[str, Any]:
-    parsed: ParsedBody = request.scope.get(BODY_SCOPE_KEY) or ParsedBody()
-    if parsed.error:
-        raise ApiError(400, parsed.error)
-    return parsed.params
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -85,23 +79,28 @@ async def sse_events(state: EmulatorState, jobid: str) -> AsyncIterator[bytes]:
             state.stream_disconnected(jobid)
 
 
+def _v3_error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    return {"error": message, "code": status}
+
+
 def register(api: FastAPI, emu: MidjourneyEmulator) -> None:
     """Serve useapi.net v3's routes (and its CDN proxy) on ``api``; the emulator's knobs apply to both."""
-    faults = {596: ALL_LOCKED}
-    secrets = ("discord",)
-    register_flavour(ApiFlavour("/v3/", bearer_authorized, lambda status, message: {"error": message}, faults, secrets))
-    register_flavour(
-        ApiFlavour(
-            "/v1/", bearer_authorized, lambda status, message: {"error": message, "code": status}, faults, secrets
+    for prefix, with_code in (("/v3/", False), ("/v1/", True)):
+        flavour = ApiFlavour(prefix, bearer_authorized, _error_body if with_code else _v3_error_body)
+        register_flavour(
+            replace(flavour, fault_texts={596: ALL_LOCKED}, secret_fields=("discord",), key_fields=KEY_FIELDS)
         )
-    )
     state, accounts = emu.state, useapi_accounts(emu)
 
     @api.post("/v3/midjourney/jobs/{verb}")
     async def post_job(verb: str, request: Request) -> Response:
         if verb not in VERBS:
             raise ApiError(404, f"Unknown command {verb}")
-        spec = job_spec(verb, _params(request))
+        spec = job_spec(verb, request_params(request))
         try:
             view, new = state.create_job(spec)
         except ApiError as exc:
@@ -137,7 +136,7 @@ def register(api: FastAPI, emu: MidjourneyEmulator) -> None:
 
     @api.post("/v3/midjourney/accounts")
     async def configure_account(request: Request) -> Response:
-        view, status = accounts.upsert(*account_params(_params(request)))
+        view, status = accounts.upsert(*account_params(request_params(request)))
         return JSONResponse(view, status_code=status)
 
     @api.get("/v3/midjourney/accounts/{channel}")

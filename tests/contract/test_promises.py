@@ -160,10 +160,14 @@ def test_a_moderated_job_is_terminal_when_fetched(wing: Wing) -> None:
 # -- a lost creation answer never duplicates a job ------------------------------------------------
 
 
-def test_a_lost_creation_answer_never_creates_a_second_job(wing: Wing) -> None:
+@pytest.mark.parametrize("fault", ["dropped", "not_json"])
+def test_a_lost_creation_answer_never_creates_a_second_job(wing: Wing, fault: str) -> None:
     word = marker()
-    wing.emulator.drop_next(1, method="POST", after_handling=True)  # the job exists, its answer is lost
-    dr = imagine_dag(wing, "lost_answer", f"answer lost {word}", "retries=2, retry_delay=timedelta(0)")
+    if fault == "dropped":  # the job exists, its answer is lost
+        wing.emulator.drop_next(1, method="POST", after_handling=True)
+    else:  # the job exists, its answer is a gateway's HTML page
+        wing.emulator.malformed_next(1, path_prefix="/", method="POST", kind="html")
+    dr = imagine_dag(wing, f"lost_answer_{fault}", f"answer lost {word}", "retries=2, retry_delay=timedelta(0)")
     assert len(wing.emulator.created_jobs()) == 1, "the retry found the job or gave up; it never made another"
     if wing.hook_class.idempotent_submit:  # re-sent under the same Idempotency-Key: the first job answers
         assert len(wing.requests_carrying(word)) >= 2 and task_states(dr) == {"imagine": "success"}
