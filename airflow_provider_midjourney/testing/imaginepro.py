@@ -28,13 +28,11 @@ ImaginePro documents nothing, the emulator chooses, and says so: a moderated or 
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -49,6 +47,7 @@ from airflow_provider_midjourney.testing.middleware import (
     request_params,
 )
 from airflow_provider_midjourney.testing.params import job_spec
+from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -93,53 +92,12 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 @dataclass
 class MessageRecord:
-    jobid: str
+    engine_id: str
     verb: str
     prompt: str
     ref: str | None
     button: str | None = None
     parent: str | None = None
-
-
-class _HasJobId(Protocol):
-    jobid: str
-
-
-R = TypeVar("R", bound=_HasJobId)
-
-
-class Messages(Generic[R]):
-    """A vendor's job id (ImaginePro's messageId, Legnext's job_id) <-> the v3 engine's jobid.
-
-    Jobs forgotten by ``reset()`` answer 404 through the engine; ``what`` names the id in a 404.
-    """
-
-    def __init__(self, what: str = "Message") -> None:
-        self._lock = threading.Lock()
-        self.what = what
-        self.by_id: dict[str, R] = {}
-        self.by_job: dict[str, str] = {}
-
-    def add(self, record: R) -> str:
-        with self._lock:
-            existing = self.by_job.get(record.jobid)  # U1 pressed again: the same upscale
-            if existing is not None:
-                return existing
-            message_id = str(uuid.uuid4())
-            self.by_id[message_id] = record
-            self.by_job[record.jobid] = message_id
-            return message_id
-
-    def get(self, message_id: str) -> R:
-        with self._lock:
-            record = self.by_id.get(message_id)
-        if record is None:
-            raise ApiError(404, f"{self.what} {message_id} not found")
-        return record
-
-    def newest_first(self) -> list[tuple[str, R]]:
-        with self._lock:
-            return list(reversed(self.by_id.items()))
 
 
 def _common(body: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +122,10 @@ class ImagineProRoutes:
 
     def __init__(self, emu: MidjourneyEmulator) -> None:
         self.emu = emu
-        self.messages: Messages[MessageRecord] = Messages()
+        self.messages: VendorJobs[MessageRecord] = VendorJobs("Message {id} not found")
 
     def _create(self, verb: str, params: dict[str, Any], record: MessageRecord) -> dict[str, Any]:
-        record.jobid = self.emu.state.create_job(job_spec(verb, params))[0].id
+        record.engine_id = self.emu.state.create_job(job_spec(verb, params))[0].id
         return {"success": True, "messageId": self.messages.add(record), "createdAt": iso_now()}
 
     def imagine(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -186,13 +144,13 @@ class ImagineProRoutes:
         parent = self.messages.get(message_id)
         if button == CANCEL:
             try:
-                self.emu.state.cancel(parent.jobid)
+                self.emu.state.cancel(parent.engine_id)
             except ApiError as exc:
                 if exc.status == 400:
                     raise ApiError(400, "Cancel Job is only available while the job is in progress") from None
                 raise
             return {"success": True, "createdAt": iso_now()}
-        params = {**_common(body), "jobId": parent.jobid, "button": button}
+        params = {**_common(body), "jobId": parent.engine_id, "button": button}
         for name in ("prompt", "mask"):
             if body.get(name) is not None:
                 params[name] = body[name]
@@ -243,14 +201,14 @@ class ImagineProRoutes:
         if self.messages.get(message_id).verb != "video":
             raise ApiError(404, f"Video message {message_id} not found")
         if view["status"] == "DONE":
-            clips = list(self.emu.state.view(self.messages.get(message_id).jobid).video_urls)
+            clips = list(self.emu.state.view(self.messages.get(message_id).engine_id).video_urls)
             view["results"] = [{"url": url, "index": n} for n, url in enumerate(clips)]
             view["videoUrl"] = clips[0] if clips else None
         return view
 
     def message(self, message_id: str) -> dict[str, Any]:
         record = self.messages.get(message_id)
-        job = self.emu.state.view(record.jobid)
+        job = self.emu.state.view(record.engine_id)
         status = job.status
         view: dict[str, Any] = {
             "messageId": message_id,
@@ -275,7 +233,7 @@ class ImagineProRoutes:
         return view
 
     def account_info(self) -> dict[str, Any]:
-        left = START_CREDITS - CREDITS_PER_JOB * len(self.messages.by_id)
+        left = START_CREDITS - CREDITS_PER_JOB * len(self.messages)
         return {"plan": "emulated", "credits": max(0, left)}
 
     def history(self, page: int, size: int) -> dict[str, Any]:
@@ -315,8 +273,8 @@ _ROUTES: weakref.WeakKeyDictionary[Any, ImagineProRoutes] = weakref.WeakKeyDicti
 
 
 def job_for_message(emu: MidjourneyEmulator, message_id: str) -> str:
-    """The v3 engine's job id behind an ImaginePro ``messageId`` (for tests: ``emu.complete_job``)."""
-    return _ROUTES[emu].messages.get(message_id).jobid
+    """The engine's job id behind an ImaginePro ``messageId`` (for tests: ``emu.complete_job``)."""
+    return _ROUTES[emu].messages.get(message_id).engine_id
 
 
 def build_router(emu: MidjourneyEmulator) -> APIRouter:

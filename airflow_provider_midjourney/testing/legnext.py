@@ -31,7 +31,6 @@ from fastapi.responses import Response
 from starlette.datastructures import Headers
 
 from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.imaginepro import Messages
 from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     ApiFlavour,
@@ -40,6 +39,7 @@ from airflow_provider_midjourney.testing.middleware import (
     request_params,
 )
 from airflow_provider_midjourney.testing.params import is_http_url, job_spec
+from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -94,7 +94,7 @@ def _same(given: str, token: str) -> bool:
 
 @dataclass
 class Record:
-    jobid: str
+    engine_id: str
     op: str
     prompt: str
     callback: str = ""
@@ -123,7 +123,7 @@ class LegnextRoutes:
 
     def __init__(self, emu: MidjourneyEmulator) -> None:
         self.emu = emu
-        self.records: Messages[Record] = Messages("job")
+        self.records: VendorJobs[Record] = VendorJobs("job {id} not found")
 
     # -- creating jobs -------------------------------------------------------------------------
     def submit(self, op: str, body: dict[str, Any], youchuan: bool) -> dict[str, Any]:
@@ -145,7 +145,7 @@ class LegnextRoutes:
             raise ApiError(403, SENSITIVE.format(word=word))
 
     def _create(self, verb: str, params: dict[str, Any], record: Record) -> Record:
-        record.jobid = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
+        record.engine_id = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
         return record
 
     def _diffusion(self, body: dict[str, Any]) -> Record:
@@ -172,7 +172,7 @@ class LegnextRoutes:
             self._check_words(remix)
         if parent.kind == "single" and image_no != 0:
             raise ApiError(400, f"imageNo {image_no} is not available: the job has one image")
-        params: dict[str, Any] = {"jobId": parent.jobid, "button": label_for(parent, image_no), **extra}
+        params: dict[str, Any] = {"jobId": parent.engine_id, "button": label_for(parent, image_no), **extra}
         if remix:
             params["prompt"] = remix
         single = op in ("upscale",)
@@ -255,7 +255,7 @@ class LegnextRoutes:
             _job_id, parent = self._parent(body)
             image_no = _int(body, "imageNo", 0, 3)
             assert image_no is not None
-            urls = self._output(parent, self.emu.state.view(parent.jobid)).get("image_urls") or []
+            urls = self._output(parent, self.emu.state.view(parent.engine_id)).get("image_urls") or []
             if parent.kind == "video" or image_no >= len(urls):
                 raise ApiError(400, f"imageNo {image_no}: the job has no such image")
             text = f"{urls[image_no]} {prompt or ''}".strip()
@@ -302,7 +302,7 @@ class LegnextRoutes:
 
     def view(self, job_id: str, youchuan: bool) -> dict[str, Any]:
         record = self.records.get(job_id)
-        job = self.emu.state.view(record.jobid)
+        job = self.emu.state.view(record.engine_id)
         status = job.status
         output = self._output(record, job)
         failed = status not in STATUS
@@ -366,7 +366,7 @@ _ROUTES: weakref.WeakKeyDictionary[Any, LegnextRoutes] = weakref.WeakKeyDictiona
 
 def job_for(emu: MidjourneyEmulator, job_id: str) -> str:
     """The v3 engine's job id behind a Legnext/Youchuan job id (for tests: ``emu.complete_job``)."""
-    return _ROUTES[emu].records.get(job_id).jobid
+    return _ROUTES[emu].records.get(job_id).engine_id
 
 
 def build_router(emu: MidjourneyEmulator) -> APIRouter:

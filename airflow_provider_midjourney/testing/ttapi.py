@@ -21,8 +21,6 @@ are ``data.prompt``, one per line.
 from __future__ import annotations
 
 import re
-import threading
-import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from airflow_provider_midjourney.testing.middleware import (
     request_params,
 )
 from airflow_provider_midjourney.testing.params import is_blank, is_http_url, job_spec
+from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -99,34 +98,7 @@ class TtapiJob:
     hook_url: str | None
     batch: int = 4
     parent: str | None = None
-    created: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class TtapiJobs:
-    """TTAPI jobId <-> the engine's job (jobs forgotten by ``reset()`` answer 404 through the engine)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_id: dict[str, TtapiJob] = {}
-
-    def add(self, job: TtapiJob) -> str:
-        with self._lock:
-            job.created = len(self.by_id)
-            job_id = str(uuid.uuid4())
-            self.by_id[job_id] = job
-            return job_id
-
-    def get(self, job_id: str) -> TtapiJob:
-        with self._lock:
-            job = self.by_id.get(job_id)
-        if job is None:
-            raise ApiError(404, "job not found")
-        return job
-
-    def all(self) -> list[tuple[str, TtapiJob]]:
-        with self._lock:
-            return list(self.by_id.items())
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -170,7 +142,7 @@ class TtapiRoutes:
 
     def __init__(self, emu: MidjourneyEmulator) -> None:
         self.emu = emu
-        self.jobs = TtapiJobs()
+        self.jobs: VendorJobs[TtapiJob] = VendorJobs("job not found", one_id_per_job=False)
 
     def _create(self, verb: str, params: dict[str, Any], job: TtapiJob) -> dict[str, Any]:
         try:
@@ -334,7 +306,7 @@ class TtapiRoutes:
 
     def fetch_list(self, page: int, limit: int, status: str, order: str) -> dict[str, Any]:
         items = []
-        for job_id, job in self.jobs.all():
+        for job_id, job in self.jobs.oldest_first():
             try:
                 view = self.fetch(job_id)
             except ApiError:
