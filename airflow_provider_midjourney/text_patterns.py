@@ -36,15 +36,20 @@ except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse
 
 __all__ = [
+    "DEFAULT_MODERATION_PATTERNS",
     "MAX_SCANNED_TEXT",
     "MODERATION_TEXT_LIMIT",
     "compile_moderation_patterns",
+    "describe_prompts",
+    "is_moderation",
     "keycap_items",
     "labelled_number",
     "labelled_word",
     "leading_bold",
     "matches_any",
+    "moderation_patterns",
     "numbered_items",
+    "percent",
 ]
 
 #: Characters of one vendor text any parser here looks at (a Discord message holds at most 2,000,
@@ -59,8 +64,28 @@ MODERATION_REPEAT_CAP = 32
 #: A counted repeat above this many counts as unbounded in the one-per-alternative rule.
 _LARGE_REPEAT = 8
 
+# Case-insensitive regular expressions; an error text matching any of them is moderation. They
+# cover Midjourney's own wordings ("Banned prompt detected", "a word that is not allowed",
+# "community guidelines", "Job action restricted" by the AI moderator, "Request cancelled due to
+# image filters") and the generic words a relaying API uses ("moderation", "content policy",
+# "NSFW", "prohibited", "violates"). A vendor's exact wording is often not documented.
+DEFAULT_MODERATION_PATTERNS: tuple[str, ...] = (
+    r"banned",
+    r"not allowed",
+    r"community guidelines",
+    r"moderat",
+    r"content polic",
+    r"inappropriate",
+    r"\bnsfw\b",
+    r"prohibited",
+    r"violat",
+    r"(image|output) filters?",
+    r"job action restricted",
+)
+
 _KEYCAP = re.compile("([1-4])\ufe0f?\u20e3")
 _NUMBERED = re.compile(r"(?:^|(?<=\s))([1-4])[.)](?=\s)")
+_PERCENT = re.compile(r"\d{1,3}(?:\.\d{1,6})?")
 
 
 def bounded(text: Any, limit: int = MAX_SCANNED_TEXT) -> str:
@@ -96,6 +121,28 @@ def numbered_items(text: Any) -> list[str]:
     """The texts after ``1.`` … ``4.`` (or ``1)``) at the start of a word, each stripped."""
     text = bounded(text)
     return _items(text, _NUMBERED.finditer(text))
+
+
+def describe_prompts(text: Any) -> list[str]:
+    """/describe's prompts in a text: after 1️⃣ … 4️⃣, else after ``1.`` … ``4.`` (two markers at least;
+    empty items dropped); [] when neither list is there."""
+    for split in (keycap_items, numbered_items):
+        found = split(text)
+        if len(found) >= 2:
+            return [item for item in found if item]
+    return []
+
+
+def percent(value: Any) -> int | None:
+    """A progress of 0-100 from a number, ``"45"``, ``"45%"`` or ``"45.5"`` (vendors type it both
+    ways); anything else is unknown (None)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return max(0, min(100, int(value)))
+    raw = str(value)[:41]  # longer is no percentage; cutting it could make one out of junk
+    match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
+    return max(0, min(100, int(float(match.group(0))))) if match else None
 
 
 def _after_label(text: Any, label: str) -> str | None:
@@ -266,3 +313,14 @@ def _flat(items: Any) -> Iterable[tuple[Any, Any]]:
         elif op == sre_constants.BRANCH:
             for branch in arg[1]:
                 yield from _flat(branch)
+
+
+def is_moderation(error: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:
+    return matches_any(patterns, error)
+
+
+def moderation_patterns(value: Any, conn_id: str) -> tuple[re.Pattern[str], ...]:
+    """The connection's ``moderation_patterns`` extra: a regular expression (alternatives with
+    ``|``), a JSON list of them, one per line, or empty for :data:`DEFAULT_MODERATION_PATTERNS`."""
+    field = f"Connection {conn_id!r}: extra 'moderation_patterns'"
+    return compile_moderation_patterns(value, field, DEFAULT_MODERATION_PATTERNS)

@@ -20,7 +20,7 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyInvalidRequestError,
     MidjourneyMalformedAnswerError,
 )
-from airflow_provider_midjourney.hooks.imaginepro_models import Message, moderation_patterns
+from airflow_provider_midjourney.hooks.imaginepro_models import Message
 from airflow_provider_midjourney.hooks.midjourney_proxy import proxy_options
 from airflow_provider_midjourney.hooks.midjourney_proxy_models import Task
 from airflow_provider_midjourney.hooks.useapi_v2_models import V2Job
@@ -35,6 +35,7 @@ from airflow_provider_midjourney.text_patterns import (
     keycap_items,
     labelled_number,
     matches_any,
+    moderation_patterns,
 )
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.hostile import Answer, hostile_server

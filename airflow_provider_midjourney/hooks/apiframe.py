@@ -34,10 +34,10 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.apiframe_models import VIDEO_MODEL, ApiframeJob, JobAccepted, JobList
 from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
-from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation, moderation_patterns
 from airflow_provider_midjourney.hooks.transport import HeaderAuth
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import ButtonRequest, ImagineRequest, JobOptions
+from airflow_provider_midjourney.text_patterns import is_moderation, moderation_patterns
 from airflow_provider_midjourney.video_requests import VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
@@ -68,7 +68,7 @@ class ApiframeHook(MidjourneyBackendHook):
 
     Connection: password = API key (``X-API-Key``), host = base URL (empty:
     ``https://api.apiframe.ai``); extras ``moderation_patterns`` (what a FAILED job's error must match
-    to count as moderated; default :data:`~.imaginepro_models.DEFAULT_MODERATION_PATTERNS`) and
+    to count as moderated; default :data:`~.text_patterns.DEFAULT_MODERATION_PATTERNS`) and
     ``timeout`` (seconds per HTTP request).
     """
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.text_patterns import is_moderation
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 

@@ -11,7 +11,7 @@ seed, no settings family, no uploads of local files (it takes public image URLs 
 channel choice. A job's result is one grid picture (``uri``): ``grid_url``; ``image_urls`` stays
 empty unless the API gives separate pictures, and :class:`MidjourneyDownloadOperator` then cuts
 the grid into its four pictures. Moderation is a ``FAIL`` whose error text matches the
-connection's ``moderation_patterns`` (see :mod:`.imaginepro_models`); it is never resubmitted.
+connection's ``moderation_patterns`` (see :mod:`~airflow_provider_midjourney.text_patterns`); it is never resubmitted.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ from airflow_provider_midjourney.hooks.imaginepro_models import (
     Message,
     SubmitAnswer,
     VideoMessage,
-    is_moderation,
-    moderation_patterns,
 )
 from airflow_provider_midjourney.input_checks import VENDOR_ID_PATTERN, check_vendor_id
 from airflow_provider_midjourney.job import MidjourneyJob
@@ -58,6 +56,7 @@ from airflow_provider_midjourney.job_requests import (
     ImagineRequest,
     JobOptions,
 )
+from airflow_provider_midjourney.text_patterns import is_moderation, moderation_patterns
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest, start_frame_url
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import HttpBody
@@ -161,7 +160,7 @@ class ImagineProHook(MidjourneyBackendHook):
     ``https://api.imaginepro.ai``); extras ``api`` (``nova``, the default, or ``midjourney``),
     ``job_timeout`` (seconds ImaginePro lets a job run, 10-900, sent as ``timeout``; empty: its
     default of 900), ``moderation_patterns`` (what a ``FAIL`` text must match to count as
-    moderation; default :data:`~.imaginepro_models.DEFAULT_MODERATION_PATTERNS`) and ``timeout``
+    moderation; default :data:`~.text_patterns.DEFAULT_MODERATION_PATTERNS`) and ``timeout``
     (seconds per HTTP request).
     """
 

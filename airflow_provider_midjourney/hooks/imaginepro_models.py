@@ -7,8 +7,9 @@ pages as a boolean), so every field here accepts each spelling and type seen, ke
 (``extra="allow"``) and never turns a status it does not know into a terminal one.
 
 ImaginePro has no "moderated" state: a moderated prompt is a ``FAIL`` with an error text. Such a
-text is recognised by a list of regular expressions (:data:`DEFAULT_MODERATION_PATTERNS`, or the
-connection's ``moderation_patterns`` extra); a ``FAIL`` that matches none stays ``failed``.
+text is recognised by a list of regular expressions (``DEFAULT_MODERATION_PATTERNS`` of
+:mod:`~airflow_provider_midjourney.text_patterns`, or the connection's ``moderation_patterns``
+extra); a ``FAIL`` that matches none stays ``failed``.
 """
 
 from __future__ import annotations
@@ -20,42 +21,15 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.text_patterns import (
-    compile_moderation_patterns,
-    keycap_items,
-    matches_any,
-    numbered_items,
-)
+from airflow_provider_midjourney.text_patterns import describe_prompts, is_moderation, percent
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
-# Case-insensitive regular expressions; an error text matching any of them is moderation. They
-# cover Midjourney's own wordings ("Banned prompt detected", "a word that is not allowed",
-# "community guidelines", "Job action restricted" by the AI moderator, "Request cancelled due to
-# image filters") and the generic words a relaying API uses ("moderation", "content policy",
-# "NSFW", "prohibited", "violates"). ImaginePro's exact wording is not documented.
-DEFAULT_MODERATION_PATTERNS: tuple[str, ...] = (
-    r"banned",
-    r"not allowed",
-    r"community guidelines",
-    r"moderat",
-    r"content polic",
-    r"inappropriate",
-    r"\bnsfw\b",
-    r"prohibited",
-    r"violat",
-    r"(image|output) filters?",
-    r"job action restricted",
-)
-
 RUNNING_STATES = {"QUEUED": JobStatus.CREATED, "PENDING": JobStatus.CREATED, "PROCESSING": JobStatus.PROGRESS}
 UPSCALE_BUTTONS = frozenset({"U1", "U2", "U3", "U4"})
-# "1. a cat 2. a dog" or "1) ..." (a plain numbered list), after the keycap form 1️⃣ of Discord.
 
 
 _Open = OpenModel
-
-_PERCENT = re.compile(r"\d{1,3}(?:\.\d{1,6})?")
 
 
 class SubmitAnswer(_Open):
@@ -127,10 +101,10 @@ class Message(_Open):
         if isinstance(listed, list) and listed and all(isinstance(p, str) for p in listed):
             return [p.strip() for p in listed]
         for key in ("content", "description", "text"):
-            found = _numbered(extra.get(key))
+            found = describe_prompts(extra.get(key))
             if found:
                 return found
-        return _numbered(self.prompt)
+        return describe_prompts(self.prompt)
 
     def normalised(self, backend: str, patterns: Sequence[re.Pattern[str]], job_id: str | None = None) -> MidjourneyJob:
         """The message as the one job shape (see :class:`~airflow_provider_midjourney.job.MidjourneyJob`)."""
@@ -242,35 +216,3 @@ class HistoryEntry(_Open):
 
 class History(_Open):
     images: list[HistoryEntry] = Field(default_factory=list)
-
-
-def _numbered(text: Any) -> list[str]:
-    if not isinstance(text, str) or not text.strip():
-        return []
-    found = keycap_items(text)
-    if len(found) < 2:
-        found = numbered_items(text)
-    return [f for f in found if f] if len(found) >= 2 else []
-
-
-def percent(value: Any) -> int | None:
-    """A progress of 0-100 from a number, ``"45"``, ``"45%"`` or ``"45.5"`` (vendors type it both
-    ways); anything else is unknown (None)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return max(0, min(100, int(value)))
-    raw = str(value)[:41]  # longer is no percentage; cutting it could make one out of junk
-    match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
-    return max(0, min(100, int(float(match.group(0))))) if match else None
-
-
-def is_moderation(error: str | None, patterns: Sequence[re.Pattern[str]]) -> bool:
-    return matches_any(patterns, error)
-
-
-def moderation_patterns(value: Any, conn_id: str) -> tuple[re.Pattern[str], ...]:
-    """The connection's ``moderation_patterns`` extra: a regular expression (alternatives with
-    ``|``), a JSON list of them, one per line, or empty for :data:`DEFAULT_MODERATION_PATTERNS`."""
-    field = f"Connection {conn_id!r}: extra 'moderation_patterns'"
-    return compile_moderation_patterns(value, field, DEFAULT_MODERATION_PATTERNS)

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.models import JobStatus, OpenModel
-from airflow_provider_midjourney.text_patterns import keycap_items, numbered_items
+from airflow_provider_midjourney.text_patterns import describe_prompts
 
 # 403 at submit means one of two things, told apart by the message (CONTRACT: "classify by
 # error.message"): a feature reserved to whitelisted accounts, or moderated content.
@@ -318,9 +318,6 @@ def buttons_from(output: LegnextOutput, task: str) -> list[str]:
 
 
 def _numbered(text: str) -> list[str]:
-    """The prompts after 1️⃣ … 4️⃣, else after ``1.`` … ``4.``; the whole text unless two are found."""
-    for split in (keycap_items, numbered_items):
-        found = [item for item in split(text) if item]
-        if len(found) >= 2:
-            return found
-    return [text.strip()]
+    """The prompts of a describe text; the whole text when it holds fewer than two."""
+    found = describe_prompts(text)
+    return found if len(found) >= 2 else [text.strip()]

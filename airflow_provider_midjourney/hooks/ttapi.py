@@ -42,7 +42,6 @@ from airflow_provider_midjourney.exceptions import (
     error_for_status,
 )
 from airflow_provider_midjourney.hooks.base import Capability, ConnectionSettings, MidjourneyBackendHook
-from airflow_provider_midjourney.hooks.imaginepro_models import is_moderation, moderation_patterns
 from airflow_provider_midjourney.hooks.inline_images import data_url
 from airflow_provider_midjourney.hooks.transport import HeaderAuth
 from airflow_provider_midjourney.hooks.ttapi_models import (
@@ -64,6 +63,7 @@ from airflow_provider_midjourney.job_requests import (
     JobOptions,
     SeedRequest,
 )
+from airflow_provider_midjourney.text_patterns import is_moderation, moderation_patterns
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.vocabulary import Button, JobStatus
 from airflow_provider_midjourney.wire import HttpBody

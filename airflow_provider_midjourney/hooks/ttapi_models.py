@@ -24,8 +24,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from airflow_provider_midjourney.hooks.imaginepro_models import _numbered, is_moderation, percent
 from airflow_provider_midjourney.job import MidjourneyJob
+from airflow_provider_midjourney.text_patterns import describe_prompts as prompts_in_text
+from airflow_provider_midjourney.text_patterns import is_moderation, percent
 from airflow_provider_midjourney.vocabulary import Button, JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
@@ -298,7 +299,7 @@ def describe_prompts(raw: dict[str, Any], prompt: str | None) -> list[str]:
     listed = raw.get("prompts")
     if isinstance(listed, list) and listed and all(isinstance(p, str) for p in listed):
         return [p.strip() for p in listed[:4] if p.strip()]
-    numbered = _numbered(prompt)
+    numbered = prompts_in_text(prompt)
     if numbered:
         return numbered[:4]
     lines = [line.strip() for line in (prompt or "").splitlines() if line.strip()]

@@ -18,7 +18,6 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks.apiframe import ApiframeHook
 from airflow_provider_midjourney.hooks.apiframe_models import ApiframeJob, JobAccepted, JobList
-from airflow_provider_midjourney.hooks.imaginepro_models import moderation_patterns
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
@@ -31,6 +30,7 @@ from airflow_provider_midjourney.operators import MidjourneyDownloadOperator
 from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.apiframe import MOUNT, expire, routes_of
+from airflow_provider_midjourney.text_patterns import moderation_patterns
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN

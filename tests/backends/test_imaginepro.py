@@ -29,12 +29,7 @@ from airflow_provider_midjourney.hooks.imaginepro import (
     ImagineProCreditsError,
     ImagineProHook,
 )
-from airflow_provider_midjourney.hooks.imaginepro_models import (
-    DEFAULT_MODERATION_PATTERNS,
-    Message,
-    SubmitAnswer,
-    moderation_patterns,
-)
+from airflow_provider_midjourney.hooks.imaginepro_models import Message, SubmitAnswer
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
     ButtonRequest,
@@ -52,6 +47,7 @@ from airflow_provider_midjourney.operators import (
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
+from airflow_provider_midjourney.text_patterns import DEFAULT_MODERATION_PATTERNS, moderation_patterns
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
 from tests.dag_runs import run_dag, task_states, xcom

@@ -23,7 +23,6 @@ from airflow_provider_midjourney.exceptions import (
     MidjourneyUnsupportedError,
 )
 from airflow_provider_midjourney.hooks.base import Capability
-from airflow_provider_midjourney.hooks.imaginepro_models import moderation_patterns
 from airflow_provider_midjourney.hooks.ttapi import TtapiBlockedError, TtapiHook, TtapiQuotaError
 from airflow_provider_midjourney.hooks.ttapi_models import Envelope, normalised, parse_list, video_links
 from airflow_provider_midjourney.job_requests import (
@@ -39,6 +38,7 @@ from airflow_provider_midjourney.retry import HttpRetry
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
 from airflow_provider_midjourney.testing.images import png_bytes
 from airflow_provider_midjourney.testing.ttapi import engine_job
+from airflow_provider_midjourney.text_patterns import moderation_patterns
 from airflow_provider_midjourney.video_requests import VideoExtendRequest, VideoRequest
 from airflow_provider_midjourney.vocabulary import JobStatus
 from tests.conftest import FAST_RETRY, TOKEN
