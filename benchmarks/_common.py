@@ -67,7 +67,7 @@ class PlannedJob:
 def _emulator_child(conn: Connection, config: EmulatorConfig) -> None:
     """Child process: the emulator's HTTP server thread, plus a command loop on ``conn``."""
     from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
-    from airflow_provider_midjourney.testing.params import job_spec
+    from airflow_provider_midjourney.testing.useapi_v3_params import job_spec
 
     timings = JobTimings(config.start_after, config.progress_after, config.complete_after)
     emu = MidjourneyEmulator(

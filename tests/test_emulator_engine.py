@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 import airflow_provider_midjourney.testing as testing_package
-from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator
+from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator, specs
 from airflow_provider_midjourney.testing.imaginepro import job_for_message
-from airflow_provider_midjourney.testing.jobs import EngineError, JobSpec
+from airflow_provider_midjourney.testing.jobs import ApiError, EngineError, JobSpec
 from airflow_provider_midjourney.testing.models import EmulatorKnobs
 from airflow_provider_midjourney.testing.state import EmulatorState
 
@@ -74,3 +74,22 @@ def test_a_job_made_through_one_dialect_is_one_record_every_view_agrees_on() -> 
         assert v3["jobid"] == record.id and [c["url"] for c in v3["response"]["imageUx"]] == list(record.image_urls)
         message = http.get(f"/api/v1/message/fetch/{answer['messageId']}").json()
         assert message["uri"] == record.primary_url == v3["response"]["attachments"][0]["url"]
+
+
+@pytest.mark.parametrize("dialect", ["imaginepro", "ttapi", "legnext", "apiframe", "midjourney_proxy"])
+def test_other_vendors_dialects_neither_speak_nor_read_useapi(dialect: str) -> None:
+    # they build neutral requests (testing/specs.py) and read neutral records, not v3's parameters or JSON
+    source = (TESTING / f"{dialect}.py").read_text()
+    assert not re.search(r"testing\.useapi|job_spec|\.get_job\(|snapshot\(|\"jobId\": parent", source)
+
+
+def test_a_neutral_request_is_refused_for_what_midjourney_refuses() -> None:
+    engine = _engine()
+    with pytest.raises(ApiError, match="Unsupported button"):
+        specs.button("job-1", "U9")
+    with pytest.raises(ApiError, match="mask"):
+        specs.button("job-1", "Vary (Region)")
+    with pytest.raises(ApiError, match="2 images"):
+        specs.blend(["https://e.x/a.png"])
+    video, _ = engine.create_job(specs.imagine("https://e.x/a.png waves --video"))
+    assert (video.job_type, video.kind) == ("video", "video_grid")

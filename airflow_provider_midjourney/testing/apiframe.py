@@ -33,15 +33,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
+from airflow_provider_midjourney.testing import specs
 from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
+from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     ApiFlavour,
     json_answer,
     register_flavour,
     request_params,
 )
-from airflow_provider_midjourney.testing.params import job_spec
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator
@@ -120,8 +120,8 @@ class ApiframeRoutes:
             first = self.keys.get(key or "")
         if first is not None:  # a replay: the first job, nothing new
             return JSONResponse({"jobId": first, "status": self.view(first)["status"]}, status_code=202)
-        kind, model, params, spec_verb, wire = build(_json_params(request))
-        jobid = self.emu.state.create_job(job_spec(spec_verb, params))[0].id
+        kind, model, spec, wire = build(_json_params(request))
+        jobid = self.emu.state.create_job(spec)[0].id
         job_id = str(uuid.uuid4())
         with self.lock:
             if key is not None and key in self.keys:  # a concurrent replay won the race
@@ -131,7 +131,7 @@ class ApiframeRoutes:
                 self.keys[key] = job_id
         return JSONResponse({"jobId": job_id, "status": "QUEUED"}, status_code=202)
 
-    def generate(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str, dict[str, Any]]:
+    def generate(self, body: dict[str, Any]) -> tuple[str, str, JobSpec, dict[str, Any]]:
         _only(body, GENERATE_KEYS)
         if body.get("model") != "midjourney":
             raise ApiError(400, "model: must be 'midjourney' for this emulator")
@@ -145,9 +145,10 @@ class ApiframeRoutes:
                 raise ApiError(400, "midjourneyParams.aspect_ratio: must look like 16:9")
             prompt = f"{prompt} --ar {ratio}"
         _webhook(body)
-        return "generation", "midjourney", {"prompt": prompt, "stream": False}, "imagine", {"prompt": body["prompt"]}
+        wire = {"prompt": body["prompt"]}
+        return "generation", "midjourney", specs.imagine(prompt, request=wire), wire
 
-    def action(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str, dict[str, Any]]:
+    def action(self, body: dict[str, Any]) -> tuple[str, str, JobSpec, dict[str, Any]]:
         action = body.get("action")
         if action not in ACTION_KEYS:
             raise ApiError(400, f"action: must be one of {', '.join(ACTION_KEYS)}")
@@ -162,33 +163,35 @@ class ApiframeRoutes:
         if needs_grid != (parent.kind in GRID_KINDS) or (not needs_grid and parent.kind != "upsample"):
             wanted = "a generation or variation grid" if needs_grid else "an upsample job"
             raise ApiError(400, f"{action} needs {wanted} as parent, got a {parent.kind} job")
-        params: dict[str, Any] = {"jobId": parent.jobid, "stream": False}
+        prompt: str | None = None
+        mask: str | None = None
         if needs_grid:
             index = body.get("index")
             if isinstance(index, bool) or index not in (1, 2, 3, 4):
                 raise ApiError(400, "index: must be 1-4")
-            params["button"] = BUTTON[action].format(index)
+            label = BUTTON[action].format(index)
         elif action == "inpaint":
-            mask = body.get("mask")
-            if not isinstance(mask, str) or not mask or len(mask) > 12_000_000:
+            raw_mask = body.get("mask")
+            if not isinstance(raw_mask, str) or not raw_mask or len(raw_mask) > 12_000_000:
                 raise ApiError(400, "mask: a base64 PNG is required")
-            params.update(button="Vary (Region)", mask=mask.split(",", 1)[-1])
+            label, mask = "Vary (Region)", raw_mask.split(",", 1)[-1]
             if body.get("prompt") is not None:
-                params["prompt"] = _text(body, "prompt", 2000)
+                prompt = _text(body, "prompt", 2000)
         elif action == "outpaint":
             ratio = body.get("zoomRatio")
             if isinstance(ratio, bool) or ratio not in ZOOM:
                 raise ApiError(400, "zoomRatio: must be 1.5 or 2")
-            params["button"] = ZOOM[ratio]
+            label = ZOOM[ratio]
         else:
             direction = body.get("direction")
             if direction not in PAN:
                 raise ApiError(400, "direction: must be up, down, left or right")
-            params["button"] = PAN[direction]
+            label = PAN[direction]
         _webhook(body)
-        return action, "midjourney", params, "button", {k: v for k, v in body.items() if k != "mask"}
+        wire = {k: v for k, v in body.items() if k != "mask"}
+        return action, "midjourney", specs.button(parent.jobid, label, prompt=prompt, mask=mask, request=wire), wire
 
-    def video(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str, dict[str, Any]]:
+    def video(self, body: dict[str, Any]) -> tuple[str, str, JobSpec, dict[str, Any]]:
         _only(body, {"model", "prompt", "midjourneyVideoParams", "webhookUrl", "webhookEvents"})
         if body.get("model") != "midjourney-video":
             raise ApiError(400, "model: must be 'midjourney-video' for this emulator")
@@ -203,8 +206,13 @@ class ApiframeRoutes:
         if motion not in ("low", "high") or params.get("resolution", "sd") not in ("sd", "hd"):
             raise ApiError(400, "midjourneyVideoParams: motion is low|high, resolution sd|hd")
         _webhook(body)
-        engine = {"prompt": f"{start} {prompt} --video --motion {motion}", "stream": False}
-        return "video", "midjourney-video", engine, "imagine", {"prompt": prompt, **params}
+        wire = {"prompt": prompt, **params}
+        return (
+            "video",
+            "midjourney-video",
+            specs.imagine(f"{start} {prompt} --video --motion {motion}", request=wire),
+            wire,
+        )
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from airflow_provider_midjourney.testing import specs
 from airflow_provider_midjourney.testing.content import describe_text, iso
-from airflow_provider_midjourney.testing.jobs import ApiError, Failure, failure_text
+from airflow_provider_midjourney.testing.jobs import ApiError, Failure, JobSpec, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     ApiFlavour,
     bearer_authorized,
@@ -46,7 +47,7 @@ from airflow_provider_midjourney.testing.middleware import (
     register_flavour,
     request_params,
 )
-from airflow_provider_midjourney.testing.params import job_spec
+from airflow_provider_midjourney.testing.specs import is_http_url
 from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
@@ -100,21 +101,16 @@ class MessageRecord:
     parent: str | None = None
 
 
-def _common(body: dict[str, Any]) -> dict[str, Any]:
-    """``ref``, ``webhookOverride`` and ``timeout`` (10-900 s) as the v3 engine's parameters."""
-    params: dict[str, Any] = {"stream": False}
+def _common(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """Check ``ref``, ``webhookOverride`` and ``timeout`` (10-900 s): (the ref, the body to echo for the job)."""
     ref, webhook, timeout = body.get("ref"), body.get("webhookOverride"), body.get("timeout")
-    if ref is not None:
-        if not isinstance(ref, str):
-            raise ApiError(400, "ref must be a string")
-        params["replyRef"] = ref
-    if webhook is not None:
-        if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
-            raise ApiError(400, "webhookOverride must be an http(s) URL")
-        params["replyUrl"] = webhook
+    if ref is not None and (not isinstance(ref, str) or len(ref) > 1024):
+        raise ApiError(400, "ref must be a string of at most 1024 characters")
+    if webhook is not None and (not isinstance(webhook, str) or not is_http_url(webhook)):
+        raise ApiError(400, "webhookOverride must be an http(s) URL")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not 10 <= timeout <= 900):
         raise ApiError(400, "timeout must be an integer between 10 and 900")
-    return params
+    return ref, {k: v for k, v in body.items() if k != "mask"}
 
 
 class ImagineProRoutes:
@@ -124,16 +120,16 @@ class ImagineProRoutes:
         self.emu = emu
         self.messages: VendorJobs[MessageRecord] = VendorJobs("Message {id} not found")
 
-    def _create(self, verb: str, params: dict[str, Any], record: MessageRecord) -> dict[str, Any]:
-        record.engine_id = self.emu.state.create_job(job_spec(verb, params))[0].id
+    def _create(self, spec: JobSpec, record: MessageRecord) -> dict[str, Any]:
+        record.engine_id = self.emu.state.create_job(spec)[0].id
         return {"success": True, "messageId": self.messages.add(record), "createdAt": iso_now()}
 
     def imagine(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ApiError(400, "prompt is required")
-        params = {**_common(body), "prompt": prompt}
-        return self._create("imagine", params, MessageRecord("", "imagine", prompt, params.get("replyRef")))
+        ref, echo = _common(body)
+        return self._create(specs.imagine(prompt, request=echo), MessageRecord("", "imagine", prompt, ref))
 
     def button(self, body: dict[str, Any]) -> dict[str, Any]:
         message_id, button = body.get("messageId"), body.get("button")
@@ -150,28 +146,30 @@ class ImagineProRoutes:
                     raise ApiError(400, "Cancel Job is only available while the job is in progress") from None
                 raise
             return {"success": True, "createdAt": iso_now()}
-        params = {**_common(body), "jobId": parent.engine_id, "button": button}
-        for name in ("prompt", "mask"):
-            if body.get(name) is not None:
-                params[name] = body[name]
-        remix = body.get("prompt")
-        prompt = remix if isinstance(remix, str) and remix else parent.prompt
-        record = MessageRecord("", "button", prompt, params.get("replyRef"), button, message_id)
-        return self._create("button", params, record)
+        remix, mask = body.get("prompt"), body.get("mask")
+        for name, value in (("prompt", remix), ("mask", mask)):
+            if value is not None and not isinstance(value, str):
+                raise ApiError(400, f"{name} must be a string")
+        ref, echo = _common(body)
+        spec = specs.button(parent.engine_id, button, prompt=remix or None, mask=mask, request=echo)
+        record = MessageRecord("", "button", remix or parent.prompt, ref, button, message_id)
+        return self._create(spec, record)
 
     def blend(self, body: dict[str, Any]) -> dict[str, Any]:
         urls = body.get("urls")
-        if not isinstance(urls, list) or not all(isinstance(u, str) and u for u in urls) or not 2 <= len(urls) <= 5:
+        if not isinstance(urls, list) or not all(isinstance(u, str) and is_http_url(u) for u in urls):
             raise ApiError(400, "urls must be a list of 2 to 5 image URLs")
-        params = {**_common(body), **{f"imageUrl_{n}": url for n, url in enumerate(urls, start=1)}}
-        return self._create("blend", params, MessageRecord("", "blend", " ".join(urls), params.get("replyRef")))
+        if not 2 <= len(urls) <= 5:
+            raise ApiError(400, "urls must be a list of 2 to 5 image URLs")
+        ref, echo = _common(body)
+        return self._create(specs.blend(urls, request=echo), MessageRecord("", "blend", " ".join(urls), ref))
 
     def describe(self, body: dict[str, Any]) -> dict[str, Any]:
         url = body.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not is_http_url(url):
             raise ApiError(400, "url must be a public image URL")
-        params = {**_common(body), "imageUrl": url}
-        return self._create("describe", params, MessageRecord("", "describe", url, params.get("replyRef")))
+        ref, echo = _common(body)
+        return self._create(specs.describe(url, request=echo), MessageRecord("", "describe", url, ref))
 
     def video(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt, start, end = body.get("prompt"), body.get("startFrameUrl"), body.get("endFrameUrl")
@@ -180,8 +178,9 @@ class ImagineProRoutes:
         for name, url in (("startFrameUrl", start), ("endFrameUrl", end)):
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ApiError(400, f"{name} must be a public image URL")
-        params = {**_common(body), "prompt": f"{start} {prompt} --video --end {end}"}
-        return self._create("imagine", params, MessageRecord("", "video", prompt, params.get("replyRef")))
+        ref, echo = _common(body)
+        spec = specs.imagine(f"{start} {prompt} --video --end {end}", request=echo)
+        return self._create(spec, MessageRecord("", "video", prompt, ref))
 
     def extend(self, body: dict[str, Any]) -> dict[str, Any]:
         message_id, index = body.get("messageId"), body.get("index")
@@ -192,9 +191,9 @@ class ImagineProRoutes:
         parent = self.messages.get(message_id)
         if parent.verb != "video" or self.message(message_id)["status"] != "DONE":
             raise ApiError(400, "messageId must be a finished video message")
-        params = {**_common(body), "prompt": f"{parent.prompt} --video"}
-        record = MessageRecord("", "video", parent.prompt, params.get("replyRef"), f"extend {index}", message_id)
-        return self._create("imagine", params, record)
+        ref, echo = _common(body)
+        record = MessageRecord("", "video", parent.prompt, ref, f"extend {index}", message_id)
+        return self._create(specs.imagine(f"{parent.prompt} --video", request=echo), record)
 
     def video_message(self, message_id: str) -> dict[str, Any]:
         view = self.message(message_id)

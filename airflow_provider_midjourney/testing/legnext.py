@@ -30,15 +30,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.datastructures import Headers
 
+from airflow_provider_midjourney.testing import specs
 from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.jobs import ApiError, JobView, failure_text
+from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     ApiFlavour,
     json_answer,
     register_flavour,
     request_params,
 )
-from airflow_provider_midjourney.testing.params import is_http_url, job_spec
+from airflow_provider_midjourney.testing.specs import is_http_url
 from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
@@ -102,6 +103,11 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _echo(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as the job's echo, without its images."""
+    return {k: v for k, v in body.items() if k not in ("base64Array", "mask")}
+
+
 def _int(body: dict[str, Any], name: str, low: int, high: int, *, required: bool = True) -> int | None:
     value = body.get(name)
     if value is None and not required:
@@ -144,8 +150,8 @@ class LegnextRoutes:
         if word:
             raise ApiError(403, SENSITIVE.format(word=word))
 
-    def _create(self, verb: str, params: dict[str, Any], record: Record) -> Record:
-        record.engine_id = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
+    def _create(self, spec: JobSpec, record: Record) -> Record:
+        record.engine_id = self.emu.state.create_job(spec)[0].id
         return record
 
     def _diffusion(self, body: dict[str, Any]) -> Record:
@@ -153,7 +159,7 @@ class LegnextRoutes:
         if not isinstance(text, str) or not text.strip() or len(text) > 8192:
             raise ApiError(400, "text is required (1-8192 characters)")
         self._check_words(text)
-        return self._create("imagine", {"prompt": text}, Record("", "diffusion", text))
+        return self._create(specs.imagine(text, request=_echo(body)), Record("", "diffusion", text))
 
     def _parent(self, body: dict[str, Any]) -> tuple[str, Record]:
         job_id = body.get("jobId")
@@ -161,7 +167,9 @@ class LegnextRoutes:
             raise ApiError(400, "jobId is required")
         return job_id, self.records.get(job_id)
 
-    def _button(self, op: str, body: dict[str, Any], label_for: Callable[[Record, int], str], **extra: Any) -> Record:
+    def _button(
+        self, op: str, body: dict[str, Any], label_for: Callable[[Record, int], str], mask: str | None = None
+    ) -> Record:
         _job_id, parent = self._parent(body)
         image_no = _int(body, "imageNo", 0, 3) if op != "reroll" else 0
         assert image_no is not None
@@ -172,13 +180,10 @@ class LegnextRoutes:
             self._check_words(remix)
         if parent.kind == "single" and image_no != 0:
             raise ApiError(400, f"imageNo {image_no} is not available: the job has one image")
-        params: dict[str, Any] = {"jobId": parent.engine_id, "button": label_for(parent, image_no), **extra}
-        if remix:
-            params["prompt"] = remix
+        label = label_for(parent, image_no)
+        spec = specs.button(parent.engine_id, label, prompt=remix or None, mask=mask, request=_echo(body))
         single = op in ("upscale",)
-        return self._create(
-            "button", params, Record("", op, remix or parent.prompt, kind="single" if single else "grid")
-        )
+        return self._create(spec, Record("", op, remix or parent.prompt, kind="single" if single else "grid"))
 
     def _upscale(self, body: dict[str, Any]) -> Record:
         kind = _int(body, "type", 0, 1)
@@ -229,22 +234,23 @@ class LegnextRoutes:
         urls = body.get("imgUrls", body.get("base64Array"))
         if not isinstance(urls, list) or not 2 <= len(urls) <= 5 or not all(isinstance(u, str) and u for u in urls):
             raise ApiError(400, "imgUrls must be a list of 2 to 5 image URLs")
+        if any(u.startswith("http") and not is_http_url(u) for u in urls):
+            raise ApiError(400, "imgUrls must be a list of 2 to 5 image URLs")
         ratio = body.get("aspect_ratio") or {"PORTRAIT": "2:3", "LANDSCAPE": "3:2"}.get(
             str(body.get("dimension")), "1:1"
         )
         dimensions = {"2:3": "Portrait", "1:1": "Square", "3:2": "Landscape"}.get(str(ratio))
         if dimensions is None:
             raise ApiError(400, "aspect_ratio must be 2:3, 1:1 or 3:2")
-        params: dict[str, Any] = {f"imageUrl_{n}": u for n, u in enumerate(urls, start=1) if u.startswith("http")}
-        if len(params) < len(urls):  # base64 items: the engine only needs something per position
-            params = {f"imageUrl_{n}": f"https://example.invalid/blend/{n}.png" for n in range(1, len(urls) + 1)}
-        return self._create("blend", {**params, "blendDimensions": dimensions}, Record("", "blend", " ".join(urls)))
+        sources = urls if all(u.startswith("http") for u in urls) else [f"blob_{n}" for n in range(len(urls))]
+        spec = specs.blend(sources, dimensions, request=_echo(body))
+        return self._create(spec, Record("", "blend", " ".join(urls)))
 
     def _describe(self, body: dict[str, Any]) -> Record:
         url = body.get("imgUrl")
         if not isinstance(url, str) or not is_http_url(url):
             raise ApiError(400, "imgUrl must be an image URL")
-        return self._create("describe", {"imageUrl": url}, Record("", "describe", url, kind="describe"))
+        return self._create(specs.describe(url, request=_echo(body)), Record("", "describe", url, kind="describe"))
 
     def _video_diffusion(self, body: dict[str, Any]) -> Record:
         _int(body, "videoType", 0, 1, required=False)
@@ -264,7 +270,8 @@ class LegnextRoutes:
         else:
             raise ApiError(400, "give jobId + imageNo, or a prompt starting with the image URL")
         self._check_words(text)
-        return self._create("imagine", {"prompt": f"{text} --video"}, Record("", "video-diffusion", text, kind="video"))
+        spec = specs.imagine(f"{text} --video", request=_echo(body))
+        return self._create(spec, Record("", "video-diffusion", text, kind="video"))
 
     def _extend_video(self, body: dict[str, Any]) -> Record:
         _job_id, parent = self._parent(body)
@@ -278,7 +285,7 @@ class LegnextRoutes:
         text = f"{parent.prompt} {prompt}".strip()
         self._check_words(text)
         record = Record("", "extend-video", text, kind="video", extra={"extensions": extensions})
-        return self._create("imagine", {"prompt": f"{text} --video"}, record)
+        return self._create(specs.imagine(f"{text} --video", request=_echo(body)), record)
 
     # -- reading jobs --------------------------------------------------------------------------
     def _output(self, record: Record, job: JobView) -> dict[str, Any]:

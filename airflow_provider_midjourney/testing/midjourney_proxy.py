@@ -43,6 +43,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 
+from airflow_provider_midjourney.testing import specs
 from airflow_provider_midjourney.testing.content import components, describe_text
 from airflow_provider_midjourney.testing.jobs import ApiError, EngineError, JobSpec, JobView
 from airflow_provider_midjourney.testing.middleware import BODY_SCOPE_KEY, ApiFlavour, register_flavour
@@ -330,8 +331,7 @@ class MidjourneyProxyRoutes:
     def _child(
         self, parent: ProxyTask, button: str, action: str, description: str, params: dict[str, Any], mode: str | None
     ) -> Any:
-        spec = JobSpec("button", {"button": button, "jobId": parent.jobid}, stream=False, prompt="")
-        spec.button, spec.parent_id = button, parent.jobid
+        spec = specs.button(parent.jobid, button, request=_echo(params))
         return self._create(spec, action, description, params, mode, prompt=parent.prompt)
 
     def blend(self, params: dict[str, Any], mode: str | None) -> Any:
@@ -345,8 +345,7 @@ class MidjourneyProxyRoutes:
         if any(d is None for d in decoded):
             return _result(4, "base64格式错误")
         digests = [hashlib.sha256(d or b"").hexdigest()[:16] for d in decoded]
-        spec = JobSpec("blend", {"blendDimensions": dimensions}, stream=False, job_type="image")
-        spec.prompt, spec.trigger_text = f" {BLEND_AR[dimensions]}", " ".join(digests)
+        spec = specs.blend(digests, dimensions.capitalize(), request=_echo(params))
         return self._create(spec, "BLEND", f"/blend {len(images)} {dimensions}", params, mode)
 
     def describe(self, params: dict[str, Any], mode: str | None) -> Any:
@@ -361,8 +360,7 @@ class MidjourneyProxyRoutes:
             source = "sha256:" + hashlib.sha256(data).hexdigest()
         else:
             source = str(link)
-        spec = JobSpec("describe", {"describeUrl": source}, stream=False)
-        spec.source = source
+        spec = specs.describe(source, url=False, request=_echo(params))  # no moderation words in an image
         return self._create(spec, "DESCRIBE", f"/describe {source[:24]}.png", params, mode)
 
     # -- tasks ------------------------------------------------------------------------------------
@@ -486,6 +484,11 @@ def proxy_routes(emu: MidjourneyEmulator) -> MidjourneyProxyRoutes:
         if routes is None:
             routes = _ROUTES[emu] = MidjourneyProxyRoutes(emu)
         return routes
+
+
+def _echo(params: dict[str, Any]) -> dict[str, Any]:
+    """The request as the job's echo, without its images."""
+    return {k: v for k, v in params.items() if k not in ("base64", "base64Array", "maskBase64")}
 
 
 def _params(request: Request) -> dict[str, Any] | None:

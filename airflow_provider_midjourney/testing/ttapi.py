@@ -30,15 +30,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.datastructures import Headers
 
+from airflow_provider_midjourney.testing import specs
 from airflow_provider_midjourney.testing.content import iso
-from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError, JobView, failure_text
+from airflow_provider_midjourney.testing.jobs import SUBSCRIPTION_EXPIRED, ApiError, JobSpec, JobView, failure_text
 from airflow_provider_midjourney.testing.middleware import (
     ApiFlavour,
     json_answer,
     register_flavour,
     request_params,
 )
-from airflow_provider_midjourney.testing.params import is_blank, is_http_url, job_spec
+from airflow_provider_midjourney.testing.specs import is_blank, is_http_url
 from airflow_provider_midjourney.testing.vendor_jobs import VendorJobs
 
 if TYPE_CHECKING:
@@ -144,9 +145,9 @@ class TtapiRoutes:
         self.emu = emu
         self.jobs: VendorJobs[TtapiJob] = VendorJobs("job not found", one_id_per_job=False)
 
-    def _create(self, verb: str, params: dict[str, Any], job: TtapiJob) -> dict[str, Any]:
+    def _create(self, spec: JobSpec, job: TtapiJob) -> dict[str, Any]:
         try:
-            engine_id = self.emu.state.create_job(job_spec(verb, {**params, "stream": False}))[0].id
+            engine_id = self.emu.state.create_job(spec)[0].id
         except ApiError as exc:
             if exc.status == 429:  # the engine's busy channel: TTAPI's "queue exhausted"
                 raise ApiError(499, f"queue exhausted: {exc.message}") from None
@@ -174,7 +175,8 @@ class TtapiRoutes:
         if is_blank(prompt):
             raise ApiError(400, "prompt is required")
         hook_url, mode = self._common(body)
-        return self._create("imagine", {"prompt": prompt}, TtapiJob("", "imagine", "imagine", prompt, mode, hook_url))
+        spec = specs.imagine(prompt, request=_echo(body))
+        return self._create(spec, TtapiJob("", "imagine", "imagine", prompt, mode, hook_url))
 
     def action(self, body: dict[str, Any]) -> dict[str, Any]:
         action = _text(body, "action", required=True)
@@ -187,7 +189,7 @@ class TtapiRoutes:
             )
         assert action is not None
         job = TtapiJob("", "action", action, parent.prompt, parent.mode, hook_url, parent=parent_id)
-        return self._create("button", {"jobId": parent.engine_id, "button": LABEL_OF[action]}, job)
+        return self._create(specs.button(parent.engine_id, LABEL_OF[action], request=_echo(body)), job)
 
     def inpaint(self, body: dict[str, Any]) -> dict[str, Any]:
         mask = _text(body, "mask", required=True)
@@ -197,17 +199,15 @@ class TtapiRoutes:
         prompt = _text(body, "prompt")
         hook_url, _ = self._common(body)
         parent_id, parent, _view = self._finished_parent(body)
-        params = {"jobId": parent.engine_id, "button": "Vary (Region)", "mask": mask}
-        if prompt:
-            params["prompt"] = prompt
+        spec = specs.button(parent.engine_id, "Vary (Region)", prompt=prompt or None, mask=mask, request=_echo(body))
         job = TtapiJob("", "inpaint", "inpaint", prompt or parent.prompt, parent.mode, hook_url, parent=parent_id)
-        return self._create("button", params, job)
+        return self._create(spec, job)
 
     def seed(self, body: dict[str, Any]) -> dict[str, Any]:
         hook_url, _ = self._common(body)
         parent_id, parent, _view = self._finished_parent(body)
         job = TtapiJob("", "seed", "seed", parent.prompt, parent.mode, hook_url, parent=parent_id)
-        return self._create("seed", {"jobId": parent.engine_id}, job)
+        return self._create(specs.seed(parent.engine_id, request=_echo(body)), job)
 
     def blend(self, body: dict[str, Any]) -> dict[str, Any]:
         images = body.get("imgBase64Array")
@@ -216,10 +216,12 @@ class TtapiRoutes:
         if not all(isinstance(i, str) and re.match(r"data:image/[a-z+.-]+;base64,", i) for i in images):
             raise ApiError(400, "imgBase64Array items must be data:image/...;base64, strings")
         dimensions = _choice(body, "dimensions", ("PORTRAIT", "SQUARE", "LANDSCAPE"), "SQUARE")
+        if any(len(image) > MAX_IMAGE for image in images):
+            raise ApiError(400, "imgBase64Array items must be at most 10 MB")
         hook_url, mode = self._common(body)
-        params = {f"imageBlob_{n}": image for n, image in enumerate(images, start=1)}
-        params["blendDimensions"] = dimensions.capitalize()
-        return self._create("blend", params, TtapiJob("", "blend", "blend", "", mode, hook_url))
+        blobs = [f"blob_{n}" for n in range(len(images))]
+        spec = specs.blend(blobs, dimensions.capitalize(), request=_echo(body))
+        return self._create(spec, TtapiJob("", "blend", "blend", "", mode, hook_url))
 
     def describe(self, body: dict[str, Any]) -> dict[str, Any]:
         data, url = _text(body, "base64"), _url(body, "url")
@@ -227,9 +229,12 @@ class TtapiRoutes:
             raise ApiError(400, "base64 or url is required")
         if data is not None and not re.match(r"data:image/[a-z+.-]+;base64,", data):
             raise ApiError(400, "base64 must be a data:image/...;base64, string")
+        if data is not None and len(data) > MAX_IMAGE:
+            raise ApiError(400, "base64 must be at most 10 MB")
         hook_url, _ = self._common(body)
-        params = {"imageBlob": data} if data is not None else {"imageUrl": url}
-        return self._create("describe", params, TtapiJob("", "describe", "describe", "", "fast", hook_url))
+        source = url if url is not None else f"blob:{len(str(data).encode())}"
+        spec = specs.describe(source, url=url is not None, request=_echo(body))
+        return self._create(spec, TtapiJob("", "describe", "describe", "", "fast", hook_url))
 
     def video(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = _text(body, "prompt", required=True)
@@ -242,7 +247,7 @@ class TtapiRoutes:
         batch = _number(body, "bs", (1, 2, 4), 4) or 4
         hook_url = _url(body, "hookUrl")
         job = TtapiJob("", "video", "video", prompt or "", "fast", hook_url, batch=batch, extra={"imageUrl": image})
-        return self._create("imagine", {"prompt": f"{image} {prompt} --video"}, job)
+        return self._create(specs.imagine(f"{image} {prompt} --video", request=_echo(body)), job)
 
     def extend(self, body: dict[str, Any]) -> dict[str, Any]:
         index = _number(body, "index", range(0, 4), None)
@@ -256,7 +261,7 @@ class TtapiRoutes:
             raise ApiError(400, f"job {parent_id} has no video {index} to extend")
         prompt = _text(body, "prompt") or parent.prompt
         job = TtapiJob("", "extend", "extend", prompt, "fast", hook_url, batch=parent.batch, parent=parent_id)
-        return self._create("imagine", {"prompt": f"{prompt} --video"}, job)
+        return self._create(specs.imagine(f"{prompt} --video", request=_echo(body)), job)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -337,6 +342,12 @@ class TtapiRoutes:
 
 
 FAILED = "Midjourney job failed"
+MAX_IMAGE = 10 * 1024 * 1024  # characters of one base64 image
+
+
+def _echo(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as the job's echo, without its images."""
+    return {k: v for k, v in body.items() if k not in ("imgBase64Array", "base64", "mask")}
 
 
 _ROUTES: weakref.WeakKeyDictionary[Any, TtapiRoutes] = weakref.WeakKeyDictionary()

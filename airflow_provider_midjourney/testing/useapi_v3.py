@@ -25,7 +25,6 @@ from airflow_provider_midjourney.testing.middleware import (
     register_flavour,
     request_params,
 )
-from airflow_provider_midjourney.testing.params import VERBS, account_params, job_spec
 from airflow_provider_midjourney.testing.state import EmulatorState
 from airflow_provider_midjourney.testing.useapi_v3_jobs import (
     ALL_LOCKED,
@@ -35,6 +34,7 @@ from airflow_provider_midjourney.testing.useapi_v3_jobs import (
     useapi_accounts,
     v3_error,
 )
+from airflow_provider_midjourney.testing.useapi_v3_params import VERBS, account_params, job_spec
 
 if TYPE_CHECKING:
     from airflow_provider_midjourney.testing.emulator import MidjourneyEmulator

@@ -558,4 +558,4 @@ def test_dag_retry_after_a_lost_creation_answer_finds_the_job_by_ref(emulator) -
     assert task_states(dr) == {"imagine": "success"}
     assert len(emulator.created_jobs()) == 1
     [job] = emulator.created_jobs()
-    assert job["request"]["replyRef"].startswith("airflow:ip_retry_lost_answer/")
+    assert job["request"]["ref"].startswith("airflow:ip_retry_lost_answer/")

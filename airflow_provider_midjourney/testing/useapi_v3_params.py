@@ -1,47 +1,16 @@
-"""Validation of request parameters (JSON or multipart values) into :class:`JobSpec`s."""
+"""useapi.net v3's request parameters (JSON or multipart values), checked in its words, into neutral job requests."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
 
-from airflow_provider_midjourney.testing.jobs import (
-    QUALITY_UPSCALES,
-    UPSCALES,
-    VIDEO_BUTTONS,
-    ApiError,
-    JobSpec,
-)
+from airflow_provider_midjourney.testing import specs
+from airflow_provider_midjourney.testing.jobs import ApiError, JobSpec
 from airflow_provider_midjourney.testing.models import BlobField
+from airflow_provider_midjourney.testing.specs import BUTTONS, is_blank, is_http_url
 
 MAX_BLOB = 10 * 1024 * 1024
-BUTTONS = frozenset(
-    {
-        *UPSCALES,
-        *QUALITY_UPSCALES,
-        *VIDEO_BUTTONS,
-        "V1",
-        "V2",
-        "V3",
-        "V4",
-        "⬅️",
-        "➡️",
-        "⬆️",
-        "⬇️",
-        "Vary (Region)",
-        "Vary (Strong)",
-        "Vary (Subtle)",
-        "Zoom Out 1.5x",
-        "Zoom Out 2x",
-        "Make Square",
-        "Make Variations",
-        "Remaster",
-        "Custom Zoom",
-        "🔄",
-    }
-)
+
 BLEND_DIMENSIONS = ("Portrait", "Square", "Landscape")
 REPLY_LEVELS = ("all", "standard", "minimal")
 
@@ -74,23 +43,6 @@ def integer(params: dict[str, Any], name: str, low: int, high: int, default: int
     return number
 
 
-def is_http_url(value: str) -> bool:
-    """An absolute http(s) URL with a host and no whitespace (what the API accepts as a URL)."""
-    if any(char.isspace() for char in value):
-        return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - a malformed port raises
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-
-
-def is_blank(value: str) -> bool:
-    """Only whitespace, zero-width or control characters: the API refuses such a prompt."""
-    return all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in value)
-
-
 def _stream(params: dict[str, Any]) -> bool | None:
     value = params.get("stream")
     if value is None or value == "":
@@ -112,7 +64,8 @@ def _blob(params: dict[str, Any], name: str) -> BlobField | None:
     return blob
 
 
-def _common(params: dict[str, Any], verb: str) -> JobSpec:
+def _common(params: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]:
+    """(the request echo so far, channel, stream) from the parameters every verb takes."""
     request: dict[str, Any] = {}
     channel = text(params, "channel", 64)
     if channel:
@@ -131,18 +84,18 @@ def _common(params: dict[str, Any], verb: str) -> JobSpec:
     stream = _stream(params)
     if stream is not None:
         request["stream"] = stream
-    return JobSpec(verb, request, stream=stream is not False, account=channel)
+    return request, channel, stream is not False
 
 
-def _imagine(spec: JobSpec, params: dict[str, Any]) -> None:
+def _imagine(request: dict[str, Any], params: dict[str, Any], channel: str | None, stream: bool) -> JobSpec:
     prompt = text(params, "prompt", 5000)
     if prompt is None or is_blank(prompt):
         raise ApiError(400, "Parameter prompt is required")
-    spec.request["prompt"] = spec.prompt = prompt
-    spec.job_type = "video" if re.search(r"--video\b", prompt) else "image"
+    request["prompt"] = prompt
+    return specs.imagine(prompt, request=request, account=channel, stream=stream)
 
 
-def _button(spec: JobSpec, params: dict[str, Any]) -> None:
+def _button(request: dict[str, Any], params: dict[str, Any], channel: str | None, stream: bool) -> JobSpec:
     job_id = text(params, "jobId", 512)
     if job_id is None:
         raise ApiError(400, "jobId is required")
@@ -156,15 +109,15 @@ def _button(spec: JobSpec, params: dict[str, Any]) -> None:
         raise ApiError(400, "Parameter mask is required for button Vary (Region)")
     if button == "Custom Zoom" and (prompt is None or is_blank(prompt)):
         raise ApiError(400, "Parameter prompt is required for button Custom Zoom")
-    spec.request["button"], spec.request["jobId"] = button, job_id
+    request["button"], request["jobId"] = button, job_id
     if prompt is not None:
-        spec.request["prompt"] = spec.prompt = prompt
+        request["prompt"] = prompt
     if mask is not None:
-        spec.request["mask"] = mask
-    spec.button, spec.parent_id = button, job_id
+        request["mask"] = mask
+    return specs.button(job_id, button, prompt=prompt, mask=mask, request=request, account=channel, stream=stream)
 
 
-def _blend(spec: JobSpec, params: dict[str, Any]) -> None:
+def _blend(request: dict[str, Any], params: dict[str, Any], channel: str | None, stream: bool) -> JobSpec:
     urls: list[str] = []
     for n in range(1, 6):
         url, blob = text(params, f"imageUrl_{n}", 2048), _blob(params, f"imageBlob_{n}")
@@ -181,14 +134,13 @@ def _blend(spec: JobSpec, params: dict[str, Any]) -> None:
     dimensions = text(params, "blendDimensions")
     if dimensions is not None and dimensions not in BLEND_DIMENSIONS:
         raise ApiError(400, f"Parameter blendDimensions must be one of: {', '.join(BLEND_DIMENSIONS)}")
-    spec.request["blendUrls"] = urls
+    request["blendUrls"] = urls
     if dimensions is not None:
-        spec.request["blendDimensions"] = dimensions
-    ar = {"Portrait": "--ar 2:3", "Landscape": "--ar 3:2"}.get(dimensions or "", "--ar 1:1")
-    spec.prompt, spec.job_type, spec.trigger_text = f" {ar}", "image", " ".join(urls)
+        request["blendDimensions"] = dimensions
+    return specs.blend(urls, dimensions, request=request, account=channel, stream=stream)
 
 
-def _describe(spec: JobSpec, params: dict[str, Any]) -> None:
+def _describe(request: dict[str, Any], params: dict[str, Any], channel: str | None, stream: bool) -> JobSpec:
     url, blob = text(params, "imageUrl", 2048), _blob(params, "imageBlob")
     if url is None and blob is None:
         raise ApiError(400, "Either imageUrl or imageBlob is required")
@@ -196,16 +148,17 @@ def _describe(spec: JobSpec, params: dict[str, Any]) -> None:
         raise ApiError(400, "Specify either imageUrl or imageBlob, not both")
     if url is not None and not is_http_url(url):
         raise ApiError(400, "Parameter imageUrl must be a valid http(s) URL")
-    spec.request["describeUrl"] = url or "blob"
-    spec.trigger_text = url or ""
-    spec.source = url or f"blob:{blob.size if blob else 0}:{blob.filename if blob else ''}"
+    request["describeUrl"] = url or "blob"
+    source = url or f"blob:{blob.size if blob else 0}:{blob.filename if blob else ''}"
+    return specs.describe(source, url=url is not None, request=request, account=channel, stream=stream)
 
 
-def _seed(spec: JobSpec, params: dict[str, Any]) -> None:
+def _seed(request: dict[str, Any], params: dict[str, Any], channel: str | None, stream: bool) -> JobSpec:
     job_id = text(params, "jobId", 512)
     if job_id is None:
         raise ApiError(400, "jobId is required")
-    spec.request["jobId"] = spec.parent_id = job_id
+    request["jobId"] = job_id
+    return specs.seed(job_id, request=request, account=channel, stream=stream)
 
 
 _VERBS = {"imagine": _imagine, "button": _button, "blend": _blend, "describe": _describe, "seed": _seed}
@@ -213,12 +166,12 @@ VERBS = (*_VERBS, "settings", "info", "fast", "relax", "turbo", "remix", "variab
 
 
 def job_spec(verb: str, params: dict[str, Any]) -> JobSpec:
-    """Validate the parameters of ``POST /v3/midjourney/jobs/<verb>``; raises ApiError(400)."""
-    spec = _common(params, verb)
+    """Check the parameters of ``POST /v3/midjourney/jobs/<verb>`` (ApiError 400) into a neutral job request."""
+    request, channel, stream = _common(params)
     specific = _VERBS.get(verb)
     if specific is not None:
-        specific(spec, params)
-    return spec
+        return specific(request, params, channel, stream)
+    return JobSpec(verb, request, stream, channel)  # a settings-family command
 
 
 def account_params(params: dict[str, Any]) -> tuple[str, int, int, int, str | None]:
