@@ -20,14 +20,15 @@ CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 # The matrix: the newest patch of every Airflow minor we claim, on the oldest and newest Python we
 # claim (Airflow 3.0 stops at Python 3.12). Cells run MATRIX_JOBS side by side with MATRIX_WORKERS
 # pytest-xdist workers each; every cell logs to $(MATRIX_LOGS)/<cell>.log, and a table sums them up.
-MATRIX ?= 3.3.2@3.11 3.3.2@3.13 3.2.2@3.11 3.1.8@3.11 3.0.6@3.11
+# Longest cells first, so the last to start are the short ones.
+MATRIX ?= 3.2.2@3.11 3.1.8@3.11 3.0.6@3.11 3.3.2@3.11 3.3.2@3.13
 MATRIX_JOBS ?= 2
 MATRIX_WORKERS ?= 2
 MATRIX_LOGS ?= test-artifacts/matrix
 cell_airflow = $(word 1,$(subst @, ,$(1)))
 cell_py = $(word 2,$(subst @, ,$(1)))
 
-.PHONY: test test-all test-fresh-copy lint tests venv demo emulator clean e2e e2e-older browser matrix matrix-venvs docs ui
+.PHONY: test test-all test-fresh-copy lint tests venv demo emulator clean e2e e2e-older browser matrix matrix-venvs print-matrix docs ui
 
 test: lint tests  ## lint + types + the whole suite on the newest Airflow
 
@@ -48,6 +49,9 @@ cell@%:
 	echo "wall $$(( $$(date +%s) - started )) s" >> $(MATRIX_LOGS)/$*.log; \
 	echo "[$*] $$(grep -E '^=+ .*(passed|failed|error).* =+$$' $(MATRIX_LOGS)/$*.log | tail -1) exit $$status after $$(( $$(date +%s) - started )) s"; \
 	if [ $$status -ne 0 ]; then tail -n 40 $(MATRIX_LOGS)/$*.log | sed 's/^/[$*] /'; fi; exit $$status
+
+print-matrix:
+	@echo $(MATRIX)
 
 matrix-venvs:  ## build the virtualenv of every cell (MATRIX_JOBS at a time)
 	$(MAKE) --no-print-directory -j$(MATRIX_JOBS) $(addprefix venv@,$(MATRIX))

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
 from airflow_provider_midjourney.plugins import media
 from airflow_provider_midjourney.plugins.addresses import AllowList, is_public
@@ -48,19 +50,42 @@ def xcom_route(dag_run: Any, task_id: str) -> str:
     return f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
 
 
+# Airflow 3.1's PATCH of an XCom entry stores the value serialized twice (a string, which the gallery
+# refuses); from 3.2 it stores the value itself. There the forgery goes through the database instead.
+PATCH_STORES_A_STRING = Version(airflow_version).release < (3, 2)
+
+
+def _row(session: Any, dag_run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+
+    return (
+        session.query(XComModel)
+        .filter_by(dag_id=DAG_ID, run_id=dag_run.run_id, task_id=task_id, key="return_value", map_index=-1)
+        .one()
+    )
+
+
 @contextmanager
 def forged(client: Any, dag_run: Any, task_id: str, value: Any) -> Iterator[None]:
     """``value`` as the task's result, written by a user role through Airflow's own REST route."""
-    original = xcom(dag_run, task_id)
-    answer = client.patch(xcom_route(dag_run, task_id), json={"value": value, "map_index": -1}, headers=auth("editor"))
-    assert answer.status_code == 200, answer.text
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        original = _row(session, dag_run, task_id).value
+    if PATCH_STORES_A_STRING:
+        with create_session() as session:
+            _row(session, dag_run, task_id).value = XComModel.serialize_value(value)
+    else:
+        answer = client.patch(
+            xcom_route(dag_run, task_id), json={"value": value, "map_index": -1}, headers=auth("editor")
+        )
+        assert answer.status_code == 200, answer.text
     try:
         yield
     finally:
-        restored = client.patch(
-            xcom_route(dag_run, task_id), json={"value": original, "map_index": -1}, headers=auth("admin")
-        )
-        assert restored.status_code == 200
+        with create_session() as session:
+            _row(session, dag_run, task_id).value = original
 
 
 def job_naming(url: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tests.airflow_api import airflow_api  # noqa: F401 - the fixture
 from tests.conftest import TOKEN
 from tests.task_context import task_context
 from tests.test_operators import run_dag, task_states, xcom
+from tests.test_pick import needs_dag_test_hitl
 
 PARENT = "j1024181105489769750i-u12345-c1234567890987654321-bot:midjourney"
 
@@ -310,10 +311,7 @@ def test_dag_proxy_superset_animate_extend_and_download(proxy_flavour: Any, emul
 # -- the example DAG and the gallery -----------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    __import__("airflow_provider_midjourney.operators.pick", fromlist=["x"]).HITL_UNAVAILABLE is not None,
-    reason="the pick needs Airflow's human-in-the-loop (>= 3.1) and dag.test() answering it (>= 3.3)",
-)
+@needs_dag_test_hitl
 @pytest.mark.usefixtures("airflow_db", "midjourney_conn")
 def test_example_dag_animates_the_chosen_picture_and_the_gallery_plays_it(
     emulator: MidjourneyEmulator,

@@ -110,7 +110,11 @@ def runs(stack: AuthStack) -> dict[str, str]:
     upscale_run = stack.trigger("midjourney_imagine_upscale")
     pick_run = stack.trigger("midjourney_pick")
     path = f"/dags/midjourney_pick/dagRuns/{quote(pick_run, safe='')}/taskInstances/pick/-1"
-    stack.wait_for(lambda: stack.api("GET", path)["state"] == "awaiting_input", 180, "the pick to ask")
+    try:
+        stack.wait_for(lambda: stack.api("GET", path)["state"] == "awaiting_input", 180, "the pick to ask")
+    except TimeoutError as exc:
+        states = stack.query("SELECT task_id, state, try_number FROM task_instance WHERE run_id = ?", pick_run)
+        raise TimeoutError(f"{exc}; the pick run's tasks: {states}\n{stack.log_text()[-6000:]}") from None
     question = stack.api("GET", f"{path}/hitlDetails")
     assert question["options"] == ["U1", "U2", "U3", "U4"] and "![U1](" in question["body"]
     return {"upscale": upscale_run, "pick": pick_run}
