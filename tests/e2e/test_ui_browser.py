@@ -110,8 +110,20 @@ def runs(stack: AuthStack) -> dict[str, str]:
     upscale_run = stack.trigger("midjourney_imagine_upscale")
     pick_run = stack.trigger("midjourney_pick")
     path = f"/dags/midjourney_pick/dagRuns/{quote(pick_run, safe='')}/taskInstances/pick/-1"
+
+    def asking() -> bool:
+        # Airflow 3.3 parks a task that waits for a human in "awaiting_input"; 3.1 and 3.2 keep it
+        # "deferred", and its question exists once the HITL trigger has written it.
+        state = stack.api("GET", path)["state"]
+        if state == "deferred":
+            try:
+                return bool(stack.api("GET", f"{path}/hitlDetails"))
+            except httpx.HTTPStatusError:
+                return False
+        return bool(state == "awaiting_input")
+
     try:
-        stack.wait_for(lambda: stack.api("GET", path)["state"] == "awaiting_input", 180, "the pick to ask")
+        stack.wait_for(asking, 180, "the pick to ask")
     except TimeoutError as exc:
         states = stack.query("SELECT task_id, state, try_number FROM task_instance WHERE run_id = ?", pick_run)
         raise TimeoutError(f"{exc}; the pick run's tasks: {states}\n{stack.log_text()[-6000:]}") from None
