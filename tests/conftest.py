@@ -91,8 +91,12 @@ def airflow_db() -> None:
 
 
 def write_dag(name: str, source: str) -> Path:
-    """Put a DAG file in the configured dags folder (``dag.test()`` refuses DAGs from elsewhere)."""
+    """Put a DAG file in the configured dags folder (``dag.test()`` refuses DAGs from elsewhere), alone:
+    the first ``dag.test()`` of a DAG id parses and stores every file of the folder (Airflow 3.1+), so
+    earlier tests' files would make each run slower than the last."""
     DAGS_FOLDER.mkdir(parents=True, exist_ok=True)
+    for earlier in DAGS_FOLDER.glob("*.py"):
+        earlier.unlink()
     path = DAGS_FOLDER / f"{name}.py"
     path.write_text(source)
     return path

@@ -57,25 +57,3 @@ def without_airflow_mask_echo(text: str) -> str:
     secret for masking, and shown only at DEBUG. Every other line is checked as it is."""
     return "\n".join(line for line in text.splitlines() if "MaskSecret(value=" not in line)
 
-
-def activate_outlet_assets(dag: Any) -> None:
-    """Make the DAG's outlet assets known and active, as the dag processor would.
-
-    Before Airflow 3.2, ``dag.test()`` writes a DAG to the database only while it has no version yet:
-    when an earlier test ran the same DAG id with another outlet (another test's destination), the new
-    asset stays unknown to the database and Airflow drops its events ("Task has inactive assets").
-    """
-    from airflow.models.asset import AssetActive, AssetModel
-    from airflow.sdk import Asset
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        for outlet in (o for task in dag.tasks for o in task.outlets if isinstance(o, Asset)):
-            known = select(AssetModel).where(AssetModel.name == outlet.name, AssetModel.uri == outlet.uri)
-            model = session.scalar(known)
-            if model is None:
-                model = AssetModel(name=outlet.name, uri=outlet.uri, group=outlet.group, extra=outlet.extra)
-                session.add(model)
-            if session.scalar(select(AssetActive).where(AssetActive.name == outlet.name)) is None:
-                session.add(AssetActive.for_asset(model))

@@ -30,7 +30,7 @@ from airflow_provider_midjourney.plugins.results import Picture, job_pictures, r
 from airflow_provider_midjourney.testing import MidjourneyEmulator
 from tests.airflow_api import airflow_api, auth  # noqa: F401 - the fixture
 from tests.conftest import connection_json, example_dag
-from tests.dag_runs import activate_outlet_assets, xcom
+from tests.dag_runs import xcom
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DAG_ID = "midjourney_imagine_upscale"
@@ -137,9 +137,7 @@ def run(_emulator_session: MidjourneyEmulator, airflow_db: None, tmp_path_factor
     os.environ["AIRFLOW_CONN_MIDJOURNEY_DEFAULT"] = connection_json(_emulator_session.base_url)
     os.environ["MIDJOURNEY_DESTINATION"] = f"file://{tmp_path_factory.mktemp('gallery-files')}"
     try:
-        dag = example_dag(DAG_ID)
-        activate_outlet_assets(dag)
-        dag_run = dag.test()
+        dag_run = example_dag(DAG_ID).test()
     finally:
         for key, value in saved.items():
             if value is None:

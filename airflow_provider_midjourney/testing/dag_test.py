@@ -1,4 +1,4 @@
-"""Running a DAG in-process with ``dag.test()`` (the demo and the tests): assets on Airflow 3.0, XCom reads.
+"""Running a DAG in-process with ``dag.test()`` (the demo and the tests): assets before Airflow 3.3, XCom reads.
 
 Imports Airflow only inside the functions, so importing this module costs nothing.
 """
@@ -9,16 +9,21 @@ from typing import Any
 
 
 def register_assets_for_dag_test(dag: Any) -> None:
-    """Register the DAG's assets before ``dag.test()`` on Airflow 3.0 (a no-op on 3.1 and later).
+    """Register the DAG's assets before ``dag.test()`` on Airflow 3.0-3.2 (a no-op from 3.3).
 
     Airflow 3.0's ``dag.test()`` does not register them, so a task with an ``Asset`` outlet (the
-    download step) fails as "inactive" (apache/airflow#51644); a real deployment's DAG processor
-    registers them when it parses the file.
+    download step) fails as "inactive" (apache/airflow#51644); 3.1 and 3.2 write a DAG to the
+    database only while it has no version yet, so an outlet changed since (another destination)
+    stays unknown and its events are dropped. A real deployment's DAG processor registers them
+    when it parses the file.
     """
     from airflow import __version__ as airflow_version
 
     major, minor = (int(part) for part in airflow_version.split(".")[:2])
-    if (major, minor) >= (3, 1) or not any(task.outlets or task.inlets for task in dag.tasks):
+    if (major, minor) >= (3, 3) or not any(task.outlets or task.inlets for task in dag.tasks):
+        return
+    if (major, minor) >= (3, 1):
+        _activate_outlets(dag)
         return
     from airflow.dag_processing.collection import AssetModelOperation
     from airflow.serialization.serialized_objects import SerializedDAG
@@ -30,6 +35,24 @@ def register_assets_for_dag_test(dag: Any) -> None:
         assets = operation.sync_assets(session=session)
         session.flush()
         operation.activate_assets_if_possible(assets.values(), session=session)
+
+
+def _activate_outlets(dag: Any) -> None:
+    """Each ``Asset`` outlet known and active, as the dag processor leaves it (Airflow 3.1/3.2)."""
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.sdk import Asset
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        for outlet in (o for task in dag.tasks for o in task.outlets if isinstance(o, Asset)):
+            known = select(AssetModel).where(AssetModel.name == outlet.name, AssetModel.uri == outlet.uri)
+            model = session.scalar(known)
+            if model is None:
+                model = AssetModel(name=outlet.name, uri=outlet.uri, group=outlet.group, extra=outlet.extra)
+                session.add(model)
+            if session.scalar(select(AssetActive).where(AssetActive.name == outlet.name)) is None:
+                session.add(AssetActive.for_asset(model))
 
 
 def xcom_value(dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
