@@ -37,6 +37,8 @@ def stack_env(home: Path, port: int, conn: dict[str, str]) -> dict[str, str]:
     passwords.write_text(json.dumps({USER: PASSWORD}))
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        # standalone starts its parts as `airflow ...` from PATH: this virtualenv's, even unactivated
+        "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -46,9 +48,21 @@ def stack_env(home: Path, port: int, conn: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        # The supervisor otherwise sees its deferred task exit only at its next 5 s tick, and Airflow
+        # fails a task whose trigger fired inside that window (the emulator's jobs take seconds).
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
         "AIRFLOW_CONN_MIDJOURNEY_DEFAULT": json.dumps(conn),
         "MIDJOURNEY_POLL_INTERVAL": os.environ.get("MIDJOURNEY_POLL_INTERVAL", "1"),
     }
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = START_TIMEOUT) -> None:
@@ -56,13 +70,14 @@ def wait_until_up(process: subprocess.Popen[bytes], url: str, log: Path, timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"airflow standalone exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if _answers(url):
+            return
         time.sleep(1)
     raise SystemExit(f"the api-server did not answer within {timeout:.0f} s; see {log}")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     names = [b.name for b in BACKENDS]
     if backend not in names:
         raise SystemExit(f"MIDJOURNEY_BACKEND must be one of {', '.join(names)}, got {backend!r}")
+    if _answers(f"http://127.0.0.1:{args.port}"):
+        raise SystemExit(f"Port {args.port} already answers (another Airflow?): stop it or pass --port")
     home = args.home.resolve()
     shutil.rmtree(home / "dags", ignore_errors=True)
     shutil.copytree(example_dags_folder(), home / "dags", ignore=shutil.ignore_patterns("__pycache__"))
     timings = JobTimings(start_after=0.5, progress_after=1.5, complete_after=5.0)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the stack too, not only Ctrl-C
     with MidjourneyEmulator(token="ui-token", timings=timings) as emulator:
         conn = {"conn_type": backend_named(backend).conn_type, "host": emulator.base_url, "password": "ui-token"}
         url = f"http://127.0.0.1:{args.port}"
