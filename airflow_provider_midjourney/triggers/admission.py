@@ -47,9 +47,6 @@ SAMPLES = 20
 MIN_DURATION_SAMPLES = 3
 #: A predicted lead is capped here (seconds): a slow scheduler must not make the gate wake everyone.
 MAX_LEAD = 30.0
-#: The lead used is this quantile of the measured ones, not their median: a task woken a little early
-#: waits for its slot in the worker (cheap), one woken late leaves the slot idle.
-LEAD_QUANTILE = 0.75
 #: A task is not woken before it has waited this long (seconds). Airflow fails a task whose trigger fires
 #: while the process that deferred it is still exiting ("Task Instance not found"), seen within ~2 s
 #: on a loaded machine.
@@ -169,8 +166,7 @@ class _Gate:
         if len(self.durations) < MIN_DURATION_SAMPLES or not self.leads:
             return 0
         typical = statistics.median(self.durations)
-        leads = sorted(self.leads)
-        lead = min(leads[round(LEAD_QUANTILE * (len(leads) - 1))], MAX_LEAD)
+        lead = min(statistics.median(self.leads), MAX_LEAD)
         return sum(1 for job_id in running if self.first_seen[job_id] + typical - lead <= now)
 
     def _wake_all(self, verdict: str) -> None:
