@@ -731,10 +731,10 @@ def test_fail_next_failure_rate_and_latency(emu: MidjourneyEmulator, client: htt
     url = completed(client)["response"]["imageUx"][0]["url"]
     emu.latency = 5.0  # large, so "the CDN route does not wait for it" holds even on a loaded machine
     started = time.monotonic()
-    assert client.get(JOBS).status_code == 200
+    assert client.get(JOBS, timeout=30).status_code == 200
     assert time.monotonic() - started >= 5.0
     started = time.monotonic()
-    assert httpx.get(url, headers=BROWSER).status_code == 200
+    assert httpx.get(url, headers=BROWSER, timeout=30).status_code == 200
     assert time.monotonic() - started < 5.0
 
 
