@@ -56,4 +56,3 @@ def without_airflow_mask_echo(text: str) -> str:
     to its own masker (``MaskSecret(value=...)``): Airflow's line, on the very call that registers the
     secret for masking, and shown only at DEBUG. Every other line is checked as it is."""
     return "\n".join(line for line in text.splitlines() if "MaskSecret(value=" not in line)
-
