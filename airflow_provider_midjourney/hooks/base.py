@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -39,6 +38,7 @@ from airflow_provider_midjourney.exceptions import (
 )
 from airflow_provider_midjourney.hooks import answer_limits, transport
 from airflow_provider_midjourney.hooks.connection_values import base_url_from_host, check_token
+from airflow_provider_midjourney.hooks.same_job import checked_afetch, checked_fetch
 from airflow_provider_midjourney.job import MidjourneyJob
 from airflow_provider_midjourney.job_requests import (
     BlendRequest,
@@ -152,9 +152,9 @@ class MidjourneyBackendHook(BaseHook):
             if name not in cls.__dict__:
                 setattr(cls, name, MidjourneyBackendHook.__dict__[name])
         if "fetch_job" in cls.__dict__:
-            cls.fetch_job = _checked_fetch(cls.__dict__["fetch_job"])  # type: ignore[method-assign]
+            cls.fetch_job = checked_fetch(cls.__dict__["fetch_job"])  # type: ignore[method-assign]
         if "afetch_job" in cls.__dict__:
-            cls.afetch_job = _checked_afetch(cls.__dict__["afetch_job"])  # type: ignore[method-assign]
+            cls.afetch_job = checked_afetch(cls.__dict__["afetch_job"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -588,33 +588,6 @@ class MidjourneyBackendHook(BaseHook):
         """
         with self.stream_asset(url, use_proxy=use_proxy) as response:
             yield response.headers, transport.body_chunks(response, chunk_size)
-
-
-# -- answers about the job that was asked for ----------------------------------------------------
-
-
-def _same_job(job: MidjourneyJob, job_id: str) -> MidjourneyJob:
-    if job.job_id != job_id:
-        raise MidjourneyMalformedAnswerError(
-            f"Asked the {job.backend} API for job {job_id}, it answered about job {job.job_id[:80]}: refused"
-        )
-    return job
-
-
-def _checked_fetch(fetch: Any) -> Any:
-    @functools.wraps(fetch)
-    def fetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
-        return _same_job(fetch(self, job_id), job_id)
-
-    return fetch_job
-
-
-def _checked_afetch(afetch: Any) -> Any:
-    @functools.wraps(afetch)
-    async def afetch_job(self: MidjourneyBackendHook, job_id: str) -> MidjourneyJob:
-        return _same_job(await afetch(self, job_id), job_id)
-
-    return afetch_job
 
 
 # -- choosing the hook by connection type ----------------------------------------------------------
