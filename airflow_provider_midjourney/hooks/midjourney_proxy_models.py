@@ -22,7 +22,13 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from airflow_provider_midjourney.job import MidjourneyJob
-from airflow_provider_midjourney.text_patterns import bounded, compile_moderation_patterns, keycap_items, matches_any
+from airflow_provider_midjourney.text_patterns import (
+    bounded,
+    compile_moderation_patterns,
+    keycap_items,
+    matches_any,
+    percent,
+)
 from airflow_provider_midjourney.vocabulary import JobStatus
 from airflow_provider_midjourney.wire import OpenModel
 
@@ -78,9 +84,6 @@ VERB_BY_ACTION = {"IMAGINE": "imagine", "DESCRIBE": "describe", "BLEND": "blend"
 SINGLE_IMAGE_ACTIONS = frozenset({"UPSCALE", "UPSCALE_HD"})
 CHANGE_ACTIONS = {"U": "UPSCALE", "V": "VARIATION"}
 REROLL_LABEL = "🔄"
-
-_PERCENT = re.compile(r"(\d{1,3})(?:\.\d{1,6})?")
-
 
 _Open = OpenModel
 
@@ -163,9 +166,7 @@ class Task(_Open):
 
     @property
     def progress_percent(self) -> int | None:
-        raw = bounded(self.progress, 41)
-        match = _PERCENT.fullmatch(raw.strip().removesuffix("%").rstrip()) if len(raw) <= 40 else None
-        return min(100, int(match.group(1))) if match else None
+        return percent(self.progress)
 
     @property
     def prompts(self) -> list[str]:
