@@ -29,7 +29,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from airflow_provider_midjourney.backends import BACKENDS, backend_named
-from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag_test, xcom_value
+from airflow_provider_midjourney.testing.dag_test import (
+    register_assets_for_dag_test,
+    reuse_in_process_execution_api,
+    xcom_value,
+)
 
 EXAMPLE = "midjourney_imagine_upscale"
 
@@ -134,6 +138,7 @@ def _run() -> int:
     spec.loader.exec_module(module)
     run_conf = {"prompt": os.environ["MIDJOURNEY_PROMPT"]} if os.environ.get("MIDJOURNEY_PROMPT") else None
     register_assets_for_dag_test(module.dag)
+    reuse_in_process_execution_api()
     started = time.monotonic()
     dag_run = module.dag.test(run_conf=run_conf)
     elapsed = time.monotonic() - started

@@ -36,7 +36,10 @@ os.environ.setdefault("MIDJOURNEY_POLL_INTERVAL", "0.05")
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook  # noqa: E402
 from airflow_provider_midjourney.retry import HttpRetry  # noqa: E402
 from airflow_provider_midjourney.testing import JobTimings, MidjourneyEmulator  # noqa: E402
-from airflow_provider_midjourney.testing.dag_test import register_assets_for_dag_test  # noqa: E402
+from airflow_provider_midjourney.testing.dag_test import (  # noqa: E402
+    register_assets_for_dag_test,
+    reuse_in_process_execution_api,
+)
 
 TOKEN = "test-token-7Hq2-do-not-log"
 FAST_TIMINGS = JobTimings(start_after=0.02, progress_after=0.04, complete_after=0.15)
@@ -88,6 +91,7 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.initdb()
+    reuse_in_process_execution_api()
 
 
 def write_dag(name: str, source: str) -> Path:

@@ -53,6 +53,18 @@ def test_example_imagine_upscale(emulator) -> None:
     assert [len(emulator.created_jobs(v)) for v in ("imagine", "button", "seed")] == [1, 4, 1]
 
 
+def test_dag_test_builds_the_in_process_execution_api_once_per_process(emulator, monkeypatch) -> None:
+    """Airflow's dag.test() builds one per task (about 2.5 s of CPU each on 3.1/3.2); the session reuses one."""
+    from airflow.api_fastapi.execution_api import app
+
+    built: list[object] = []
+    build = app.create_task_execution_api_app
+    monkeypatch.setattr(app, "create_task_execution_api_app", lambda *a, **k: built.append(1) or build(*a, **k))
+    dr = example_dag("midjourney_imagine_upscale").test()
+    assert len(task_states(dr)) == 7 and set(task_states(dr).values()) == {"success"}
+    assert len(built) <= 1  # none when an earlier test of this process built it
+
+
 def test_example_describe_to_imagine(emulator) -> None:
     dr = example_dag("midjourney_describe_to_imagine").test()
     assert set(task_states(dr).values()) == {"success"}
