@@ -21,7 +21,7 @@ CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 # claim (Airflow 3.0 stops at Python 3.12). Cells run MATRIX_JOBS side by side with MATRIX_WORKERS
 # pytest-xdist workers each; every cell logs to $(MATRIX_LOGS)/<cell>.log, and a table sums them up.
 # Longest cells first, so the last to start are the short ones.
-MATRIX ?= 3.2.2@3.11 3.1.8@3.11 3.0.6@3.11 3.3.2@3.11 3.3.2@3.13
+MATRIX ?= 3.0.6@3.11 3.3.2@3.11 3.1.8@3.11 3.2.2@3.11 3.3.2@3.13
 MATRIX_JOBS ?= 2
 MATRIX_WORKERS ?= 2
 MATRIX_LOGS ?= test-artifacts/matrix

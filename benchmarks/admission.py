@@ -16,7 +16,11 @@ Printed per mode: makespan (DAG run, and first job created → last job done at 
 the ideal ceil(N/K)·T, 429 answers, tasks retried, worker-seconds per task, peak jobs running at
 the vendor, requests per job, and jobs created (duplicates = created − N). Worker-seconds are the
 time spent inside the operator's ``execute``/``execute_complete``/``execute_admitted`` (measured in
-the task); the task runner's own start-up (~1-2 s a run here) is not included.
+the task); the task runner's own start-up (~1-2 s a run here) is not included. Also: task runs
+per task and per second (each ``execute``/``execute_admitted``/``execute_complete`` is one run of
+the task in a worker process), the first moment no task instance waited for a worker
+(``all_started_s``, from the trigger) and the most that did at once; ``--json`` rows add the
+timeline of task-instance states every 5 s.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,8 @@ from tests.e2e.stack import AirflowStack  # noqa: E402
 
 TOKEN = "admission-benchmark-token"
 DAG_ID = "midjourney_bench_admission"
+#: Seconds between two samples of the task instances' states (the timeline in --json rows).
+STATE_EVERY = 5.0
 DAG_SOURCE = '''\
 """N mapped imagines; every operator call's time in the worker is appended to MJ_BENCH_TIMES."""
 import json
@@ -55,7 +62,7 @@ TIMES = os.environ["MJ_BENCH_TIMES"]
 
 class TimedImagine(MidjourneyImagineOperator):
     def _timed(self, method, context, *args, **kwargs):
-        started = time.monotonic()
+        clock = {"run_started": time.monotonic()}  # reset when the DAG run is triggered
         try:
             return method(context, *args, **kwargs)
         finally:
@@ -108,17 +115,26 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         }
         stack = AirflowStack(home, [dag_file], connection, env)
         peak = {"jobs": 0}
+        timeline: list[dict[str, Any]] = []
         stop = threading.Event()
+        clock = {"run_started": time.monotonic()}  # reset when the DAG run is triggered
 
         def sample() -> None:
+            next_states = 0.0
             while not stop.wait(0.2):
-                peak["jobs"] = max(peak["jobs"], sum(len(j) for j in emulator.state.running().values()))
+                jobs = sum(len(j) for j in emulator.state.running().values())
+                peak["jobs"] = max(peak["jobs"], jobs)
+                if time.monotonic() >= next_states:
+                    next_states = time.monotonic() + STATE_EVERY
+                    at = round(time.monotonic() - clock["run_started"], 1)
+                    timeline.append({"t": at, "vendor_jobs": jobs, **_states(stack)})
 
         sampler = threading.Thread(target=sample, daemon=True)
         try:
             stack.start()
             sampler.start()
             run_id = stack.trigger(DAG_ID, timeout=300)
+            clock["run_started"] = time.monotonic()
             state = stack.wait_run(DAG_ID, run_id, timeout=args.timeout)
         finally:
             stop.set()
@@ -135,9 +151,11 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     busy = sum(r.status == 429 for r in posts)
     created = sum(r.status in (200, 201) for r in posts)
     per_task: dict[int, float] = defaultdict(float)
+    runs = 0  # operator calls in a worker: execute, execute_admitted, execute_complete (one task run each)
     for line in times_file.read_text().splitlines() if times_file.exists() else []:
         record = json.loads(line)
         per_task[record["map_index"]] += record["seconds"]
+        runs += 1
     ideal = math.ceil(args.n / args.k) * args.t
     created_times = sorted(_epoch(j["created"]) for j in jobs)
     done_times = sorted(_epoch(j["updated"]) for j in jobs if j["status"] == "completed")
@@ -163,7 +181,29 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "worker_s_per_task": round(sum(per_task.values()) / max(1, args.n), 1),
         "peak_vendor_jobs": peak["jobs"],
         "requests_per_job": round(len(requests) / max(1, args.n), 1),
+        "task_runs_per_task": round(runs / max(1, args.n), 2),
+        "task_runs_per_s": round(runs / dag_span, 2) if dag_span == dag_span and dag_span > 0 else None,
+        "all_started_s": _first(timeline, lambda row: not any(row.get(s) for s in ("scheduled", "queued", None))),
+        "max_waiting_for_worker": max((row.get("scheduled", 0) + row.get("queued", 0) for row in timeline), default=0),
+        "timeline": timeline,
     }
+
+
+def _states(stack: AirflowStack) -> dict[Any, int]:
+    """How many of the benchmark's task instances are in each state (None: not yet scheduled)."""
+    try:
+        rows = stack.query("SELECT state, count(*) FROM task_instance WHERE dag_id = ? GROUP BY state", DAG_ID)
+    except Exception:  # the stack is still starting, or SQLite is busy: skip this sample
+        return {}
+    return {state: count for state, count in rows}
+
+
+def _first(timeline: list[dict[str, Any]], condition: Any) -> float | None:
+    """Seconds from the DAG run's trigger to the first sample with task instances meeting ``condition``."""
+    for row in timeline:
+        if row["t"] > 0 and len(row) > 2 and condition(row):
+            return float(row["t"])
+    return None
 
 
 def _epoch(iso: str) -> float:
@@ -186,7 +226,7 @@ def main() -> None:
     if not (1 <= args.n <= 1000 and 1 <= args.k <= 15 and 0.5 <= args.t <= 600):
         parser.error("--n 1-1000, --k 1-15 (the emulator's channel limit), --t 0.5-600 s")
     rows = [run_mode(mode, args) for mode in args.modes.split(",")]
-    keys = list(rows[0])
+    keys = [key for key in rows[0] if key != "timeline"]
     print(" | ".join(keys))
     for row in rows:
         print(" | ".join(str(row[k]) for k in keys))
