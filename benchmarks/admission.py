@@ -135,7 +135,10 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             sampler.start()
             run_id = stack.trigger(DAG_ID, timeout=300)
             clock["run_started"] = time.monotonic()
-            state = stack.wait_run(DAG_ID, run_id, timeout=args.timeout)
+            try:
+                state = stack.wait_run(DAG_ID, run_id, timeout=args.timeout)
+            except TimeoutError:
+                state = f"unfinished after {args.timeout:.0f} s"  # still report what was done by then
         finally:
             stop.set()
             stack.stop()
@@ -225,15 +228,16 @@ def main() -> None:
     args = parser.parse_args()
     if not (1 <= args.n <= 1000 and 1 <= args.k <= 15 and 0.5 <= args.t <= 600):
         parser.error("--n 1-1000, --k 1-15 (the emulator's channel limit), --t 0.5-600 s")
-    rows = [run_mode(mode, args) for mode in args.modes.split(",")]
+    rows = []
+    for mode in args.modes.split(","):
+        rows.append(run_mode(mode, args))
+        if args.json:  # each row as soon as it is measured: a long run keeps what it finished
+            with args.json.open("a") as out:
+                out.write(json.dumps({**rows[-1], "machine_load": os.getloadavg()[0]}) + "\n")
     keys = [key for key in rows[0] if key != "timeline"]
     print(" | ".join(keys))
     for row in rows:
         print(" | ".join(str(row[k]) for k in keys))
-    if args.json:
-        with args.json.open("a") as out:
-            for row in rows:
-                out.write(json.dumps({**row, "machine_load": os.getloadavg()[0]}) + "\n")
 
 
 if __name__ == "__main__":
