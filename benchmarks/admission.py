@@ -5,7 +5,8 @@
 
 A real stack (api-server, scheduler with LocalExecutor, dag-processor, triggerer; SQLite) from
 ``tests/e2e/stack.py`` runs one DAG of N mapped ``MidjourneyImagineOperator`` tasks (``retries=2``)
-against the emulator, whose one channel runs at most K jobs of T seconds and answers 429 beyond.
+against the emulator, whose one channel runs at most K jobs (K image jobs: its default of 3 image jobs
+would cap every K) of T seconds and answers 429 beyond.
 
 * ``before``: ``defer_when_busy=False`` (what the provider did until now): a busy answer is waited
   out in the worker slot by the HTTP retry policy (10-30 s, up to six tries), then Airflow retries.
@@ -101,7 +102,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     dag_file = home / "admission_dag.py"
     dag_file.write_text(DAG_SOURCE)
     times_file = home / "times.jsonl"
-    with MidjourneyEmulator(token=TOKEN, max_jobs=args.k, timings=timings) as emulator:
+    with MidjourneyEmulator(token=TOKEN, max_jobs=args.k, max_image_jobs=args.k, timings=timings) as emulator:
         extra = {"max_jobs": args.k} if mode == "after" else {}
         connection = {"conn_type": "midjourney", "host": emulator.base_url, "password": TOKEN, "extra": extra}
         env = {
