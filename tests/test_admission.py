@@ -150,13 +150,32 @@ def test_gate_forgets_a_woken_task_whose_job_never_shows() -> None:
     asyncio.run(scenario())
 
 
+def test_a_woken_task_that_waits_again_gives_its_slot_back_at_once() -> None:
+    """A woken task that comes back without a job (the account was full after all, or a busy answer) defers
+    again with its queued_at. Its slot was counted as taken until a job showed; jobs free the oldest such
+    mark first, so the count stayed one too high for good: at N=300, K=12 the account ran 4-5 jobs."""
+
+    async def scenario() -> None:
+        gate, (first, second) = _gate_with_waiters([1.0, 2.0], limit=1)
+        assert gate.admit(set(), now=0.0) == [first]
+        back = _Waiter(1.0, 1)  # the same task, waiting again
+        gate.add(back)
+        assert gate.admit(set(), now=1.0) == [back]  # its place in the queue, and its slot
+        assert not second.future.done()
+        other = _Waiter(7.0, 1)  # a task never woken: nothing to give back
+        gate.add(other)
+        assert len(gate.in_flight) == 1
+
+    asyncio.run(scenario())
+
+
 def test_gate_wakes_ahead_of_a_predicted_end_once_it_knows_job_and_start_times() -> None:
     async def scenario() -> None:
         gate, _ = _gate_with_waiters([float(i) for i in range(10)], limit=1)
         now = 0.0
         # Jobs of 10 s, one after the other, each listed 2 s after its task was woken.
         for number in range(MIN_DURATION_SAMPLES + 1):
-            gate.in_flight.append(now - 2.0)
+            gate.in_flight.append((now - 2.0, -1.0))
             gate.admit({f"job{number}"}, now=now)  # listed (lead 2 s); full, so nobody is woken
             now += 10.0
         gate.waiters.clear()

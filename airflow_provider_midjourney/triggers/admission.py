@@ -75,7 +75,8 @@ class _Gate:
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
         self.waiters: dict[int, _Waiter] = {}
-        self.in_flight: deque[float] = deque()  # monotonic times of wakes whose job is not listed yet
+        # (monotonic time, queued_at) of each wake whose job is not listed yet
+        self.in_flight: deque[tuple[float, float]] = deque()
         self.first_seen: dict[str, float] = {}
         self.durations: deque[float] = deque(maxlen=SAMPLES)
         self.leads: deque[float] = deque(maxlen=SAMPLES)
@@ -98,7 +99,7 @@ class _Gate:
     ) -> tuple[str, bool]:
         """Until this task may submit: (``admitted`` or ``no-list``, woken ahead of a predicted end)."""
         waiter = _Waiter(queued_at, limit, since=time.monotonic())
-        self.waiters[id(waiter)] = waiter
+        self.add(waiter)
         self.interval = min(self.interval, interval) if self.task is not None else interval
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run(hook), name=f"midjourney-admit-{self.key[1]}")
@@ -107,6 +108,18 @@ class _Gate:
         finally:
             self.waiters.pop(id(waiter), None)
         return verdict, waiter.early
+
+    def add(self, waiter: _Waiter) -> None:
+        """Queue ``waiter``; if its task was woken before and came back without a job, give its slot back.
+
+        A task keeps its ``queued_at`` when it waits again. Left counted, its slot would stay taken for
+        good: a listed job releases the oldest wake, so the extra one is always renewed, never expired.
+        """
+        for index, (_, queued_at) in enumerate(self.in_flight):
+            if queued_at == waiter.queued_at:
+                del self.in_flight[index]
+                break
+        self.waiters[id(waiter)] = waiter
 
     async def _run(self, hook: MidjourneyBackendHook) -> None:
         try:
@@ -139,10 +152,10 @@ class _Gate:
         for job_id in running - self.first_seen.keys():
             self.first_seen[job_id] = now
             if self.in_flight:
-                self.leads.append(now - self.in_flight.popleft())
+                self.leads.append(now - self.in_flight.popleft()[0])
         for job_id in self.first_seen.keys() - running:
             self.durations.append(now - self.first_seen.pop(job_id))
-        while self.in_flight and now - self.in_flight[0] > IN_FLIGHT_TTL:
+        while self.in_flight and now - self.in_flight[0][0] > IN_FLIGHT_TTL:
             self.in_flight.popleft()
         self.peak = max(self.peak, len(running) + len(self.in_flight))
         limits = [w.limit for w in self.waiters.values() if w.limit]
@@ -158,7 +171,7 @@ class _Gate:
             waiter.early = index >= full
             waiter.future.set_result(ADMITTED)
             self.waiters.pop(id(waiter), None)
-            self.in_flight.append(now)
+            self.in_flight.append((now, waiter.queued_at))
         return woken
 
     def _ending_soon(self, running: set[str], now: float) -> int:
