@@ -20,6 +20,7 @@ from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.job_requests import ImagineRequest
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers.admission import (
+    IN_FLIGHT_TTL,
     MIN_DURATION_SAMPLES,
     MidjourneyAdmissionTrigger,
     _Gate,
@@ -165,6 +166,32 @@ def test_a_woken_task_that_waits_again_gives_its_slot_back_at_once() -> None:
         other = _Waiter(7.0, 1)  # a task never woken: nothing to give back
         gate.add(other)
         assert len(gate.in_flight) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_woken_task_that_never_submits_frees_its_slot_after_the_ttl_even_while_jobs_flow() -> None:
+    """A woken task that fails before submitting never comes back. Its mark must age out even while other
+    woken tasks keep listing jobs: a job is matched to the wake it most likely came from (its age nearest the
+    typical lead), not to the oldest wake, which would renew the dead mark with every job."""
+
+    async def scenario() -> None:
+        gate, waiters = _gate_with_waiters([float(i) for i in range(80)], limit=2)
+        gate.leads.extend([2.0] * 5)
+        jobs: dict[str, tuple[float, float]] = {}  # job id: (listed from, listed until)
+        extra_marks = []
+        for second in range(150):  # a list call each second
+            now = float(second)
+            listed = {job for job, (start, end) in jobs.items() if start <= now < end}
+            woken = gate.admit(listed, now=now)
+            for waiter in woken:
+                if waiter is not waiters[0]:  # the first woken task fails before submitting
+                    jobs[f"job{waiter.queued_at:.0f}"] = (now + 2.0, now + 12.0)
+            pending = sum(1 for start, _ in jobs.values() if start > now)
+            if now > IN_FLIGHT_TTL + 10:
+                extra_marks.append(len(gate.in_flight) - pending)
+        assert waiters[0].future.done() and len(jobs) > 10
+        assert set(extra_marks) == {0}, extra_marks  # no slot held by the task that never came back
 
     asyncio.run(scenario())
 

@@ -152,7 +152,7 @@ class _Gate:
         for job_id in running - self.first_seen.keys():
             self.first_seen[job_id] = now
             if self.in_flight:
-                self.leads.append(now - self.in_flight.popleft()[0])
+                self.leads.append(now - self._match_wake(now))
         for job_id in self.first_seen.keys() - running:
             self.durations.append(now - self.first_seen.pop(job_id))
         while self.in_flight and now - self.in_flight[0][0] > IN_FLIGHT_TTL:
@@ -173,6 +173,21 @@ class _Gate:
             self.waiters.pop(id(waiter), None)
             self.in_flight.append((now, waiter.queued_at))
         return woken
+
+    def _match_wake(self, now: float) -> float:
+        """Forget the wake a newly listed job most likely came from, and return its time.
+
+        That is the wake whose age is nearest the typical lead (the oldest until a lead is known).
+        Always taking the oldest would let a woken task that never submits (it failed first) hold
+        a slot for good: each listed job would take an older mark and leave the dead one renewed.
+        """
+        index = 0
+        if self.leads:
+            lead = statistics.median(self.leads)
+            index = min(range(len(self.in_flight)), key=lambda i: abs(now - self.in_flight[i][0] - lead))
+        woken_at = self.in_flight[index][0]
+        del self.in_flight[index]
+        return woken_at
 
     def _ending_soon(self, running: set[str], now: float) -> int:
         """How many running jobs are predicted to end within the lead (0 until enough is known)."""
