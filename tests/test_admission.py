@@ -218,6 +218,28 @@ def test_gate_wakes_ahead_of_a_predicted_end_once_it_knows_job_and_start_times()
     asyncio.run(scenario())
 
 
+def test_tasks_woken_ahead_each_wait_for_a_different_job_to_end() -> None:
+    """Tasks woken ahead of predicted ends used to wait for "fewer than the limit running": the first slot to free
+    let every one of them submit at once, and all but one met a busy answer (202 at N=300, K=12). Each is now
+    given the one running job it replaces, in order of predicted end, and no job is given twice."""
+
+    async def scenario() -> None:
+        gate, _ = _gate_with_waiters([float(i) for i in range(10)], limit=3)
+        gate.durations.extend([10.0] * MIN_DURATION_SAMPLES)
+        gate.leads.extend([3.0] * 3)
+        gate.first_seen.update({"a": 0.0, "b": 1.0, "c": 5.0})
+        # At 8.5 s, a (ends ~10) and b (~11) end within the 3 s lead, c (~15) does not.
+        woken = gate.admit({"a", "b", "c"}, now=8.5)
+        assert [w.replaces for w in woken] == ["a", "b"] and all(w.early for w in woken)
+        assert gate.admit({"a", "b", "c"}, now=9.0) == []  # a and b are taken already
+        # a ends; its task's job "d" shows; c now ends within the lead: one more task, for c.
+        gate.first_seen["c"] = 5.0
+        later = gate.admit({"b", "c", "d"}, now=12.5)
+        assert [w.replaces for w in later] == ["c"]
+
+    asyncio.run(scenario())
+
+
 # -- inputs -------------------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 #: to show (cheaper than deferring again: a deferral round trip costs the scheduler seconds).
 EARLY_WAIT = 8.0
 EARLY_POLL = 0.5
+#: The longest job id an admission event may name (the id of the running job a task replaces).
+MAX_JOB_ID = 512
 #: One list call from the worker is bounded by this many seconds.
 LIST_SECONDS = 10.0
 
@@ -24,8 +26,8 @@ def connection_limit(hook: MidjourneyBackendHook) -> int | None:
     return job_limit(hook.connection_settings.extra, hook.midjourney_conn_id)
 
 
-def running_count(hook: MidjourneyBackendHook) -> int | None:
-    """How many jobs the account runs now (one list call), or None where it cannot be listed."""
+def running_ids(hook: MidjourneyBackendHook) -> set[str] | None:
+    """The ids of the jobs the account runs now (one list call), or None where it cannot be listed."""
     from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
     from airflow_provider_midjourney.operators.base import run_bounded
     from airflow_provider_midjourney.retry import NO_RETRY
@@ -35,16 +37,36 @@ def running_count(hook: MidjourneyBackendHook) -> int | None:
     fresh = hook_for_connection(hook.midjourney_conn_id, retry=NO_RETRY, timeout=LIST_SECONDS)
     fresh.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
 
-    async def count() -> int | None:
+    async def listed() -> set[str] | None:
         async with fresh:
-            running = await fresh.alist_running_job_ids()
-        return None if running is None else len(running)
+            return await fresh.alist_running_job_ids()
 
     try:
-        result: int | None = run_bounded(count, LIST_SECONDS)
+        result: set[str] | None = run_bounded(listed, LIST_SECONDS)
     except Exception:
         return None  # no verdict: the submit's own answer decides
     return result
+
+
+def running_count(hook: MidjourneyBackendHook) -> int | None:
+    """How many jobs the account runs now (one list call), or None where it cannot be listed."""
+    running = running_ids(hook)
+    return None if running is None else len(running)
+
+
+def still_running(hook: MidjourneyBackendHook, job_id: str, wait: float) -> bool:
+    """True when ``job_id`` still runs after waiting up to ``wait`` seconds for it to leave the list.
+
+    A task woken ahead of a predicted end waits for the one job the gate gave it, so two such
+    tasks never take the same freed slot."""
+    give_up = time.monotonic() + wait
+    while True:
+        running = running_ids(hook)
+        if running is None or job_id not in running:
+            return False
+        if time.monotonic() + EARLY_POLL > give_up:
+            return True
+        time.sleep(EARLY_POLL)
 
 
 def account_full(hook: MidjourneyBackendHook, limit: int | None, wait: float = 0.0) -> bool:
@@ -63,7 +85,12 @@ def account_full(hook: MidjourneyBackendHook, limit: int | None, wait: float = 0
 
 def admission_event(event: Any) -> dict[str, Any]:
     """The admission trigger's event, checked (it is stored in Airflow's database)."""
-    if not isinstance(event, dict) or event.get("status") not in ("admitted", "timeout", "error"):
+    replaces = event.get("replaces") if isinstance(event, dict) else None
+    if (
+        not isinstance(event, dict)
+        or event.get("status") not in ("admitted", "timeout", "error")
+        or not (replaces is None or (isinstance(replaces, str) and 0 < len(replaces) <= MAX_JOB_ID))
+    ):
         from airflow_provider_midjourney.exceptions import MidjourneyError
 
         raise MidjourneyError(f"Unexpected admission event: {event!r}")

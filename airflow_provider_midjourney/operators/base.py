@@ -325,6 +325,7 @@ class MidjourneyBaseOperator(BaseOperator):
             account_full,
             connection_limit,
             running_count,
+            still_running,
         )
 
         conn_id = hook.midjourney_conn_id
@@ -333,7 +334,10 @@ class MidjourneyBaseOperator(BaseOperator):
         limit = connection_limit(hook)
         if not admission and limit is not None:
             self._defer_for_room(context, limit, not_before=None, conn_id=conn_id)
-        if admission.get("early") and account_full(hook, limit, wait=EARLY_WAIT):
+        replaces = admission.get("replaces")
+        if admission.get("early") and (
+            still_running(hook, replaces, wait=EARLY_WAIT) if replaces else account_full(hook, limit, wait=EARLY_WAIT)
+        ):
             self._defer_for_room(context, limit, not_before=None, conn_id=conn_id)  # woken ahead of a slot
         try:
             return self._submit(request, hook)

@@ -9,7 +9,8 @@ job shows in the list, so one free slot is never given to two tasks.
 Once the gate has seen a few jobs finish it knows how long a job runs and how long a woken task
 takes to get its job listed (the lead), and it wakes the next task that much before a slot frees:
 the account refills back to back instead of idling while the scheduler starts the task. Such an
-early task checks the list itself before it submits (:mod:`airflow_provider_midjourney.operators.admission`).
+early task is told which running job it replaces and submits once that job has left the list
+(:mod:`airflow_provider_midjourney.operators.admission`).
 
 Where the backend has no list call, a waiting task is woken after the busy answer's
 ``Retry-After`` or a doubling backoff. Several triggerers each keep their own gate; the vendor's
@@ -55,13 +56,14 @@ ADMITTED, NO_LIST = "admitted", "no-list"
 
 
 class _Waiter:
-    __slots__ = ("early", "future", "limit", "queued_at", "since")
+    __slots__ = ("early", "future", "limit", "queued_at", "replaces", "since")
 
     def __init__(self, queued_at: float, limit: int | None, since: float = -MIN_WAIT) -> None:
         self.queued_at = queued_at
         self.limit = limit
         self.since = since  # monotonic time this trigger started waiting
         self.early = False
+        self.replaces: str | None = None  # woken early: the running job whose end it waits for
         self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
 
@@ -80,6 +82,7 @@ class _Gate:
         self.first_seen: dict[str, float] = {}
         self.durations: deque[float] = deque(maxlen=SAMPLES)
         self.leads: deque[float] = deque(maxlen=SAMPLES)
+        self.claimed: dict[str, float] = {}  # running job: queued_at of the task woken to replace it
         self.peak = 0  # most jobs seen running at once: the limit where none is configured
         self.interval = 5.0
         self.ripe_in: float | None = None  # seconds until a waiter with a free slot may be woken
@@ -96,8 +99,8 @@ class _Gate:
 
     async def wait(
         self, hook: MidjourneyBackendHook, queued_at: float, limit: int | None, interval: float, remaining: float
-    ) -> tuple[str, bool]:
-        """Until this task may submit: (``admitted`` or ``no-list``, woken ahead of a predicted end)."""
+    ) -> tuple[str, str | None]:
+        """Until this task may submit: (``admitted`` or ``no-list``, the job it replaces if woken early)."""
         waiter = _Waiter(queued_at, limit, since=time.monotonic())
         self.add(waiter)
         self.interval = min(self.interval, interval) if self.task is not None else interval
@@ -107,7 +110,7 @@ class _Gate:
             verdict = await asyncio.wait_for(asyncio.shield(waiter.future), timeout=max(remaining, 0.0))
         finally:
             self.waiters.pop(id(waiter), None)
-        return verdict, waiter.early
+        return verdict, waiter.replaces
 
     def add(self, waiter: _Waiter) -> None:
         """Queue ``waiter``; if its task was woken before and came back without a job, give its slot back.
@@ -119,6 +122,7 @@ class _Gate:
             if queued_at == waiter.queued_at:
                 del self.in_flight[index]
                 break
+        self.claimed = {job: q for job, q in self.claimed.items() if q != waiter.queued_at}
         self.waiters[id(waiter)] = waiter
 
     async def _run(self, hook: MidjourneyBackendHook) -> None:
@@ -148,7 +152,12 @@ class _Gate:
             return None
 
     def admit(self, running: set[str], now: float) -> list[_Waiter]:
-        """Learn from one list answer, then wake the oldest waiters that fit; returns them."""
+        """Learn from one list answer, then wake the oldest waiters that fit; returns them.
+
+        Slots free now go to tasks that submit at once. A job predicted to end within the lead goes
+        to one more task, woken early with that job's id (``replaces``): it submits once that job has
+        left the list, so early tasks never race each other for the same freed slot.
+        """
         for job_id in running - self.first_seen.keys():
             self.first_seen[job_id] = now
             if self.in_flight:
@@ -157,18 +166,24 @@ class _Gate:
             self.durations.append(now - self.first_seen.pop(job_id))
         while self.in_flight and now - self.in_flight[0][0] > IN_FLIGHT_TTL:
             self.in_flight.popleft()
+        self.claimed = {job: queued_at for job, queued_at in self.claimed.items() if job in running}
         self.peak = max(self.peak, len(running) + len(self.in_flight))
         limits = [w.limit for w in self.waiters.values() if w.limit]
         limit = max(limits) if limits else max(self.peak, 1)
-        ending = self._ending_soon(running, now)
-        free = limit - (len(running) - ending) - len(self.in_flight)
-        queue = sorted(self.waiters.values(), key=lambda w: w.queued_at)[: max(0, free)]
+        # A claimed job's successor is in flight while the job still runs: count that slot once.
+        free = limit - len(running) - len(self.in_flight) + len(self.claimed)
+        ending = [job for job in self._ending_soon(running, now) if job not in self.claimed]
+        ahead = max(0, min(len(ending), free + len(ending)))
+        queue = sorted(self.waiters.values(), key=lambda w: w.queued_at)[: max(0, free) + ahead]
         woken = [w for w in queue if now - w.since >= MIN_WAIT]
         # A slot is free but its waiter is too fresh: look again as soon as it may be woken.
         self.ripe_in = min((MIN_WAIT - (now - w.since) for w in queue if w not in woken), default=None)
-        full = limit - len(running) - len(self.in_flight)  # slots free right now, without prediction
+        targets = iter(ending[:ahead])
         for index, waiter in enumerate(woken):
-            waiter.early = index >= full
+            if index >= max(0, free):
+                waiter.early = True
+                waiter.replaces = next(targets)
+                self.claimed[waiter.replaces] = waiter.queued_at
             waiter.future.set_result(ADMITTED)
             self.waiters.pop(id(waiter), None)
             self.in_flight.append((now, waiter.queued_at))
@@ -189,13 +204,14 @@ class _Gate:
         del self.in_flight[index]
         return woken_at
 
-    def _ending_soon(self, running: set[str], now: float) -> int:
-        """How many running jobs are predicted to end within the lead (0 until enough is known)."""
+    def _ending_soon(self, running: set[str], now: float) -> list[str]:
+        """The running jobs predicted to end within the lead, soonest first (none until enough is known)."""
         if len(self.durations) < MIN_DURATION_SAMPLES or not self.leads:
-            return 0
+            return []
         typical = statistics.median(self.durations)
         lead = min(statistics.median(self.leads), MAX_LEAD)
-        return sum(1 for job_id in running if self.first_seen[job_id] + typical - lead <= now)
+        ending = [job for job in running if self.first_seen[job] + typical - lead <= now]
+        return sorted(ending, key=lambda job: (self.first_seen[job], job))
 
     def _wake_all(self, verdict: str) -> None:
         for waiter in list(self.waiters.values()):
@@ -285,13 +301,13 @@ class MidjourneyAdmissionTrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, min(self.not_before, self.deadline) - time.time()))
         conn = await shared_connection(self.midjourney_conn_id)
         hook_class = hook_class_for(conn.conn_type, self.midjourney_conn_id)
-        verdict, early = NO_LIST, False
+        verdict, replaces = NO_LIST, None
         if Capability.LIST_RUNNING in hook_class.capabilities:
             hook = hook_class(self.midjourney_conn_id, connection=conn, retry=NO_RETRY, shared_async_client=True)
             async with hook:
                 if Capability.LIST_RUNNING in hook.supported_capabilities():
                     try:
-                        verdict, early = await _Gate.for_hook(hook).wait(
+                        verdict, replaces = await _Gate.for_hook(hook).wait(
                             hook, self.queued_at, self.limit, self.poll_interval, self.deadline - time.time()
                         )
                     except TimeoutError:
@@ -302,7 +318,9 @@ class MidjourneyAdmissionTrigger(BaseTrigger):
                 await asyncio.sleep(pause)
             if time.time() >= self.deadline:
                 return self._timeout()
-        return {"status": "admitted", "early": early}
+        if replaces is not None:
+            return {"status": "admitted", "early": True, "replaces": replaces}
+        return {"status": "admitted", "early": False}
 
     def _timeout(self) -> dict[str, Any]:
         waited = time.time() - self.queued_at
