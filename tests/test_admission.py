@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from airflow_provider_midjourney.admission import job_limit, retry_after_seconds
-from airflow_provider_midjourney.exceptions import MidjourneyConfigurationError
+from airflow_provider_midjourney.exceptions import MidjourneyConfigurationError, MidjourneyError
 from airflow_provider_midjourney.hooks.useapi_v3 import UseapiV3Hook
 from airflow_provider_midjourney.job_requests import ImagineRequest
+from airflow_provider_midjourney.operators.admission import MAX_JOB_ID, admission_event, still_running
 from airflow_provider_midjourney.testing import JobTimings
 from airflow_provider_midjourney.triggers.admission import (
     IN_FLIGHT_TTL,
@@ -241,6 +243,27 @@ def test_tasks_woken_ahead_each_wait_for_a_different_job_to_end() -> None:
 
 
 # -- inputs -------------------------------------------------------------------------------------------------
+
+
+def test_a_task_woken_early_waits_for_its_own_job_to_leave_the_list(emulator, midjourney_conn) -> None:
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
+        job_id = hook.submit_job(ImagineRequest.build(prompt="still running")).job_id
+        lists = len(emulator.requests_to("GET", LIST))
+        assert still_running(hook, job_id, wait=0.6)  # listed throughout: the task defers again
+        assert len(emulator.requests_to("GET", LIST)) - lists >= 2  # it looked more than once
+        assert not still_running(hook, "j-not-listed", wait=30)  # another job ended: not this task's slot...
+        emulator.complete_job(job_id)
+        assert not still_running(hook, job_id, wait=30)  # ...its own job ended: submit
+
+
+@pytest.mark.parametrize("replaces", [7, "", "j" * (MAX_JOB_ID + 1), ["j1"]])
+def test_an_unusable_job_id_in_the_admission_event_is_dropped_not_trusted(replaces: Any) -> None:
+    event = admission_event({"status": "admitted", "early": True, "replaces": replaces, "conn_id": "c"})
+    assert "replaces" not in event and event["early"] is True and event["conn_id"] == "c"
+    assert admission_event({"status": "admitted", "replaces": "j1"})["replaces"] == "j1"
+    with pytest.raises(MidjourneyError, match="Unexpected admission event"):
+        admission_event({"status": "maybe", "replaces": "j1"})
 
 
 def test_the_limit_extra_is_checked_naming_the_field() -> None:

@@ -4,6 +4,7 @@ triggerer instead of sleeping in the worker slot (see :mod:`airflow_provider_mid
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_midjourney.admission import job_limit
@@ -59,24 +60,24 @@ def still_running(hook: MidjourneyBackendHook, job_id: str, wait: float) -> bool
 
     A task woken ahead of a predicted end waits for the one job the gate gave it, so two such
     tasks never take the same freed slot."""
-    give_up = time.monotonic() + wait
-    while True:
-        running = running_ids(hook)
-        if running is None or job_id not in running:
-            return False
-        if time.monotonic() + EARLY_POLL > give_up:
-            return True
-        time.sleep(EARLY_POLL)
+    return _still_busy(hook, lambda running: job_id in running, wait)
 
 
 def account_full(hook: MidjourneyBackendHook, limit: int | None, wait: float = 0.0) -> bool:
     """True when the account is known to be at ``limit``; with ``wait``, first give a slot that long to free."""
     if limit is None:
         return False
+    return _still_busy(hook, lambda running: len(running) >= limit, wait)
+
+
+def _still_busy(hook: MidjourneyBackendHook, busy: Callable[[set[str]], bool], wait: float) -> bool:
+    """List the running jobs every EARLY_POLL s until ``busy`` is false (False) or ``wait`` has passed (True).
+
+    Where the list cannot be read there is no verdict: False, and the submit's own answer decides."""
     give_up = time.monotonic() + wait
     while True:
-        running = running_count(hook)
-        if running is None or running < limit:
+        running = running_ids(hook)
+        if running is None or not busy(running):
             return False
         if time.monotonic() + EARLY_POLL > give_up:
             return True
@@ -84,14 +85,16 @@ def account_full(hook: MidjourneyBackendHook, limit: int | None, wait: float = 0
 
 
 def admission_event(event: Any) -> dict[str, Any]:
-    """The admission trigger's event, checked (it is stored in Airflow's database)."""
-    replaces = event.get("replaces") if isinstance(event, dict) else None
-    if (
-        not isinstance(event, dict)
-        or event.get("status") not in ("admitted", "timeout", "error")
-        or not (replaces is None or (isinstance(replaces, str) and 0 < len(replaces) <= MAX_JOB_ID))
-    ):
+    """The admission trigger's event, checked (it is stored in Airflow's database).
+
+    ``replaces`` is a job id from the vendor's list: one that is not a short string is dropped (the
+    task then waits for the account to be below its limit, as tasks woken early did before)."""
+    if not isinstance(event, dict) or event.get("status") not in ("admitted", "timeout", "error"):
         from airflow_provider_midjourney.exceptions import MidjourneyError
 
         raise MidjourneyError(f"Unexpected admission event: {event!r}")
-    return event
+    checked: dict[str, Any] = dict(event)
+    replaces = checked.get("replaces")
+    if replaces is not None and not (isinstance(replaces, str) and 0 < len(replaces) <= MAX_JOB_ID):
+        del checked["replaces"]
+    return checked

@@ -334,7 +334,7 @@ class MidjourneyBaseOperator(BaseOperator):
         limit = connection_limit(hook)
         if not admission and limit is not None:
             self._defer_for_room(context, limit, not_before=None, conn_id=conn_id)
-        replaces = admission.get("replaces")
+        replaces = admission.get("replaces")  # absent in events of triggers deferred before this version
         if admission.get("early") and (
             still_running(hook, replaces, wait=EARLY_WAIT) if replaces else account_full(hook, limit, wait=EARLY_WAIT)
         ):

@@ -22,7 +22,7 @@ def reuse_in_process_execution_api() -> None:
     from airflow.sdk.execution_time import supervisor
 
     build = supervisor.in_process_api_server
-    if not isinstance(build, functools._lru_cache_wrapper):
+    if not hasattr(build, "cache_info"):  # Airflow 3.3's is an lru_cache already
         supervisor.in_process_api_server = functools.cache(build)  # type: ignore[assignment]
 
 
