@@ -250,7 +250,7 @@ def test_a_task_woken_early_waits_for_its_own_job_to_leave_the_list(emulator, mi
     with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
         job_id = hook.submit_job(ImagineRequest.build(prompt="still running")).job_id
         lists = len(emulator.requests_to("GET", LIST))
-        assert still_running(hook, job_id, wait=0.6)  # listed throughout: the task defers again
+        assert still_running(hook, job_id, wait=2.0)  # listed throughout: the task defers again
         assert len(emulator.requests_to("GET", LIST)) - lists >= 2  # it looked more than once
         assert not still_running(hook, "j-not-listed", wait=30)  # another job ended: not this task's slot...
         emulator.complete_job(job_id)
