@@ -159,10 +159,12 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     busy = sum(r.status == 429 for r in posts)
     created = sum(r.status in (200, 201) for r in posts)
     per_task: dict[int, float] = defaultdict(float)
+    per_method: dict[str, list[float]] = defaultdict(list)
     runs = 0  # operator calls in a worker: execute, execute_admitted, execute_complete (one task run each)
     for line in times_file.read_text().splitlines() if times_file.exists() else []:
         record = json.loads(line)
         per_task[record["map_index"]] += record["seconds"]
+        per_method[record["method"]].append(record["seconds"])
         runs += 1
     ideal = math.ceil(args.n / args.k) * args.t
     created_times = sorted(_epoch(j["created"]) for j in jobs)
@@ -190,6 +192,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "peak_vendor_jobs": peak["jobs"],
         "requests_per_job": round(len(requests) / max(1, args.n), 1),
         "task_runs_per_task": round(runs / max(1, args.n), 2),
+        "runs_by_method": {m: len(v) for m, v in sorted(per_method.items())},
+        "worker_s_by_method": {m: round(sum(v) / len(v), 2) for m, v in sorted(per_method.items())},
         "task_runs_per_s": round(runs / dag_span, 2) if dag_span == dag_span and dag_span > 0 else None,
         "all_started_s": _first(timeline, lambda row: not any(row.get(s) for s in ("scheduled", "queued", None))),
         "max_waiting_for_worker": max((row.get("scheduled", 0) + row.get("queued", 0) for row in timeline), default=0),

@@ -257,6 +257,29 @@ def test_a_task_woken_early_waits_for_its_own_job_to_leave_the_list(emulator, mi
         assert not still_running(hook, job_id, wait=30)  # ...its own job ended: submit
 
 
+def test_a_task_woken_early_reads_the_connection_once_however_often_it_looks(
+    emulator, midjourney_conn, monkeypatch
+) -> None:
+    """Each look of the wait costs one list request: a set-up per look (a connection lookup through
+    Airflow's API, a client, an event loop) delayed the submit behind every freed slot."""
+    from airflow_provider_midjourney.hooks import base
+
+    lookups = []
+    real_get_connection = base.BaseHook.get_connection
+
+    def counted(conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return real_get_connection(conn_id)
+
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
+        job_id = hook.submit_job(ImagineRequest.build(prompt="still running")).job_id
+        lists = len(emulator.requests_to("GET", LIST))
+        monkeypatch.setattr(base.BaseHook, "get_connection", staticmethod(counted))
+        assert still_running(hook, job_id, wait=1.5)
+    assert len(emulator.requests_to("GET", LIST)) - lists >= 3 and lookups == [midjourney_conn]
+
+
 @pytest.mark.parametrize("replaces", [7, "", "j" * (MAX_JOB_ID + 1), ["j1"]])
 def test_an_unusable_job_id_in_the_admission_event_is_dropped_not_trusted(replaces: Any) -> None:
     event = admission_event({"status": "admitted", "early": True, "replaces": replaces, "conn_id": "c"})

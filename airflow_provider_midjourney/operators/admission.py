@@ -3,6 +3,7 @@ triggerer instead of sleeping in the worker slot (see :mod:`airflow_provider_mid
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 #: A task woken ahead of a predicted free slot waits at most this long in its worker for the slot
 #: to show (cheaper than deferring again: a deferral round trip costs the scheduler seconds).
 EARLY_WAIT = 8.0
-EARLY_POLL = 0.5
+EARLY_POLL = 0.25
 #: The longest job id an admission event may name (the id of the running job a task replaces).
 MAX_JOB_ID = 512
 #: One list call from the worker is bounded by this many seconds.
@@ -29,24 +30,7 @@ def connection_limit(hook: MidjourneyBackendHook) -> int | None:
 
 def running_ids(hook: MidjourneyBackendHook) -> set[str] | None:
     """The ids of the jobs the account runs now (one list call), or None where it cannot be listed."""
-    from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
-    from airflow_provider_midjourney.operators.base import run_bounded
-    from airflow_provider_midjourney.retry import NO_RETRY
-
-    if Capability.LIST_RUNNING not in hook.supported_capabilities():
-        return None
-    fresh = hook_for_connection(hook.midjourney_conn_id, retry=NO_RETRY, timeout=LIST_SECONDS)
-    fresh.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
-
-    async def listed() -> set[str] | None:
-        async with fresh:
-            return await fresh.alist_running_job_ids()
-
-    try:
-        result: set[str] | None = run_bounded(listed, LIST_SECONDS)
-    except Exception:
-        return None  # no verdict: the submit's own answer decides
-    return result
+    return _watch(hook, lambda _running: False, wait=0.0)[1]
 
 
 def running_count(hook: MidjourneyBackendHook) -> int | None:
@@ -74,14 +58,44 @@ def _still_busy(hook: MidjourneyBackendHook, busy: Callable[[set[str]], bool], w
     """List the running jobs every EARLY_POLL s until ``busy`` is false (False) or ``wait`` has passed (True).
 
     Where the list cannot be read there is no verdict: False, and the submit's own answer decides."""
-    give_up = time.monotonic() + wait
-    while True:
-        running = running_ids(hook)
-        if running is None or not busy(running):
-            return False
-        if time.monotonic() + EARLY_POLL > give_up:
-            return True
-        time.sleep(EARLY_POLL)
+    return _watch(hook, busy, wait)[0]
+
+
+def _watch(hook: MidjourneyBackendHook, busy: Callable[[set[str]], bool], wait: float) -> tuple[bool, set[str] | None]:
+    """(``busy`` still true after ``wait``, the last list answer); (False, None) where none could be read.
+
+    One connection lookup and one HTTP client for the whole wait: a task woken ahead of a slot
+    submits as soon as the slot shows, so each look must cost one request, not a set-up."""
+    from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
+    from airflow_provider_midjourney.operators.base import run_bounded
+    from airflow_provider_midjourney.retry import NO_RETRY
+
+    if Capability.LIST_RUNNING not in hook.supported_capabilities():
+        return False, None
+    fresh = hook_for_connection(hook.midjourney_conn_id, retry=NO_RETRY, timeout=LIST_SECONDS)
+    fresh.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
+
+    async def look() -> tuple[bool, set[str] | None]:
+        give_up = time.monotonic() + wait
+        async with fresh:
+            while True:
+                try:
+                    running = await asyncio.wait_for(fresh.alist_running_job_ids(), timeout=LIST_SECONDS)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    return False, None
+                if running is None or not busy(running):
+                    return False, running
+                if time.monotonic() + EARLY_POLL > give_up:
+                    return True, running
+                await asyncio.sleep(EARLY_POLL)
+
+    try:
+        result: tuple[bool, set[str] | None] = run_bounded(look, wait + 2 * LIST_SECONDS)
+    except Exception:
+        return False, None  # no verdict: the submit's own answer decides
+    return result
 
 
 def admission_event(event: Any) -> dict[str, Any]:
