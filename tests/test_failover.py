@@ -292,6 +292,11 @@ def test_tasks_on_the_job_follow_its_connection_mapped_too(emulator) -> None:
 
 
 def test_sensor_and_download_follow_the_job_to_its_connection(emulator, tmp_path) -> None:
+    """The sensor defers (the job runs 2 s), so it resumes as a fresh instance and must find the
+    job's connection again: it once kept the primary's, and the download then refused the id."""
+    from airflow_provider_midjourney.testing import JobTimings
+
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=2.0)
     emulator.fail_next(1, status=402, path_prefix=V3_IMAGINE, method="POST")
     dr = run_dag(
         "failover_sensor_download",

@@ -138,6 +138,9 @@ class MidjourneyJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._result(job.to_event()))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow_provider_midjourney.failover import follow_job
+
+        follow_job(self)  # a resumed sensor is a fresh instance: the job's connection, again
         return self._result(event)
 
     def _result(self, event: Any) -> dict[str, Any]:
