@@ -19,9 +19,9 @@ the vendor, requests per job, and jobs created (duplicates = created − N). Wor
 time spent inside the operator's ``execute``/``execute_complete``/``execute_admitted`` (measured in
 the task); the task runner's own start-up (~1-2 s a run here) is not included. Also: task runs
 per task and per second (each ``execute``/``execute_admitted``/``execute_complete`` is one run of
-the task in a worker process), runs and mean worker-seconds per operator method, the first moment no task instance waited for a worker
-(``all_started_s``, from the trigger) and the most that did at once; ``--json`` rows add the
-timeline of task-instance states every 5 s.
+the task in a worker process), runs and mean worker-seconds per operator method, the first moment
+no task instance waited for a worker (``all_started_s``, from the trigger) and the most that did at
+once; ``--json`` rows add the timeline of task-instance states every 5 s.
 """
 
 from __future__ import annotations

@@ -257,11 +257,10 @@ def test_a_task_woken_early_waits_for_its_own_job_to_leave_the_list(emulator, mi
         assert not still_running(hook, job_id, wait=30)  # ...its own job ended: submit
 
 
-def test_a_task_woken_early_reads_the_connection_once_however_often_it_looks(
-    emulator, midjourney_conn, monkeypatch
-) -> None:
+def test_a_task_woken_early_reads_no_connection_however_often_it_looks(emulator, midjourney_conn, monkeypatch) -> None:
     """Each look of the wait costs one list request: a set-up per look (a connection lookup through
-    Airflow's API, a client, an event loop) delayed the submit behind every freed slot."""
+    Airflow's API, a client, an event loop) delayed the submit behind every freed slot. The task's
+    hook has read the connection already, so the wait reads it not even once."""
     from airflow_provider_midjourney.hooks import base
 
     lookups = []
@@ -272,12 +271,31 @@ def test_a_task_woken_early_reads_the_connection_once_however_often_it_looks(
         return real_get_connection(conn_id)
 
     emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
-    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
+    with base.hook_for_connection(midjourney_conn, retry=FAST_RETRY) as hook:  # as the operator builds it
         job_id = hook.submit_job(ImagineRequest.build(prompt="still running")).job_id
         lists = len(emulator.requests_to("GET", LIST))
         monkeypatch.setattr(base.BaseHook, "get_connection", staticmethod(counted))
         assert still_running(hook, job_id, wait=1.5)
-    assert len(emulator.requests_to("GET", LIST)) - lists >= 3 and lookups == [midjourney_conn]
+    assert len(emulator.requests_to("GET", LIST)) - lists >= 3 and lookups == []
+
+
+def test_a_task_woken_early_submits_when_the_list_fails_or_hangs(emulator, midjourney_conn, monkeypatch) -> None:
+    """No verdict from the list (an error answer, or no answer within LIST_SECONDS): the wait ends
+    at once and the submit's own answer decides; it never waits out EARLY_WAIT on a broken list."""
+    from airflow_provider_midjourney.operators import admission
+
+    emulator.timings = JobTimings(start_after=0.02, progress_after=0.05, complete_after=120.0)
+    monkeypatch.setattr(admission, "LIST_SECONDS", 0.5)
+    with UseapiV3Hook(midjourney_conn, retry=FAST_RETRY) as hook:
+        job_id = hook.submit_job(ImagineRequest.build(prompt="still running")).job_id
+        lists = len(emulator.requests_to("GET", LIST))
+        emulator.fail_next(1, status=500, path_prefix=LIST, method="GET")
+        assert not still_running(hook, job_id, wait=30)
+        assert len(emulator.requests_to("GET", LIST)) - lists == 1  # no retry loop inside the wait
+        emulator.slow_next(1, seconds=5.0, path_prefix=LIST, method="GET")
+        started = time.monotonic()
+        assert not still_running(hook, job_id, wait=30)
+        assert time.monotonic() - started < 5.0  # gave up on the hung list, not after it answered
 
 
 @pytest.mark.parametrize("replaces", [7, "", "j" * (MAX_JOB_ID + 1), ["j1"]])

@@ -310,16 +310,22 @@ class MidjourneyBackendHook(BaseHook):
     @property
     def connection_settings(self) -> ConnectionSettings:
         if self._settings is None:
-            conn = self._connection or self.get_connection(self.midjourney_conn_id)
-            self._settings = self._settings_from(conn)
+            self._connection = self._connection or self.get_connection(self.midjourney_conn_id)
+            self._settings = self._settings_from(self._connection)
         return self._settings
 
     async def aconnection_settings(self) -> ConnectionSettings:
         """The connection, fetched without blocking the event loop."""
         if self._settings is None:
-            conn = self._connection or await aget_connection(self.midjourney_conn_id)
-            self._settings = self._settings_from(conn)
+            self._connection = self._connection or await aget_connection(self.midjourney_conn_id)
+            self._settings = self._settings_from(self._connection)
         return self._settings
+
+    def sibling(self, *, retry: HttpRetry | None = None, timeout: float | None = None) -> MidjourneyBackendHook:
+        """A hook of the same connection with another retry policy or timeout, and its own clients.
+
+        The connection is not read again once this hook has read it."""
+        return type(self)(self.midjourney_conn_id, retry=retry, timeout=timeout, connection=self._connection)
 
     def _client_kwargs(self, settings: ConnectionSettings) -> dict[str, Any]:
         return {

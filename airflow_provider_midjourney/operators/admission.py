@@ -64,15 +64,15 @@ def _still_busy(hook: MidjourneyBackendHook, busy: Callable[[set[str]], bool], w
 def _watch(hook: MidjourneyBackendHook, busy: Callable[[set[str]], bool], wait: float) -> tuple[bool, set[str] | None]:
     """(``busy`` still true after ``wait``, the last list answer); (False, None) where none could be read.
 
-    One connection lookup and one HTTP client for the whole wait: a task woken ahead of a slot
-    submits as soon as the slot shows, so each look must cost one request, not a set-up."""
-    from airflow_provider_midjourney.hooks.base import Capability, hook_for_connection
+    One HTTP client for the whole wait, on the connection ``hook`` has read: a task woken ahead of a
+    slot submits as soon as the slot shows, so each look must cost one request, not a set-up."""
+    from airflow_provider_midjourney.hooks.base import Capability
     from airflow_provider_midjourney.operators.base import run_bounded
     from airflow_provider_midjourney.retry import NO_RETRY
 
     if Capability.LIST_RUNNING not in hook.supported_capabilities():
         return False, None
-    fresh = hook_for_connection(hook.midjourney_conn_id, retry=NO_RETRY, timeout=LIST_SECONDS)
+    fresh = hook.sibling(retry=NO_RETRY, timeout=LIST_SECONDS)
     fresh.connection_settings  # noqa: B018 - read the connection here, not in the helper thread
 
     async def look() -> tuple[bool, set[str] | None]:
